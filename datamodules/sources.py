@@ -1,0 +1,339 @@
+"""Read named datasets and local files into one shape: splits of (text, label).
+
+Every source returns a ``LabelledData``: ``train``/``validation``/``test`` as
+``datasets.Dataset`` with a ``text`` column and a ``label`` column (a class id, or a
+multi-hot float list for multi-label data), the label names, and the task's official
+metric. Local copies (``--data-dir``, see shared/data/README.md) come first; the hub is
+the fallback where a dataset has a hub id.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import datasets
+
+from core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+SPLIT_SEED = 42  # fixed: the held-out rows of a split we make never depend on --seed
+DATA_DIR_ENV = "TWEETCLS_DATA_DIR"
+TWEET_EVAL_TASKS = ("emotion", "hate", "irony", "offensive", "emoji", "stance")
+STANCE_TARGETS = ("abortion", "atheism", "climate", "feminist", "hillary")
+
+
+@dataclass
+class LabelledData:
+    splits: dict[str, datasets.Dataset]
+    label_names: list[str]
+    multi_label: bool = False
+    # Official metric: "macro_f1", "accuracy", or "f1" averaged over ``metric_classes``.
+    metric: str = "macro_f1"
+    metric_classes: list[str] = field(default_factory=list)
+
+    @property
+    def metric_name(self) -> str:
+        if self.metric == "f1":
+            return "f1[" + ",".join(self.metric_classes) + "]"
+        return self.metric
+
+
+def default_data_dir() -> Path | None:
+    """$TWEETCLS_DATA_DIR, else ../shared/data beside this checkout if it exists."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return beside if beside.is_dir() else None
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def read_text(path: Path) -> str:
+    if not path.is_file():
+        raise UsageError(f"data file {path} not found; check --data-dir (or ${DATA_DIR_ENV})")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UsageError(
+            f"data file {path} is not UTF-8 (byte {err.start}); convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    except OSError as err:
+        raise UsageError(f"cannot read data file {path}: {err.strerror}") from None
+
+
+def read_lines(path: Path) -> list[str]:
+    # split on "\n" only: str.splitlines would also break at U+2028 and friends inside tweets
+    lines = read_text(path).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+
+
+def read_records(path: Path) -> list[dict]:
+    """Rows of a .csv, .tsv, .json (a list, or {"data": list}) or .jsonl file."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return read_table(path, "," if suffix == ".csv" else "\t")
+    if suffix in (".json", ".jsonl"):
+        text = read_text(path)
+        try:
+            if suffix == ".jsonl":
+                return [json.loads(line) for line in text.splitlines() if line.strip()]
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
+        data = data.get("data", data) if isinstance(data, dict) else data
+        if not isinstance(data, list):
+            raise UsageError(f"{path} must hold a list of records (or {{\"data\": [...]}})")
+        return data
+    raise UsageError(f"unsupported data file type {suffix!r} for {path}; use .csv, .tsv, .json or .jsonl")
+
+
+def column(rows: list[dict], name: str, path: Path, option: str) -> list:
+    if rows and name not in rows[0]:
+        raise UsageError(
+            f"column {name!r} not in {path} (columns: {', '.join(map(str, rows[0]))}); pass {option}"
+        )
+    return [row[name] for row in rows]
+
+
+# ---------------------------------------------------------------- building splits
+
+
+def to_ids(labels: list, label_names: list[str], where: str) -> list[int]:
+    """Map raw labels (names or ids, as text or int) to class ids; reject unknown ones."""
+    index = {name: i for i, name in enumerate(label_names)}
+    ids = []
+    for row, raw in enumerate(labels, start=1):
+        key = str(raw).strip()
+        if key in index:
+            ids.append(index[key])
+        elif key.lstrip("-").isdigit() and 0 <= int(key) < len(label_names):
+            ids.append(int(key))
+        else:
+            raise UsageError(
+                f"label {raw!r} in {where} (row {row}) is not in the label set "
+                f"{label_names}; fix the row or the label column"
+            )
+    return ids
+
+
+def make_split(texts: list[str], labels: list, where: str) -> datasets.Dataset:
+    if len(texts) != len(labels):
+        raise UsageError(f"{where}: {len(texts)} texts but {len(labels)} labels; the files must align")
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    dropped = len(texts) - len(keep)
+    if dropped:
+        log.warning("%s: dropped %d empty or whitespace-only texts", where, dropped)
+    if not keep:
+        raise UsageError(f"{where} has no non-empty texts; check --text-column and the file")
+    return datasets.Dataset.from_dict(
+        {"text": [texts[i] for i in keep], "label": [labels[i] for i in keep]}
+    )
+
+
+def split_off(ds: datasets.Dataset, fraction: float, stratify: bool) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Seeded (stratified) split: (rest, held_out). Same rows for every --seed."""
+    if stratify:
+        names = [str(i) for i in range(max(ds["label"]) + 1)]
+        ds = ds.cast_column("label", datasets.ClassLabel(names=names))
+        parts = ds.train_test_split(test_size=fraction, seed=SPLIT_SEED, stratify_by_column="label")
+        return (parts["train"].cast_column("label", datasets.Value("int64")),
+                parts["test"].cast_column("label", datasets.Value("int64")))
+    parts = ds.train_test_split(test_size=fraction, seed=SPLIT_SEED)
+    return parts["train"], parts["test"]
+
+
+# ---------------------------------------------------------------- named datasets
+
+
+def tweet_eval(task: str, data_dir: Path | None) -> LabelledData:
+    base, subtask = task.split("/")[0], task.split("/")[1] if "/" in task else None
+    if base not in TWEET_EVAL_TASKS:
+        raise UsageError(f"unknown TweetEval task {task!r}; choose from {', '.join(TWEET_EVAL_TASKS)}")
+    if base == "stance" and subtask not in STANCE_TARGETS:
+        raise UsageError(f"stance needs a target: tweet_eval/stance/<{'|'.join(STANCE_TARGETS)}>")
+    folder = data_dir / "tweet_eval" / task if data_dir else None
+    mapping = folder.parent / "mapping.txt" if base == "stance" and folder else (folder / "mapping.txt" if folder else None)
+    metric, classes = {"irony": ("f1", ["irony"]), "stance": ("f1", ["against", "favor"])}.get(base, ("macro_f1", []))
+    if folder is None or not folder.is_dir():
+        config = "stance_" + subtask if base == "stance" else base
+        return _from_hub("cardiffnlp/tweet_eval", config, metric, classes, f"tweet_eval/{task}", folder)
+    names = [line.split("\t")[1].strip() for line in read_lines(mapping) if line.strip()]
+    splits = {}
+    for split, stem in zip(SPLITS, ("train", "val", "test")):
+        where = f"tweet_eval/{task} {stem}"
+        labels = to_ids(read_lines(folder / f"{stem}_labels.txt"), names, where)
+        splits[split] = make_split(read_lines(folder / f"{stem}_text.txt"), labels, where)
+    return LabelledData(splits, names, metric=metric, metric_classes=classes)
+
+
+def go_emotions(data_dir: Path | None) -> LabelledData:
+    folder = data_dir / "go_emotions" if data_dir else None
+    if folder is None or not folder.is_dir():
+        return _from_hub("google-research-datasets/go_emotions", "simplified", "macro_f1", [], "go_emotions", folder)
+    names = [n.strip() for n in read_lines(folder / "labels.txt") if n.strip()]
+    splits = {}
+    for split, stem in zip(SPLITS, ("train", "dev", "test")):
+        path = folder / f"{stem}.tsv"
+        rows = list(csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t"))
+        texts, labels = [], []
+        for row in rows:
+            ids = to_ids(row[1].split(","), names, str(path))
+            texts.append(row[0])
+            labels.append([1.0 if i in ids else 0.0 for i in range(len(names))])
+        splits[split] = make_split(texts, labels, str(path))
+    return LabelledData(splits, names, multi_label=True)
+
+
+def disaster_tweets(data_dir: Path | None) -> LabelledData:
+    path = _local(data_dir, "disaster_tweets/train.csv")
+    rows = read_table(path, ",")
+    names = ["not_disaster", "disaster"]
+    full = make_split(column(rows, "text", path, "--text-column"),
+                      to_ids(column(rows, "target", path, "--label-column"), names, str(path)), str(path))
+    # Kaggle's test.csv has no labels: a fixed stratified 80/10/10 split of train.csv.
+    rest, test = split_off(full, 0.1, stratify=True)
+    train, val = split_off(rest, 1 / 9, stratify=True)
+    return LabelledData({"train": train, "validation": val, "test": test}, names,
+                        metric="f1", metric_classes=["disaster"])
+
+
+def sst2(data_dir: Path | None) -> LabelledData:
+    names = ["negative", "positive"]
+    splits = {}
+    for split, stem in zip(SPLITS, ("train", "dev", "test")):
+        path = _local(data_dir, f"sst2/{stem}.tsv")
+        rows = list(csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+        splits[split] = make_split([r[1] for r in rows], to_ids([r[0] for r in rows], names, str(path)), str(path))
+    return LabelledData(splits, names, metric="accuracy")
+
+
+def imdb(data_dir: Path | None) -> LabelledData:
+    names = ["negative", "positive"]
+    splits = {}
+    for split in SPLITS:
+        path = _local(data_dir, f"imdb/{split}.csv")
+        rows = read_table(path, ",")
+        splits[split] = make_split(column(rows, "review", path, "--text-column"),
+                                   to_ids(column(rows, "sentiment", path, "--label-column"), names, str(path)),
+                                   str(path))
+    return LabelledData(splits, names, metric="accuracy")
+
+
+def covid_tweets(data_dir: Path | None) -> LabelledData:
+    names = ["Extremely Negative", "Negative", "Neutral", "Positive", "Extremely Positive"]
+    loaded = {}
+    for split in ("train", "test"):
+        path = _local(data_dir, f"covid_tweets/{split}.csv")
+        rows = read_table(path, ",")
+        loaded[split] = make_split(column(rows, "OriginalTweet", path, "--text-column"),
+                                   to_ids(column(rows, "Sentiment", path, "--label-column"), names, str(path)),
+                                   str(path))
+    train, val = split_off(loaded["train"], 0.1, stratify=True)
+    return LabelledData({"train": train, "validation": val, "test": loaded["test"]}, names)
+
+
+NAMED: dict[str, Callable[[Path | None], LabelledData]] = {
+    "go_emotions": go_emotions,
+    "disaster_tweets": disaster_tweets,
+    "sst2": sst2,
+    "imdb": imdb,
+    "covid_tweets": covid_tweets,
+}
+
+
+def _local(data_dir: Path | None, relative: str) -> Path:
+    if data_dir is None:
+        raise UsageError(f"no data directory: pass --data-dir (or set ${DATA_DIR_ENV}) holding {relative}")
+    return data_dir / relative
+
+
+def _from_hub(hub_id: str, config: str, metric: str, classes: list[str], name: str, folder: Path | None) -> LabelledData:
+    """Fallback when no local copy exists: the same data from the Hugging Face Hub."""
+    try:
+        raw = datasets.load_dataset(hub_id, config)
+    except Exception as err:
+        where = f"{folder} does not exist and " if folder else "no --data-dir given and "
+        raise UsageError(f"dataset {name}: {where}the hub failed ({type(err).__name__}); "
+                         f"pass --data-dir pointing at a copy (see shared/data/README.md)") from None
+    label_feature = raw["train"].features["label" if "label" in raw["train"].features else "labels"]
+    multi = isinstance(label_feature, datasets.Sequence)
+    names = list((label_feature.feature if multi else label_feature).names)
+    splits = {}
+    for split in SPLITS:
+        part = raw[split]
+        if multi:
+            labels = [[1.0 if i in ids else 0.0 for i in range(len(names))] for ids in part["labels"]]
+        else:
+            labels = part["label"]
+        splits[split] = make_split(part["text"], labels, f"{hub_id}/{config} {split}")
+    return LabelledData(splits, names, multi_label=multi, metric=metric, metric_classes=classes)
+
+
+def local_file(path: Path, text_column: str, label_column: str) -> LabelledData:
+    """Any CSV/TSV/JSON/JSONL file: labels are the sorted distinct values of the label column."""
+    rows = read_records(path)
+    if not rows:
+        raise UsageError(f"{path} holds no rows")
+    texts = column(rows, text_column, path, "--text-column")
+    raw_labels = [str(x).strip() for x in column(rows, label_column, path, "--label-column")]
+    names = sorted(set(raw_labels), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
+    if len(names) < 2:
+        raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct label(s); need at least 2")
+    index = {name: i for i, name in enumerate(names)}
+    full = make_split(texts, [index[x] for x in raw_labels], str(path))
+    rest, test = split_off(full, 0.1, stratify=_can_stratify(full))
+    train, val = split_off(rest, 1 / 9, stratify=_can_stratify(rest))
+    return LabelledData({"train": train, "validation": val, "test": test}, names)
+
+
+def _can_stratify(ds: datasets.Dataset) -> bool:
+    counts: dict[int, int] = {}
+    for label in ds["label"]:
+        counts[label] = counts.get(label, 0) + 1
+    return min(counts.values()) >= 2 and len(ds) >= 20
+
+
+def known_datasets() -> list[str]:
+    return [f"tweet_eval/{t}" for t in TWEET_EVAL_TASKS if t != "stance"] + ["tweet_eval/stance/<target>"] + list(NAMED)
+
+
+def load_labelled_data(
+    name: str,
+    data_dir: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> LabelledData:
+    """Load a named dataset, or a local data file when ``name`` is a path to one."""
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    if data_dir is not None and not data_dir.is_dir():
+        raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir or ${DATA_DIR_ENV}")
+    if name.startswith("tweet_eval/"):
+        data = tweet_eval(name.removeprefix("tweet_eval/"), data_dir)
+    elif name in NAMED:
+        data = NAMED[name](data_dir)
+    elif Path(name).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl"):
+        data = local_file(Path(name), text_column, label_column)
+    else:
+        raise UsageError(f"unknown dataset {name!r}; use one of {', '.join(known_datasets())}, "
+                         f"or a .csv/.tsv/.json/.jsonl file")
+    for split, ds in data.splits.items():
+        if len(ds) == 0:
+            raise UsageError(f"dataset {name}: the {split} split is empty")
+    return data

@@ -1,0 +1,119 @@
+"""One LightningDataModule for every dataset: tokenize once, pad per batch, seeded shuffle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from core.errors import UsageError
+from datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
+
+
+class TextClassificationDataModule(L.LightningDataModule):
+    """Train/validation/test loaders over ``load_labelled_data(dataset)``.
+
+    ``setup`` may be called early (train.py does, to learn the label set before building
+    the model); later calls reuse what the first one loaded.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        tokenizer: PreTrainedTokenizerBase,
+        data_dir: str | Path | None = None,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        max_train_samples: int | None = None,
+        max_eval_samples: int | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if max_length <= 0:
+            raise UsageError(f"--max-length must be > 0, got {max_length}")
+        if batch_size <= 0:
+            raise UsageError(f"--batch-size must be > 0, got {batch_size}")
+        for flag, value in (("--max-train-samples", max_train_samples), ("--max-eval-samples", max_eval_samples)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{flag} must be > 0, got {value}")
+        self.dataset_name = dataset
+        self.tokenizer = tokenizer
+        self.data_dir = data_dir
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.seed = seed
+        self.max_train_samples = max_train_samples
+        self.max_eval_samples = max_eval_samples
+        self.text_column = text_column
+        self.label_column = label_column
+        self.num_workers = num_workers
+        self.data: LabelledData | None = None
+        self.encoded: dict = {}
+        self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.load().label_names
+
+    @property
+    def multi_label(self) -> bool:
+        return self.load().multi_label
+
+    def load(self) -> LabelledData:
+        """Read the raw splits (no tokenization); cheap enough to call before the model exists."""
+        if self.data is None:
+            self.data = load_labelled_data(self.dataset_name, self.data_dir, self.text_column, self.label_column)
+        return self.data
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.encoded:
+            return
+        data = self.load()
+        for split, ds in data.splits.items():
+            limit = self.max_train_samples if split == "train" else self.max_eval_samples
+            if limit is not None and limit < len(ds):
+                # a fixed subset, so runs with different --seed see the same examples
+                ds = ds.shuffle(seed=SPLIT_SEED).select(range(limit))
+            self.encoded[split] = ds.map(
+                self._tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {split}"
+            )
+
+    def _tokenize(self, batch: dict) -> dict:
+        return self.tokenizer(batch["text"], truncation=True, max_length=self.max_length)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self.encoded[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def split_dataloader(self, split: str) -> DataLoader:
+        """Loader for a split by name ("train", "validation"/"val", "test"), unshuffled."""
+        split = {"val": "validation", "dev": "validation"}.get(split, split)
+        if split not in ("train", "validation", "test"):
+            raise UsageError(f"unknown split {split!r}; use train, validation or test")
+        return self._loader(split, shuffle=False)

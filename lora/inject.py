@@ -1,0 +1,139 @@
+"""Put LoRALinear layers into a Hugging Face model and take them out again."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from torch import nn
+
+from core.errors import UsageError
+from lora.layer import LoRALinear, check_lora_hyperparameters
+
+# Attention query and value projections per model type: the original LoRA recipe.
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "xlm-roberta": ["query", "value"],
+    "electra": ["query", "value"],
+    "mpnet": ["q", "v"],
+    "distilbert": ["q_lin", "v_lin"],
+    "deberta-v2": ["query_proj", "value_proj"],
+    "llama": ["q_proj", "v_proj"],
+}
+ALL_LINEAR = "all-linear"
+
+
+def default_targets(model: nn.Module) -> list[str]:
+    """The query/value projection names for this model's type."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in DEFAULT_TARGETS:
+        raise UsageError(
+            f"no default LoRA targets for model type {model_type!r}; "
+            f"pass --lora-targets (e.g. --lora-targets {ALL_LINEAR})"
+        )
+    return list(DEFAULT_TARGETS[model_type])
+
+
+def head_module_names(model: nn.Module) -> list[str]:
+    """Modules that form the classification head and train alongside the adapters.
+
+    That is everything outside the backbone (``classifier``, ``pre_classifier``, ``score``)
+    plus BERT's pooler, which plays the part of the dense layer in RoBERTa's head.
+    """
+    prefix = getattr(model, "base_model_prefix", "")
+    backbone = getattr(model, prefix, None) if prefix else None
+    if backbone is None or backbone is model:
+        return []
+    names = [name for name, child in model.named_children() if child is not backbone]
+    names = [n for n in names if any(True for _ in getattr(model, n).parameters())]
+    if getattr(backbone, "pooler", None) is not None:
+        names.append(f"{prefix}.pooler")
+    return names
+
+
+def _is_head(name: str, head_names: Iterable[str]) -> bool:
+    return any(name == h or name.startswith(h + ".") for h in head_names)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    # Suffix match on whole dotted components: "value" matches "...attention.self.value".
+    return name == pattern or name.endswith("." + pattern)
+
+
+def find_target_linears(model: nn.Module, targets: list[str]) -> list[str]:
+    """Names of the nn.Linear modules that ``targets`` select, in model order."""
+    heads = head_module_names(model)
+    linears = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not _is_head(name, heads)
+    ]
+    if targets == [ALL_LINEAR]:
+        return linears
+    chosen: list[str] = []
+    for pattern in targets:
+        hits = [name for name in linears if _matches(name, pattern)]
+        if not hits:
+            leaf_names = sorted({n.split(".")[-1] for n in linears})
+            raise UsageError(
+                f"LoRA target {pattern!r} matches no linear layer; available: "
+                f"{', '.join(leaf_names)} (or {ALL_LINEAR})"
+            )
+        chosen.extend(h for h in hits if h not in chosen)
+    order = {name: i for i, name in enumerate(linears)}
+    return sorted(chosen, key=order.__getitem__)
+
+
+def inject_lora(
+    model: nn.Module,
+    targets: list[str] | None = None,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+    use_rslora: bool = False,
+) -> list[str]:
+    """Replace each targeted nn.Linear by a LoRALinear wrapping it; returns their names."""
+    check_lora_hyperparameters(r, alpha, dropout)
+    names = find_target_linears(model, targets or default_targets(model))
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, use_rslora))
+    return names
+
+
+def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def mark_only_lora_as_trainable(model: nn.Module, train_head: bool = True) -> None:
+    """Freeze everything but the LoRA factors (and, by default, the classification head)."""
+    heads = head_module_names(model) if train_head else []
+    for name, param in model.named_parameters():
+        is_lora = name.endswith(".lora_A") or name.endswith(".lora_B")
+        param.requires_grad_(is_lora or _is_head(name, heads))
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Swap every LoRALinear for a plain nn.Linear holding W + s B A (in place).
+
+    The result is an ordinary model: ``save_pretrained`` writes weights that any
+    transformers install loads without this package.
+    """
+    for name, layer in lora_layers(model).items():
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, layer.merged_linear())
+    return model
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts; shared tensors counted once."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for param in model.parameters():
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    return total, trainable

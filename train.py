@@ -1,0 +1,260 @@
+"""Fine-tune a transformer encoder for short-text classification.
+
+    python train.py --method lora                        # LoRA on TweetEval emotion, MiniLM-L6
+    python train.py --method full --dataset tweet_eval/hate --lr 5e-5
+    python train.py --config configs/lora_emotion.yaml --seed 1
+
+Each run gets its own directory under --output-dir with TensorBoard events, the best
+checkpoint (adapter-only for LoRA), the model in save_pretrained form (LoRA merged in),
+and results.json. Mistakes in the input end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from core.errors import UsageError
+from core.quiet import quiet_libraries
+
+METHODS = ("full", "lora")
+DEFAULT_LR = {"full": 5e-5, "lora": 1e-3}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
+    p.add_argument("--method", choices=METHODS, default="lora", help="what to train")
+    p.add_argument("--model", default="minilm-l6", help="short name (minilm-l6), Hugging Face hub id, or local folder")
+    p.add_argument("--dataset", default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
+    p.add_argument("--data-dir", default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
+    p.add_argument("--text-column", default="text", help="text column of a local data file")
+    p.add_argument("--label-column", default="label", help="label column of a local data file")
+    p.add_argument("--max-length", type=int, default=128, help="truncate inputs to this many tokens")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-batch-size", type=int, default=128)
+    p.add_argument("--max-epochs", type=int, default=5)
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (-1: epochs decide)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 for lora, 5e-5 for full)")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-ratio", type=float, default=0.06, help="linear warm-up over this fraction of steps, then linear decay")
+    p.add_argument("--patience", type=int, default=3, help="early stopping after this many epochs without a better val metric (0: off)")
+    p.add_argument("--threshold", type=float, default=0.5, help="sigmoid threshold for multi-label data")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-train-samples", type=int, default=None, help="train on a fixed subset of this size")
+    p.add_argument("--max-eval-samples", type=int, default=None, help="validate and test on fixed subsets of this size")
+    lora = p.add_argument_group("LoRA")
+    lora.add_argument("--lora-r", type=int, default=8)
+    lora.add_argument("--lora-alpha", type=float, default=16.0)
+    lora.add_argument("--lora-dropout", type=float, default=0.1)
+    lora.add_argument("--lora-targets", default=None,
+                      help="comma-separated linear layer names (suffix match), or all-linear (default: query,value projections)")
+    lora.add_argument("--lora-rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
+    out = p.add_argument_group("output")
+    out.add_argument("--output-dir", default="runs")
+    out.add_argument("--run-name", default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same name")
+    out.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
+    scale = p.add_argument_group("hardware (passed to lightning.Trainer)")
+    scale.add_argument("--accelerator", default="auto")
+    scale.add_argument("--devices", default="auto")
+    scale.add_argument("--strategy", default="auto")
+    scale.add_argument("--num-nodes", type=int, default=1)
+    scale.add_argument("--precision", default="32-true")
+    scale.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags, with defaults taken from --config when one is given."""
+    parser = build_parser()
+    pre, _ = parser.parse_known_args(argv)
+    if pre.config:
+        parser.set_defaults(**load_config(pre.config, parser))
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} not found") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"config file {path} must be a mapping of option: value")
+    known = {a.dest for a in parser._actions}
+    config = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(config) - known - {"config"})
+    if unknown:
+        raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; see python train.py --help")
+    if config.get("method") not in (None, *METHODS):
+        raise UsageError(f"config file {path}: method must be one of {', '.join(METHODS)}")
+    return config
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.method]
+    checks = [
+        (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
+        (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
+        (args.max_steps == -1 or args.max_steps > 0, f"--max-steps must be > 0 or -1, got {args.max_steps}"),
+        (0 <= args.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}"),
+        (0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
+        (args.patience >= 0, f"--patience must be >= 0, got {args.patience}"),
+        (args.eval_batch_size > 0, f"--eval-batch-size must be > 0, got {args.eval_batch_size}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train, test and save one run; returns what results.json holds."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from core.runs import environment, new_run_dir, timestamp, write_json
+    from core.timing import TrainingClock
+    from datamodules import TextClassificationDataModule
+    from lora import count_parameters, inject_lora, mark_only_lora_as_trainable, merge_lora, save_adapter
+    from models.build import load_classifier, load_tokenizer, max_model_length
+    from models.classifier import TextClassifier
+    from models.resolve import resolve_model
+
+    L.seed_everything(args.seed, workers=True, verbose=False)
+    model_dir = resolve_model(args.model)
+    tokenizer = load_tokenizer(model_dir)
+    datamodule = TextClassificationDataModule(
+        args.dataset, tokenizer, data_dir=args.data_dir, max_length=args.max_length,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, seed=args.seed,
+        max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+        text_column=args.text_column, label_column=args.label_column, num_workers=args.num_workers,
+    )
+    data = datamodule.load()
+    model = load_classifier(model_dir, data.label_names, data.multi_label)
+    limit = max_model_length(model, tokenizer)
+    if args.max_length > limit:
+        raise UsageError(f"--max-length {args.max_length} exceeds what {args.model} accepts ({limit})")
+
+    lora_info = {}
+    if args.method == "lora":
+        targets = args.lora_targets.split(",") if args.lora_targets else None
+        wrapped = inject_lora(model, targets, r=args.lora_r, alpha=args.lora_alpha,
+                              dropout=args.lora_dropout, use_rslora=args.lora_rslora)
+        mark_only_lora_as_trainable(model)
+        lora_info = {"targets": wrapped, "r": args.lora_r, "alpha": args.lora_alpha,
+                     "dropout": args.lora_dropout, "rslora": args.lora_rslora}
+    total, trainable = count_parameters(model)
+
+    model_slug = Path(str(args.model).rstrip("/")).name
+    run_name = args.run_name or f"{args.dataset.replace('/', '-')}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+    run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args), sort_keys=False))
+
+    module = TextClassifier(
+        model, data.label_names, multi_label=data.multi_label, metric=data.metric,
+        metric_classes=data.metric_classes, lr=args.lr, weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio, threshold=args.threshold,
+        adapter_only_checkpoints=args.method == "lora",
+    )
+    logger = TensorBoardLogger(save_dir=args.output_dir, name=run_name, version="", default_hp_metric=False)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
+                                 monitor="val/task_metric", mode="max", save_top_k=1, save_last=True)
+    clock = TrainingClock()
+    callbacks = [checkpoint, clock, LearningRateMonitor(logging_interval="step")]
+    if args.patience:
+        callbacks.append(EarlyStopping(monitor="val/task_metric", mode="max", patience=args.patience,
+                                       check_on_train_epoch_end=False))
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    trainer = L.Trainer(
+        max_epochs=args.max_epochs, max_steps=args.max_steps, accelerator=args.accelerator,
+        devices=devices, strategy=args.strategy, num_nodes=args.num_nodes, precision=args.precision,
+        logger=logger, callbacks=callbacks, log_every_n_steps=10,
+        enable_progress_bar=args.progress_bar, enable_model_summary=False,
+    )
+
+    hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
+    hparams |= {"params_total": total, "params_trainable": trainable, "task_metric": data.metric_name}
+    final_keys = ["hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
+                  "hp/fit_seconds", "hp/params_trainable"]
+    logger.log_hyperparams(hparams, {k: 0.0 for k in final_keys})
+    logger.log_metrics({"params/total": total, "params/trainable": trainable,
+                        "params/trainable_pct": 100.0 * trainable / total}, step=0)
+
+    trainer.fit(module, datamodule=datamodule)
+    best = checkpoint.best_model_path or None
+    val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    test = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    val = {k.removeprefix("val/"): v for k, v in val.items()}
+    test = {k.removeprefix("test/"): v for k, v in test.items()}
+
+    results = {
+        "method": args.method, "model": args.model, "model_path": str(model_dir),
+        "dataset": args.dataset, "seed": args.seed, "task_metric": data.metric_name,
+        "label_names": data.label_names, "multi_label": data.multi_label,
+        "params_total": total, "params_trainable": trainable,
+        "trainable_pct": 100.0 * trainable / total,
+        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "val": val, "test": test, "lora": lora_info, "run_dir": str(run_dir),
+        "config": vars(args), "environment": environment(),
+    }
+    if trainer.is_global_zero:
+        if args.method == "lora":
+            save_adapter(module.model, run_dir / "adapter", extra={"base_model": args.model})
+            merge_lora(module.model)
+        module.model.save_pretrained(run_dir / "model")
+        tokenizer.save_pretrained(run_dir / "model")
+        write_json(run_dir / "results.json", results)
+        logger.log_metrics({"hp/val_task_metric": val["task_metric"], "hp/test_task_metric": test["task_metric"],
+                            "hp/test_accuracy": test.get("accuracy", test.get("exact_match", 0.0)),
+                            "hp/test_macro_f1": test["macro_f1"], "hp/fit_seconds": clock.fit_seconds,
+                            "hp/params_trainable": trainable}, step=trainer.global_step)
+        logger.finalize("success")
+    return results
+
+
+def print_summary(results: dict) -> None:
+    metric = results["task_metric"]
+    print(f"\nrun directory: {results['run_dir']}")
+    print(f"  {results['method']} on {results['dataset']} with {results['model']} (seed {results['seed']})")
+    print(f"  parameters: {results['params_trainable']:,} trainable of {results['params_total']:,}"
+          f" ({results['trainable_pct']:.2f}%)")
+    print(f"  training: {results['fit_seconds']:.1f} s, {results['train_samples_per_sec']:.1f} samples/s,"
+          f" {results['epochs']} epochs, {results['steps']} steps")
+    for split in ("val", "test"):
+        scores = results[split]
+        extra = ", ".join(f"{k} {scores[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1", "micro_f1") if k in scores)
+        print(f"  {split}: {metric} {scores['task_metric']:.4f} ({extra})")
+    print(f"  TensorBoard: tensorboard --logdir {Path(results['run_dir']).parent}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args = parse_args(argv)
+        import datasets
+        import transformers
+
+        quiet_libraries()
+        results = run(args)
+    except UsageError as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 2
+    if results and Path(results["run_dir"], "results.json").exists():
+        print_summary(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
