@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     import lightning as L
 
-    from core.runs import RESULTS_FILE, read_results, write_json
+    from core.runs import RESULTS_FILE, dataset_slug, read_results, write_json
     from datamodules import TextClassificationDataModule
     from lora import count_parameters
     from models.build import load_classifier, load_tokenizer
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> dict:
         "params_total": total, "eval_seconds": seconds,
         "metrics": {k.removeprefix("test/"): v for k, v in scores.items()},
     }
-    output = Path(args.output) if args.output else (target / f"eval-{dataset.replace('/', '-')}-{split}.json" if is_run else None)
+    output = Path(args.output) if args.output else (target / f"eval-{dataset_slug(dataset)}-{split}.json" if is_run else None)
     if output:
         write_json(output, result)
         result["output"] = str(output)

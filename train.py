@@ -116,13 +116,20 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(message)
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Train, test and save one run; returns what results.json holds."""
+RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
+
+
+def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
+    """Train, test and save one run; returns what results.json holds.
+
+    Under DDP, Lightning starts the other local ranks by re-running this command; they
+    find the run directory rank 0 made in $TWEETCLS_RUN_DIR instead of making their own.
+    """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from core.runs import environment, new_run_dir, timestamp, write_json
+    from core.runs import dataset_slug, environment, new_run_dir, timestamp, write_json
     from core.timing import TrainingClock
     from datamodules import TextClassificationDataModule
     from lora import count_parameters, inject_lora, mark_only_lora_as_trainable, merge_lora, save_adapter
@@ -156,9 +163,14 @@ def run(args: argparse.Namespace) -> dict:
     total, trainable = count_parameters(model)
 
     model_slug = Path(str(args.model).rstrip("/")).name
-    run_name = args.run_name or f"{args.dataset.replace('/', '-')}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
-    run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args), sort_keys=False))
+    run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+    if os.environ.get(RUN_DIR_ENV) and int(os.environ.get("LOCAL_RANK", "0")) > 0:
+        run_dir = Path(os.environ[RUN_DIR_ENV])
+        run_name = run_dir.name
+    else:
+        run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args), sort_keys=False))
+        os.environ[RUN_DIR_ENV] = str(run_dir)
 
     module = TextClassifier(
         model, data.label_names, multi_label=data.multi_label, metric=data.metric,
@@ -166,11 +178,11 @@ def run(args: argparse.Namespace) -> dict:
         warmup_ratio=args.warmup_ratio, threshold=args.threshold,
         adapter_only_checkpoints=args.method == "lora",
     )
-    logger = TensorBoardLogger(save_dir=args.output_dir, name=run_name, version="", default_hp_metric=False)
+    logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
                                  monitor="val/task_metric", mode="max", save_top_k=1, save_last=True)
     clock = TrainingClock()
-    callbacks = [checkpoint, clock, LearningRateMonitor(logging_interval="step")]
+    callbacks = [checkpoint, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
     if args.patience:
         callbacks.append(EarlyStopping(monitor="val/task_metric", mode="max", patience=args.patience,
                                        check_on_train_epoch_end=False))

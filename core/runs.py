@@ -29,6 +29,13 @@ def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) 
     return run_dir
 
 
+def dataset_slug(dataset: str) -> str:
+    """'tweet_eval/emotion' -> 'tweet_eval-emotion'; a data file -> its stem."""
+    if Path(dataset).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl"):
+        return Path(dataset).stem
+    return dataset.replace("/", "-")
+
+
 def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 

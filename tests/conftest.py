@@ -53,9 +53,9 @@ def build_tiny_model_dir(path: Path, model_type: str = "bert") -> Path:
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-                                   model_max_length=64)
+                                   model_max_length=128)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=48, max_position_embeddings=64, hidden_dropout_prob=0.1)
+                        intermediate_size=48, max_position_embeddings=128, hidden_dropout_prob=0.1)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(path)
     fast.save_pretrained(path)

@@ -1,0 +1,166 @@
+"""Datasets load into the shapes the trainer expects; bad data is one clear error."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from core.errors import UsageError
+from datamodules import TextClassificationDataModule, load_labelled_data
+
+
+def test_tweet_eval_emotion_splits_and_labels(shared_data):
+    data = load_labelled_data("tweet_eval/emotion", shared_data)
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 3257, "validation": 374, "test": 1421}
+    assert data.label_names == ["anger", "joy", "optimism", "sadness"]
+    assert data.metric_name == "macro_f1" and not data.multi_label
+    assert set(data.splits["test"]["label"]) == {0, 1, 2, 3}
+
+
+def test_tweet_eval_task_metrics(shared_data):
+    assert load_labelled_data("tweet_eval/irony", shared_data).metric_name == "f1[irony]"
+    stance = load_labelled_data("tweet_eval/stance/abortion", shared_data)
+    assert stance.metric_name == "f1[against,favor]"
+    assert stance.label_names == ["none", "against", "favor"]
+
+
+def test_go_emotions_is_multi_hot(shared_data):
+    data = load_labelled_data("go_emotions", shared_data)
+    assert data.multi_label and len(data.label_names) == 28
+    labels = torch.tensor(data.splits["validation"]["label"])
+    assert labels.shape == (5426, 28)
+    per_row = labels.sum(1)
+    assert per_row.min() >= 1 and (per_row > 1).float().mean() > 0.1  # ~16% have several labels
+
+
+def test_disaster_split_is_fixed_stratified_and_disjoint(shared_data):
+    first = load_labelled_data("disaster_tweets", shared_data)
+    again = load_labelled_data("disaster_tweets", shared_data)
+    sizes = {k: len(v) for k, v in first.splits.items()}
+    assert sum(sizes.values()) == 7613 and sizes["test"] == sizes["validation"] == 762
+    assert first.splits["test"]["text"] == again.splits["test"]["text"]
+    rates = {k: sum(v["label"]) / len(v) for k, v in first.splits.items()}
+    assert max(rates.values()) - min(rates.values()) < 0.01  # stratified: same positive rate (~43%)
+    # a partition of train.csv: every row lands in exactly one split
+    import collections, csv
+    with open(shared_data / "disaster_tweets" / "train.csv", encoding="utf-8", newline="") as f:
+        source = collections.Counter(row["text"] for row in csv.DictReader(f))
+    assert collections.Counter(t for s in first.splits.values() for t in s["text"]) == source
+    assert first.metric_name == "f1[disaster]"
+
+
+@pytest.mark.parametrize("name, sizes", [
+    ("sst2", (67349, 872, 1821)),
+    ("imdb", (600, 200, 200)),
+    ("covid_tweets", (899, 100, 1000)),
+])
+def test_other_named_datasets(shared_data, name, sizes):
+    data = load_labelled_data(name, shared_data)
+    assert tuple(len(data.splits[s]) for s in ("train", "validation", "test")) == sizes
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_local_csv_with_named_columns(tmp_path):
+    rows = "\n".join(f"{'good day' if i % 2 else 'bad day'} {i},{'pos' if i % 2 else 'neg'}" for i in range(40))
+    path = write(tmp_path / "d.csv", "body,sentiment\n" + rows + "\n")
+    data = load_labelled_data(str(path), text_column="body", label_column="sentiment")
+    assert data.label_names == ["neg", "pos"]
+    assert sum(len(s) for s in data.splits.values()) == 40
+    train = data.splits["train"]
+    assert all(("good" in t) == (y == 1) for t, y in zip(train["text"], train["label"]))
+
+
+def test_local_jsonl(tmp_path):
+    lines = [f'{{"text": "item {i}", "label": {i % 3}}}' for i in range(30)]
+    data = load_labelled_data(str(write(tmp_path / "d.jsonl", "\n".join(lines))))
+    assert data.label_names == ["0", "1", "2"]
+
+
+def test_empty_texts_are_dropped_with_a_count(tmp_path, caplog):
+    rows = [f"text {i},{i % 2}" for i in range(30)] + [" ,0", ",1", "\t,0"]
+    path = write(tmp_path / "d.csv", "text,label\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING):
+        data = load_labelled_data(str(path))
+    assert sum(len(s) for s in data.splits.values()) == 30
+    assert "dropped 3 empty or whitespace-only texts" in caplog.text
+
+
+def test_missing_column_names_the_columns(tmp_path):
+    path = write(tmp_path / "d.csv", "tweet,label\nhello,0\n")
+    with pytest.raises(UsageError, match=r"column 'text' not in .*d.csv \(columns: tweet, label\); pass --text-column"):
+        load_labelled_data(str(path))
+
+
+def test_label_outside_the_label_set(shared_data, tmp_path):
+    folder = tmp_path / "tweet_eval" / "emotion"
+    folder.mkdir(parents=True)
+    src = shared_data / "tweet_eval" / "emotion"
+    for f in src.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    labels = (folder / "val_labels.txt").read_text().split("\n")
+    labels[4] = "7"
+    (folder / "val_labels.txt").write_text("\n".join(labels))
+    with pytest.raises(UsageError, match=r"label '7' in tweet_eval/emotion val \(row 5\) is not in the label set"):
+        load_labelled_data("tweet_eval/emotion", tmp_path)
+
+
+def test_non_utf8_file(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ncaf\u00e9,0\n", encoding="latin-1")
+    with pytest.raises(UsageError, match="is not UTF-8"):
+        load_labelled_data(str(path))
+
+
+def test_missing_file_and_unknown_dataset(tmp_path):
+    with pytest.raises(UsageError, match="not found"):
+        load_labelled_data(str(tmp_path / "absent.csv"))
+    with pytest.raises(UsageError, match="unknown dataset 'tweets_of_doom'"):
+        load_labelled_data("tweets_of_doom", tmp_path)
+    with pytest.raises(UsageError, match="data directory .* does not exist"):
+        load_labelled_data("sst2", tmp_path / "nope")
+
+
+def test_dataset_that_is_empty_after_filtering(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\n ,0\n  ,1\n")
+    with pytest.raises(UsageError, match="no non-empty texts"):
+        load_labelled_data(str(path))
+
+
+def test_datamodule_pads_per_batch_and_shuffles_by_seed(tiny_model_dir, tiny_csv):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    def first_batches(seed):
+        dm = TextClassificationDataModule(str(tiny_csv), tok, batch_size=8, seed=seed, max_length=6)
+        dm.setup("fit")
+        return [b for _, b in zip(range(3), dm.train_dataloader())], dm
+
+    a, dm = first_batches(0)
+    b, _ = first_batches(0)
+    c, _ = first_batches(1)
+    assert all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(a, b))
+    assert not all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(a, c))
+    for batch in a:
+        assert set(batch) >= {"input_ids", "attention_mask", "labels"}
+        assert batch["input_ids"].shape[1] <= 6  # truncated to --max-length
+    lengths = [len(x) for x in dm.encoded["validation"]["input_ids"]]
+    val = next(iter(dm.val_dataloader()))
+    assert val["input_ids"].shape[1] == max(lengths[: len(val["input_ids"])])  # padded to the longest in batch
+
+
+def test_sample_limits_pick_the_same_rows_for_every_seed(tiny_model_dir, tiny_csv):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    subsets = []
+    for seed in (0, 5):
+        dm = TextClassificationDataModule(str(tiny_csv), tok, seed=seed, max_train_samples=10)
+        dm.setup()
+        subsets.append(dm.encoded["train"]["input_ids"])
+    assert len(subsets[0]) == 10 and subsets[0] == subsets[1]

@@ -1,0 +1,146 @@
+"""train.py and evaluate.py end to end on a tiny random model; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+import evaluate
+import train
+
+
+def train_args(model_dir, csv, out, *extra):
+    return ["--model", str(model_dir), "--dataset", str(csv), "--output-dir", str(out), "--batch-size", "16",
+            "--max-epochs", "2", "--no-progress-bar", "--lr", "5e-3", *extra]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    assert train.main(train_args(tiny_model_dir, tiny_csv, out, "--method", "lora", "--run-name", "lora")) == 0
+    return out / "lora"
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Every scalar TensorBoard shows for the run, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events: dict[str, list] = {}
+    for path in run_dir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            events.setdefault(tag, []).extend(acc.Scalars(tag))
+    return {tag: [e.value for e in sorted(evs, key=lambda e: (e.step, e.wall_time))] for tag, evs in events.items()}
+
+
+def test_lora_run_leaves_everything_a_user_needs(lora_run):
+    results = json.loads((lora_run / "results.json").read_text())
+    assert results["method"] == "lora" and results["label_names"] == ["anger", "calm", "joy"]
+    assert 0 < results["params_trainable"] < results["params_total"]
+    assert results["fit_seconds"] > 0 and results["train_samples_per_sec"] > 0
+    assert results["lora"]["targets"] and all(t.endswith((".query", ".value")) for t in results["lora"]["targets"])
+    for split in ("val", "test"):
+        assert {"task_metric", "accuracy", "macro_f1", "weighted_f1", "loss"} <= set(results[split])
+    assert results["environment"]["packages"]["torch"].startswith("2.")
+    assert results["config"]["lr"] == 5e-3
+    assert (lora_run / "adapter" / "adapter_model.safetensors").is_file()
+    ckpts = list((lora_run / "checkpoints").glob("best-*.ckpt"))
+    assert len(ckpts) == 1
+    state = torch.load(ckpts[0], map_location="cpu", weights_only=False)["state_dict"]
+    assert state and all(".lora_" in k or "classifier" in k or "pooler" in k for k in state)  # adapter-only
+
+
+def test_saved_model_is_merged_and_reproduces_test_metrics(lora_run, capsys):
+    model = AutoModelForSequenceClassification.from_pretrained(lora_run / "model")
+    assert model.config.id2label == {0: "anger", 1: "calm", 2: "joy"}
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    assert evaluate.main([str(lora_run)]) == 0
+    results = json.loads((lora_run / "results.json").read_text())
+    evaluated = json.loads((lora_run / "eval-tiny-test.json").read_text())
+    assert evaluated["metrics"]["task_metric"] == pytest.approx(results["test"]["task_metric"], abs=1e-6)
+    assert "macro_f1" in capsys.readouterr().out
+
+
+def test_tensorboard_has_params_time_and_real_hparams(lora_run):
+    values = scalars(lora_run)
+    results = json.loads((lora_run / "results.json").read_text())
+    assert values["params/trainable"] == [results["params_trainable"]]
+    assert values["params/total"] == [results["params_total"]]
+    assert values["time/fit_seconds"][0] > 0
+    assert any(tag.startswith("lr-") for tag in values)
+    assert "train/loss_step" in values and "val/task_metric" in values
+    # HPARAMS shows the latest value: the placeholder 0 at step 0, then the real metric
+    assert values["hp/test_task_metric"] == [0.0, pytest.approx(results["test"]["task_metric"])]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    plugins = set()
+    for events in lora_run.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        try:
+            plugins |= set(acc.PluginTagToContent("hparams"))
+        except KeyError:  # validate/test write event files of their own, without hparams
+            pass
+    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+
+
+def test_full_fine_tuning_learns_the_tiny_task(tiny_model_dir, tiny_csv, tmp_path):
+    assert train.main(train_args(tiny_model_dir, tiny_csv, tmp_path, "--method", "full", "--run-name", "full",
+                                 "--max-epochs", "6", "--lr", "3e-3")) == 0
+    results = json.loads((tmp_path / "full" / "results.json").read_text())
+    assert results["params_trainable"] == results["params_total"]
+    assert results["test"]["accuracy"] > 0.6  # keywords give the label away; chance is 1/3
+    assert not (tmp_path / "full" / "adapter").exists()
+
+
+def test_config_file_sets_defaults_and_flags_win(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("method: full\nlora-r: 4\nmax_epochs: 7\n")
+    args = train.parse_args(["--config", str(config), "--max-epochs", "2"])
+    assert (args.method, args.lora_r, args.max_epochs, args.lr) == ("full", 4, 2, 5e-5)
+
+
+def run_main(capsys, module, argv):
+    code = module.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "no-such-model"], "cannot resolve model 'no-such-model'"),
+    (["--lora-r", "0"], "LoRA rank r must be a positive integer"),
+    (["--lora-targets", "q_proj"], "LoRA target 'q_proj' matches no linear layer; available:"),
+    (["--max-length", "0"], "--max-length must be > 0"),
+    (["--max-length", "100000"], "--max-length 100000 exceeds"),
+    (["--dataset", "nope/nope"], "unknown dataset 'nope/nope'"),
+    (["--lr", "-1"], "--lr must be > 0"),
+])
+def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, tiny_csv, tmp_path, capsys, extra, message):
+    code, err = run_main(capsys, train, train_args(tiny_model_dir, tiny_csv, tmp_path, *extra))
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("train.py: error: ") and message in err[0], err
+    assert not any(tmp_path.iterdir())  # nothing half-made left behind
+
+
+def test_unknown_method_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--method", "magic"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(lora_run, tiny_model_dir, tiny_csv, capsys):
+    before = (lora_run / "results.json").read_text()
+    code, err = run_main(capsys, train, train_args(tiny_model_dir, tiny_csv, lora_run.parent, "--run-name", "lora"))
+    assert code == 2 and "already exists" in err[0] and "--overwrite" in err[0]
+    assert (lora_run / "results.json").read_text() == before
+
+
+def test_evaluate_on_a_directory_without_a_run(tmp_path, capsys):
+    code, err = run_main(capsys, evaluate, [str(tmp_path)])
+    assert code == 2 and err == [f"evaluate.py: error: {tmp_path} holds no run (no results.json) and no saved model (no config.json)"]
