@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from core.errors import UsageError
+from datamodules.length_grouping import LengthGroupedSampler, longest_first
 from datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
 
 
@@ -34,6 +35,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         text_column: str = "text",
         label_column: str = "label",
         num_workers: int = 0,
+        group_by_length: bool = True,
     ) -> None:
         super().__init__()
         if max_length <= 0:
@@ -55,6 +57,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.text_column = text_column
         self.label_column = label_column
         self.num_workers = num_workers
+        self.group_by_length = group_by_length
+        self.lengths: dict[str, list[int]] = {}
         self.data: LabelledData | None = None
         self.encoded: dict = {}
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
@@ -85,17 +89,26 @@ class TextClassificationDataModule(L.LightningDataModule):
             self.encoded[split] = ds.map(
                 self._tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {split}"
             )
+            self.lengths[split] = [len(ids) for ids in self.encoded[split]["input_ids"]]
 
     def _tokenize(self, batch: dict) -> dict:
         return self.tokenizer(batch["text"], truncation=True, max_length=self.max_length)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
+        sampler, generator = None, None
+        if shuffle and self.group_by_length:
+            sampler = LengthGroupedSampler(self.lengths[split], batch_size, seed=self.seed)
+        elif shuffle:
+            generator = torch.Generator().manual_seed(self.seed)
+        else:
+            sampler = longest_first(self.lengths[split])
         return DataLoader(
             self.encoded[split],
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            batch_size=batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=generator,
             collate_fn=self.collate,
             num_workers=self.num_workers,

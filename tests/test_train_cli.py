@@ -144,3 +144,12 @@ def test_existing_run_is_not_overwritten(lora_run, tiny_model_dir, tiny_csv, cap
 def test_evaluate_on_a_directory_without_a_run(tmp_path, capsys):
     code, err = run_main(capsys, evaluate, [str(tmp_path)])
     assert code == 2 and err == [f"evaluate.py: error: {tmp_path} holds no run (no results.json) and no saved model (no config.json)"]
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_parse(config):
+    import yaml
+
+    args = train.parse_args(["--config", str(config)])
+    for key, value in yaml.safe_load(config.read_text()).items():
+        assert getattr(args, key.replace("-", "_")) == value
