@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from core.errors import UsageError
+from core.errors import TrainingDiverged, UsageError
 from core.quiet import quiet_libraries
 
 METHODS = ("full", "lora")
@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output-dir", default="runs")
     out.add_argument("--run-name", default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
     out.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same name")
+    out.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue an interrupted run from RUN_DIR/checkpoints/last.ckpt with its saved options")
+    out.add_argument("--checkpoint-every-n-steps", type=int, default=50,
+                     help="also write last.ckpt every N optimizer steps (it is always written at epoch end)")
     out.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
     scale = p.add_argument_group("hardware (passed to lightning.Trainer)")
     scale.add_argument("--accelerator", default="auto")
@@ -73,9 +77,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Flags, with defaults taken from --config when one is given."""
     parser = build_parser()
     pre, _ = parser.parse_known_args(argv)
-    if pre.config:
+    if pre.resume:
+        saved = Path(pre.resume) / "config.yaml"
+        if not saved.is_file():
+            raise UsageError(f"{pre.resume} holds no run to resume (no config.yaml); pass a run directory")
+        # the run's own options, so the resumed run trains exactly as the first one did
+        parser.set_defaults(**load_config(str(saved), parser))
+    elif pre.config:
         parser.set_defaults(**load_config(pre.config, parser))
     args = parser.parse_args(argv)
+    if args.resume:
+        args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
     check_args(args)
     return args
 
@@ -110,6 +122,8 @@ def check_args(args: argparse.Namespace) -> None:
         (0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
         (args.patience >= 0, f"--patience must be >= 0, got {args.patience}"),
         (args.eval_batch_size > 0, f"--eval-batch-size must be > 0, got {args.eval_batch_size}"),
+        (args.checkpoint_every_n_steps > 0,
+         f"--checkpoint-every-n-steps must be > 0, got {args.checkpoint_every_n_steps}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -117,6 +131,20 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
+
+
+def checkpoint_to_resume(run_dir: Path) -> str:
+    """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code."""
+    from core.checkpoint_io import load_checkpoint_safely
+    from core.runs import RESULTS_FILE
+
+    if (run_dir / RESULTS_FILE).exists():
+        raise UsageError(f"{run_dir} already finished ({RESULTS_FILE} exists); nothing to resume")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise UsageError(f"{run_dir} has no checkpoints/last.ckpt yet; start the run again instead")
+    load_checkpoint_safely(last)
+    return str(last)
 
 
 def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
@@ -129,6 +157,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from core.checkpoint_io import AtomicCheckpointIO
+    from core.last_checkpoint import LastCheckpoint
     from core.runs import dataset_slug, environment, new_run_dir, timestamp, write_json
     from core.timing import TrainingClock
     from datamodules import TextClassificationDataModule
@@ -164,13 +194,16 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
 
     model_slug = Path(str(args.model).rstrip("/")).name
     run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+    resume_from = None
     if os.environ.get(RUN_DIR_ENV) and int(os.environ.get("LOCAL_RANK", "0")) > 0:
         run_dir = Path(os.environ[RUN_DIR_ENV])
-        run_name = run_dir.name
+    elif args.resume:
+        run_dir = Path(args.resume)
+        resume_from = checkpoint_to_resume(run_dir)
     else:
         run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args), sort_keys=False))
-        os.environ[RUN_DIR_ENV] = str(run_dir)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({**vars(args), "run_name": run_dir.name}, sort_keys=False))
+    os.environ[RUN_DIR_ENV] = str(run_dir)
 
     module = TextClassifier(
         model, data.label_names, multi_label=data.multi_label, metric=data.metric,
@@ -180,9 +213,10 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     )
     logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
-                                 monitor="val/task_metric", mode="max", save_top_k=1, save_last=True)
+                                 monitor="val/task_metric", mode="max", save_top_k=1)
+    last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", args.checkpoint_every_n_steps)
     clock = TrainingClock()
-    callbacks = [checkpoint, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
+    callbacks = [checkpoint, last, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
     if args.patience:
         callbacks.append(EarlyStopping(monitor="val/task_metric", mode="max", patience=args.patience,
                                        check_on_train_epoch_end=False))
@@ -192,20 +226,26 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         devices=devices, strategy=args.strategy, num_nodes=args.num_nodes, precision=args.precision,
         logger=logger, callbacks=callbacks, log_every_n_steps=10,
         enable_progress_bar=args.progress_bar, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
     )
 
     hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
     hparams |= {"params_total": total, "params_trainable": trainable, "task_metric": data.metric_name}
     final_keys = ["hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
                   "hp/fit_seconds", "hp/params_trainable"]
-    logger.log_hyperparams(hparams, {k: 0.0 for k in final_keys})
-    logger.log_metrics({"params/total": total, "params/trainable": trainable,
-                        "params/trainable_pct": 100.0 * trainable / total}, step=0)
+    if resume_from is None:  # a resumed run continues the TensorBoard run it already has
+        logger.log_hyperparams(hparams, {k: 0.0 for k in final_keys})
+        logger.log_metrics({"params/total": total, "params/trainable": trainable,
+                            "params/trainable_pct": 100.0 * trainable / total}, step=0)
 
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except TrainingDiverged as err:
+        kept = f"the last good checkpoint is {last.path}" if Path(last.path).exists() else "no checkpoint was written yet"
+        raise TrainingDiverged(f"{err}; {kept}; lower --lr (now {args.lr})") from None
     best = checkpoint.best_model_path or None
-    val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
-    test = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
+    test = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     val = {k.removeprefix("val/"): v for k, v in val.items()}
     test = {k.removeprefix("test/"): v for k, v in test.items()}
 
@@ -263,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 1
     if results and Path(results["run_dir"], "results.json").exists():
         print_summary(results)
     return 0

@@ -7,3 +7,7 @@ code 2, so bad input never surfaces as a traceback from deep inside a library.
 
 class UsageError(ValueError):
     """Bad input from the user: the message names the problem and the fix."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step."""

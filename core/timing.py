@@ -20,6 +20,7 @@ class TrainingClock(L.Callback):
         self.samples = 0
         self._fit_start = 0.0
         self._batch_start = 0.0
+        self._seconds_before_resume = 0.0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_start = time.perf_counter()
@@ -32,9 +33,22 @@ class TrainingClock(L.Callback):
         self.samples += len(batch["input_ids"]) * trainer.world_size
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.fit_seconds = time.perf_counter() - self._fit_start
+        self.fit_seconds = self._elapsed()
         if trainer.logger is not None:
             trainer.logger.log_metrics(self.summary(), step=trainer.global_step)
+
+    def _elapsed(self) -> float:
+        return self._seconds_before_resume + time.perf_counter() - self._fit_start
+
+    def state_dict(self) -> dict:
+        # saved in checkpoints, so a resumed run reports the time of both parts
+        return {"fit_seconds": self._elapsed() if self._fit_start else 0.0,
+                "step_seconds": self.step_seconds, "samples": self.samples}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._seconds_before_resume = state.get("fit_seconds", 0.0)
+        self.step_seconds = state.get("step_seconds", 0.0)
+        self.samples = state.get("samples", 0)
 
     @property
     def samples_per_second(self) -> float:

@@ -27,6 +27,7 @@ class LengthGroupedSampler(Sampler[int]):
         self.seed = seed
         self.chunk = batch_size * chunk_batches
         self.epoch = 0
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches already trained)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -49,7 +50,11 @@ class LengthGroupedSampler(Sampler[int]):
         return shuffled + partial
 
     def __iter__(self) -> Iterator[int]:
-        for batch in self.batches():
+        batches = self.batches()
+        if self.resume_at is not None and self.resume_at[0] == self.epoch:
+            batches = batches[self.resume_at[1]:]  # a resumed run skips what it already trained on
+            self.resume_at = None
+        for batch in batches:
             yield from batch
 
 

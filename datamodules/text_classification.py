@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from core.errors import UsageError
@@ -59,6 +59,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.group_by_length = group_by_length
         self.lengths: dict[str, list[int]] = {}
+        self._resume_at: tuple[int, int] | None = None
         self.data: LabelledData | None = None
         self.encoded: dict = {}
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
@@ -97,23 +98,36 @@ class TextClassificationDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        sampler, generator = None, None
+        # Every loader gets its own generator: creating an iterator then never draws from
+        # the global RNG, so dropout masks do not depend on how often loaders were made.
+        generator = torch.Generator().manual_seed(self.seed)
         if shuffle and self.group_by_length:
             sampler = LengthGroupedSampler(self.lengths[split], batch_size, seed=self.seed)
+            sampler.resume_at, self._resume_at = self._resume_at, None
         elif shuffle:
-            generator = torch.Generator().manual_seed(self.seed)
+            sampler = RandomSampler(self.encoded[split], generator=generator)
         else:
             sampler = longest_first(self.lengths[split])
         return DataLoader(
             self.encoded[split],
             batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             generator=generator,
             collate_fn=self.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def state_dict(self) -> dict:
+        """Where training stands in the epoch, saved in every checkpoint for exact resumes."""
+        if self.trainer is None:
+            return {}
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": self.trainer.current_epoch, "batches_done": progress.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self._resume_at = (state["epoch"], state["batches_done"])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

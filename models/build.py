@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from core.errors import UsageError
@@ -35,7 +36,7 @@ def load_classifier(
             problem_type="multi_label_classification" if multi_label else "single_label_classification",
             ignore_mismatched_sizes=True,
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         raise UsageError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
 
 

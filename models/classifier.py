@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
 import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from core.errors import TrainingDiverged
 from models.metrics import build_metrics, loss_function, softmax_or_sigmoid, summarize
 
 
@@ -54,6 +57,11 @@ class TextClassifier(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch)
         loss = self._loss(logits, batch["labels"])
+        if not torch.isfinite(loss):
+            # checked here rather than with detect_anomaly, which slows every step
+            raise TrainingDiverged(
+                f"training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch})"
+            )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(batch["labels"]))
         return loss
@@ -104,6 +112,14 @@ class TextClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # RNG states, so a resumed run draws the same dropout masks as an uninterrupted one
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if self.adapter_only_checkpoints:
             trainable = {f"{n}" for n, p in self.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states and self.trainer.state.fn == "fit":
+            torch.set_rng_state(states["torch"])
+            random.setstate(states["python"])

@@ -1,0 +1,31 @@
+"""Run train.py and SIGKILL the process after optimizer step K, as a laptop lid or the
+OOM killer would: no cleanup, no exception handlers.
+
+    python tests/crash_train.py K -- <train.py flags>
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lightning as L  # noqa: E402
+
+import train  # noqa: E402
+
+
+class KillAtStep(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    step, flags = int(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
+    train.quiet_libraries()
+    train.run(train.parse_args(flags), extra_callbacks=[KillAtStep(step)])

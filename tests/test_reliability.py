@@ -1,0 +1,150 @@
+"""Resume after a kill, reproducible runs, safe checkpoint loading, NaN losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train
+
+CRASH = Path(__file__).with_name("crash_train.py")
+
+
+def flags(model_dir, csv, out, name, *extra):
+    return ["--model", str(model_dir), "--dataset", str(csv), "--output-dir", str(out), "--run-name", name,
+            "--method", "lora", "--batch-size", "16", "--max-epochs", "3", "--lr", "5e-3", "--lora-dropout", "0.1",
+            "--checkpoint-every-n-steps", "4", "--patience", "0", "--no-progress-bar", *extra]
+
+
+def outcome(run_dir: Path) -> tuple[dict, dict]:
+    results = json.loads((run_dir / "results.json").read_text())
+    weights = load_file(str(run_dir / "model" / "model.safetensors"))
+    return results, weights
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same final weights and optimizer state (last.ckpt), same best model and metrics."""
+    (ra, wa), (rb, wb) = outcome(a), outcome(b)
+    assert ra["steps"] == rb["steps"] and ra["best_checkpoint"] == rb["best_checkpoint"]
+    assert ra["val"] == rb["val"] and ra["test"] == rb["test"]
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    last_a, last_b = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True) for r in (a, b))
+    assert last_a["global_step"] == last_b["global_step"] == ra["steps"]
+    assert last_a["state_dict"].keys() == last_b["state_dict"].keys()
+    for key, value in last_a["state_dict"].items():
+        assert torch.equal(value, last_b["state_dict"][key]), key
+    moments_a = [s["exp_avg"] for s in last_a["optimizer_states"][0]["state"].values()]
+    moments_b = [s["exp_avg"] for s in last_b["optimizer_states"][0]["state"].values()]
+    assert len(moments_a) == len(moments_b) > 0
+    assert all(torch.equal(x, y) for x, y in zip(moments_a, moments_b))
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref")
+    assert train.main(flags(tiny_model_dir, tiny_csv, out, "ref")) == 0
+    return out / "ref"
+
+
+def test_same_seed_same_command_same_results(reference_run, tiny_model_dir, tiny_csv, tmp_path):
+    assert train.main(flags(tiny_model_dir, tiny_csv, tmp_path, "again")) == 0
+    assert_same_run(reference_run, tmp_path / "again")
+    results = json.loads((tmp_path / "again" / "results.json").read_text())
+    env = results["environment"]
+    assert env["packages"]["torch"] and env["packages"]["lightning"] and env["packages"]["transformers"]
+    assert "git_commit" in env
+    assert results["config"]["seed"] == 0 and results["config"]["lora_r"] == 8
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(reference_run, tiny_model_dir, tiny_csv, tmp_path):
+    # 96 training rows / 16 = 6 steps an epoch; last.ckpt at step 8 (mid epoch 2), killed at step 10
+    env = {k: v for k, v in os.environ.items() if k != "TWEETCLS_RUN_DIR"}
+    killed = subprocess.run([sys.executable, str(CRASH), "10", "--", *flags(tiny_model_dir, tiny_csv, tmp_path, "run")],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_dir = tmp_path / "run"
+    assert not (run_dir / "results.json").exists()
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 8 and state["epoch"] == 1
+    assert not list((run_dir / "checkpoints").glob(".*tmp*"))  # no torn temporary files left
+
+    assert train.main(["--resume", str(run_dir), "--no-progress-bar"]) == 0
+    assert_same_run(reference_run, run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["fit_seconds"] > 0
+
+
+def test_resume_refuses_a_finished_run(reference_run, capsys):
+    assert train.main(["--resume", str(reference_run)]) == 2
+    assert "already finished" in capsys.readouterr().err
+
+
+class Payload:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def interrupted_run(tmp_path: Path, checkpoint: bytes) -> Path:
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("method: lora\nseed: 0\n")
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(checkpoint)
+    return run_dir
+
+
+def test_checkpoint_with_pickled_code_is_refused_not_run(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run_dir = interrupted_run(tmp_path, pickle.dumps({"state_dict": {}, "evil": Payload(str(marker))}))
+    assert train.main(["--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing checkpoint" in err[0] and "last.ckpt" in err[0]
+    assert not marker.exists()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(reference_run, tmp_path, capsys):
+    whole = (reference_run / "checkpoints" / "last.ckpt").read_bytes()
+    run_dir = interrupted_run(tmp_path, whole[: len(whole) // 2])
+    assert train.main(["--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing checkpoint" in err[0] and "corrupt" in err[0]
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(tiny_model_dir, tiny_csv, tmp_path, capsys):
+    argv = flags(tiny_model_dir, tiny_csv, tmp_path, "nan", "--method", "full", "--lr", "1e30",
+                 "--checkpoint-every-n-steps", "1", "--warmup-ratio", "0")
+    assert train.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training loss became" in err[0] and "at step" in err[0], err
+    assert "last good checkpoint is" in err[0]
+    last = tmp_path / "nan" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] >= 1
+    assert not (tmp_path / "nan" / "results.json").exists()
+
+
+def test_evaluate_on_a_run_with_a_corrupt_model_file(reference_run, tmp_path, capsys):
+    import shutil
+
+    import evaluate
+
+    broken = tmp_path / "broken"
+    shutil.copytree(reference_run, broken)
+    weights = broken / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert evaluate.main([str(broken)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot load a classifier from" in err[0] and str(broken / "model") in err[0], err
