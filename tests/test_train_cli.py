@@ -153,3 +153,17 @@ def test_shipped_configs_parse(config):
     args = train.parse_args(["--config", str(config)])
     for key, value in yaml.safe_load(config.read_text()).items():
         assert getattr(args, key.replace("-", "_")) == value
+
+
+@pytest.mark.parametrize("content, extra, message", [
+    ("text,label\ncaf\u00e9 au lait,0\n".encode("latin-1"), [], "is not UTF-8"),
+    (b"tweet,label\nhello,0\n", [], "column 'text' not in"),
+    (b"text,label\nhello,0\n", ["--label-column", "sentiment"], "column 'sentiment' not in"),
+    (b"text,label\n ,0\n\t,1\n", [], "has no non-empty texts"),
+])
+def test_bad_data_file_is_one_line_and_exit_2(tiny_model_dir, tmp_path, capsys, content, extra, message):
+    data = tmp_path / "bad.csv"
+    data.write_bytes(content)
+    code, err = run_main(capsys, train, train_args(tiny_model_dir, data, tmp_path / "runs", *extra))
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "runs").exists()
