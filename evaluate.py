@@ -4,13 +4,19 @@
     python evaluate.py RUN_DIR --split validation --dataset tweet_eval/emotion
     python evaluate.py path/to/saved_classifier --dataset disaster_tweets
 
+    python evaluate.py RUN_DIR --compress none,prune:0.5,prune-structured:0.5,int8,prune-structured:0.5+int8
+
 Loads what train.py saved in RUN_DIR/model (LoRA already merged), computes the same
 metrics as training, prints them and writes RUN_DIR/eval-<dataset>-<split>.json.
+With --compress it builds each compressed variant and writes the compression ledger
+(parameters, size on disk, CPU latency, metric and its change) as Markdown, CSV, JSON
+and to TensorBoard (RUN_DIR/compression).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -34,19 +40,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="sigmoid threshold for multi-label data")
     p.add_argument("--output", default=None, help="JSON file for the metrics (default: in the run directory)")
     p.add_argument("--accelerator", default="auto")
+    ledger = p.add_argument_group("compression ledger")
+    ledger.add_argument("--compress", default=None, metavar="VARIANTS",
+                        help="comma-separated variants, steps joined by +: none, prune:A, prune-global:A, "
+                             "prune-structured:A, int8 (last)")
+    ledger.add_argument("--threads", type=int, default=2, help="CPU threads for latency measurements")
+    ledger.add_argument("--latency-batch-size", type=int, default=32)
+    ledger.add_argument("--latency-seq-len", type=int, default=64)
+    ledger.add_argument("--latency-iters", type=int, default=20)
+    ledger.add_argument("--save-variants", default=None, metavar="DIR",
+                        help="keep each variant's model in DIR/<variant> (fp32 ones load with from_pretrained, "
+                             "so train.py --model DIR/<variant> can fine-tune them to recover)")
     return p
 
 
-def run(args: argparse.Namespace) -> dict:
+def evaluate_model(model, datamodule, data, split: str, threshold: float, accelerator: str = "auto") -> dict:
+    """The same metrics train.py reports, for ``model`` on one split."""
     import lightning as L
 
+    from models.classifier import TextClassifier
+
+    module = TextClassifier(model.eval(), data.label_names, multi_label=data.multi_label, metric=data.metric,
+                            metric_classes=data.metric_classes, threshold=threshold)
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    scores = trainer.test(module, dataloaders=datamodule.split_dataloader(split), verbose=False)[0]
+    return {k.removeprefix("test/"): v for k, v in scores.items()}
+
+
+def run(args: argparse.Namespace) -> dict:
     from core.runs import RESULTS_FILE, dataset_slug, read_results, write_json
     from datamodules import TextClassificationDataModule
     from lora import count_parameters
     from models.build import load_classifier, load_tokenizer
-    from models.classifier import TextClassifier
     from models.resolve import resolve_model
 
+    variants = None
+    if args.compress is not None:
+        from compress.ledger import parse_variants
+
+        variants = parse_variants(args.compress)  # a typo fails before any loading
     target = Path(args.target)
     is_run = target.is_dir() and (target / RESULTS_FILE).exists()
     if target.is_dir() and not is_run and not (target / "config.json").exists():
@@ -74,30 +107,84 @@ def run(args: argparse.Namespace) -> dict:
     trained_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if is_run and trained_labels != data.label_names:
         raise UsageError(f"the run was trained on labels {trained_labels}, {dataset} has {data.label_names}")
-    module = TextClassifier(model.eval(), data.label_names, multi_label=data.multi_label, metric=data.metric,
-                            metric_classes=data.metric_classes,
-                            threshold=args.threshold or config.get("threshold", 0.5))
-    trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
-    start = time.perf_counter()
-    scores = trainer.test(module, dataloaders=datamodule.split_dataloader(args.split), verbose=False)[0]
-    seconds = time.perf_counter() - start
     split = {"val": "validation"}.get(args.split, args.split)
+    threshold = args.threshold or config.get("threshold", 0.5)
+    out_dir = target if is_run else Path(".")
+    stem = f"{dataset_slug(dataset)}-{split}"
+    if variants is not None:
+        return run_ledger(args, variants, model, datamodule, data, split, threshold,
+                          Path(args.output).with_suffix("") if args.output else out_dir / f"compression-{stem}",
+                          {"target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split})
+
+    start = time.perf_counter()
+    metrics = evaluate_model(model, datamodule, data, split, threshold, args.accelerator)
     total, _ = count_parameters(model)
     result = {
         "target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split,
         "task_metric": data.metric_name, "examples": len(datamodule.encoded[split]),
-        "params_total": total, "eval_seconds": seconds,
-        "metrics": {k.removeprefix("test/"): v for k, v in scores.items()},
+        "params_total": total, "eval_seconds": time.perf_counter() - start, "metrics": metrics,
     }
-    output = Path(args.output) if args.output else (target / f"eval-{dataset_slug(dataset)}-{split}.json" if is_run else None)
+    output = Path(args.output) if args.output else (target / f"eval-{stem}.json" if is_run else None)
     if output:
         write_json(output, result)
         result["output"] = str(output)
     return result
 
 
+def run_ledger(args, variants, model, datamodule, data, split, threshold, stem: Path, meta: dict) -> dict:
+    """Build, measure and evaluate every variant; write the ledger everywhere it belongs."""
+    import torch
+
+    from compress.ledger import build_variant, measure_latency, parameter_counts, size_on_disk, variant_name
+    from compress.ledger_report import log_to_tensorboard, to_markdown, write_files
+
+    if not any(variant_name(v) == "none" for v in variants):
+        from compress.ledger import Step
+
+        variants = [[Step("none")], *variants]  # the uncompressed row the deltas refer to
+    torch.set_num_threads(args.threads)
+    rows = []
+    for steps in variants:
+        name = variant_name(steps)
+        variant = build_variant(model, steps)
+        keep = Path(args.save_variants) / name.replace(":", "_") if args.save_variants else None
+        row = {"variant": name, **parameter_counts(variant), "size_mb": size_on_disk(variant, keep)}
+        if keep is not None:
+            datamodule.tokenizer.save_pretrained(keep)  # so train.py --model can fine-tune the variant
+        row |= measure_latency(variant, model.config.vocab_size, args.latency_batch_size,
+                               args.latency_seq_len, iters=args.latency_iters)
+        metrics = evaluate_model(variant, datamodule, data, split, threshold, "cpu")
+        row |= {"task_metric": metrics["task_metric"],
+                "accuracy": metrics.get("accuracy", metrics.get("exact_match")),
+                "macro_f1": metrics["macro_f1"]}
+        rows.append(row)
+        print(f"  {name}: {data.metric_name} {row['task_metric']:.4f}, {row['size_mb']:.1f} MB, "
+              f"p50 {row['latency_p50_ms']:.1f} ms", file=sys.stderr)
+    baseline = next(r["task_metric"] for r in rows if r["variant"] == "none")
+    for row in rows:
+        row["delta"] = row["task_metric"] - baseline
+    meta |= {"task_metric": data.metric_name, "threads": args.threads,
+             "latency_batch": [args.latency_batch_size, args.latency_seq_len], "machine": platform_line()}
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = write_files(rows, stem, meta)
+    log_to_tensorboard(rows, stem.parent / "compression", data.metric_name, meta)
+    return {"ledger": rows, "markdown": to_markdown(rows, data.metric_name), "files": [str(csv_path), str(json_path)],
+            "tensorboard": str(stem.parent / "compression"), **meta}
+
+
+def platform_line() -> str:
+    import platform
+
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+
+
 def print_result(result: dict) -> None:
+    if "ledger" in result:
+        print(f"Compression ledger: {result['target']} on {result['dataset']} ({result['split']}),"
+              f" latency on batch {result['latency_batch'][0]}x{result['latency_batch'][1]}, {result['threads']} threads")
+        print(result["markdown"])
+        print(f"written to {', '.join(result['files'])}; TensorBoard: tensorboard --logdir {result['tensorboard']}")
+        return
     metrics = result["metrics"]
     print(f"{result['target']} on {result['dataset']} ({result['split']}, {result['examples']} examples,"
           f" {result['eval_seconds']:.1f} s)")
@@ -114,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         quiet_libraries()
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one Trainer per variant
         result = run(args)
     except UsageError as err:
         print(f"evaluate.py: error: {err}", file=sys.stderr)

@@ -21,14 +21,15 @@ import yaml
 from core.errors import TrainingDiverged, UsageError
 from core.quiet import quiet_libraries
 
-METHODS = ("full", "lora")
-DEFAULT_LR = {"full": 5e-5, "lora": 1e-3}
+METHODS = ("full", "lora", "qlora")  # qlora: LoRA on a base stored in int8
+DEFAULT_LR = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
-    p.add_argument("--method", choices=METHODS, default="lora", help="what to train")
+    p.add_argument("--method", choices=METHODS, default="lora",
+                   help="full: all weights; lora: LoRA adapters + head; qlora: the same on a base stored in int8")
     p.add_argument("--model", default="minilm-l6", help="short name (minilm-l6), Hugging Face hub id, or local folder")
     p.add_argument("--dataset", default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
     p.add_argument("--data-dir", default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
@@ -183,13 +184,17 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         raise UsageError(f"--max-length {args.max_length} exceeds what {args.model} accepts ({limit})")
 
     lora_info = {}
-    if args.method == "lora":
+    if args.method in ("lora", "qlora"):
         targets = args.lora_targets.split(",") if args.lora_targets else None
         wrapped = inject_lora(model, targets, r=args.lora_r, alpha=args.lora_alpha,
                               dropout=args.lora_dropout, use_rslora=args.lora_rslora)
         mark_only_lora_as_trainable(model)
         lora_info = {"targets": wrapped, "r": args.lora_r, "alpha": args.lora_alpha,
                      "dropout": args.lora_dropout, "rslora": args.lora_rslora}
+        if args.method == "qlora":
+            from compress.int8_base import quantize_frozen_linears
+
+            lora_info["int8_base_layers"] = len(quantize_frozen_linears(model))
     total, trainable = count_parameters(model)
 
     model_slug = Path(str(args.model).rstrip("/")).name
@@ -209,7 +214,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         model, data.label_names, multi_label=data.multi_label, metric=data.metric,
         metric_classes=data.metric_classes, lr=args.lr, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, threshold=args.threshold,
-        adapter_only_checkpoints=args.method == "lora",
+        adapter_only_checkpoints=args.method != "full",
     )
     logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
@@ -262,9 +267,13 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         "config": vars(args), "environment": environment(),
     }
     if trainer.is_global_zero:
-        if args.method == "lora":
-            save_adapter(module.model, run_dir / "adapter", extra={"base_model": args.model})
+        if args.method != "full":
+            save_adapter(module.model, run_dir / "adapter", extra={"base_model": args.model, "method": args.method})
             merge_lora(module.model)
+            if args.method == "qlora":  # the saved model is plain fp32: dequantized base + update
+                from compress.int8_base import dequantize_linears
+
+                dequantize_linears(module.model)
         module.model.save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
         write_json(run_dir / "results.json", results)

@@ -40,15 +40,18 @@ class LoRALinear(nn.Module):
     ) -> None:
         super().__init__()
         check_lora_hyperparameters(r, alpha, dropout)
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps nn.Linear, got {type(base).__name__}")
+        if not (hasattr(base, "in_features") and hasattr(base, "out_features")):
+            raise TypeError(f"LoRALinear wraps an nn.Linear (or a frozen stand-in), got {type(base).__name__}")
         self.base = base
         self.base.requires_grad_(False)
         self.r = r
         self.alpha = alpha
         self.use_rslora = use_rslora
         self.scaling = alpha / math.sqrt(r) if use_rslora else alpha / r
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        reference = next(iter(base.parameters()), None)
+        reference = reference if reference is not None else next(iter(base.buffers()))
+        dtype = reference.dtype if reference.is_floating_point() else torch.float32
+        factory = {"device": reference.device, "dtype": dtype}
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(base.out_features, r, **factory))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -88,6 +91,8 @@ class LoRALinear(nn.Module):
         """
         if self.merged:
             return
+        if not isinstance(self.base, nn.Linear):
+            raise TypeError("merge() needs an nn.Linear base; use merged_linear() for a quantized base")
         self._weight_before_merge = self.base.weight.detach().clone()
         self.base.weight.add_(self.delta_weight().to(self.base.weight.dtype))
         self.merged = True
@@ -104,15 +109,15 @@ class LoRALinear(nn.Module):
 
     def merged_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` holding W + s B A, for inference without this wrapper."""
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.base.bias is not None,
-            device=self.base.weight.device,
-            dtype=self.base.weight.dtype,
-        )
+        if self.merged:
+            weight = self._weight_before_merge
+        elif hasattr(self.base, "dequantized_weight"):
+            weight = self.base.dequantized_weight()
+        else:
+            weight = self.base.weight
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.base.bias is not None,
+                           device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
-            weight = self._weight_before_merge if self.merged else self.base.weight
             linear.weight.copy_(weight + self.delta_weight().to(weight.dtype))
             if self.base.bias is not None:
                 linear.bias.copy_(self.base.bias)

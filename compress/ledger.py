@@ -1,0 +1,156 @@
+"""The compression ledger: build each variant of a model, measure it, tabulate it.
+
+A variant is a ``+``-joined list of steps applied in order to a copy of the fp32 model:
+
+    none                  the model as trained
+    prune:A               unstructured L1 pruning of A (in [0,1)) of each encoder Linear
+    prune-global:A        the same with one global threshold over all encoder Linears
+    prune-structured:A    remove A of every block's FFN neurons (smaller dense model)
+    int8                  dynamic int8 quantization for CPU (must come last)
+
+e.g. ``none,prune:0.5,prune-structured:0.5,int8,prune-structured:0.5+int8``.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from compress.dynamic_int8 import quantize_int8, save_int8
+from compress.structured import prune_ffn_neurons
+from compress.unstructured import check_amount, magnitude_prune, make_permanent
+from core.errors import UsageError
+
+STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
+STEPS = ("none", "int8", *STEPS_WITH_AMOUNT)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    amount: float | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.amount is None else f"{self.kind}:{self.amount:g}"
+
+
+def parse_variants(spec: str) -> list[list[Step]]:
+    """'none,prune:0.3,prune-structured:0.5+int8' -> [[none], [prune 0.3], [...]]."""
+    variants = []
+    for text in (v.strip() for v in spec.split(",")):
+        if not text:
+            continue
+        steps = []
+        for part in text.split("+"):
+            kind, _, amount = part.strip().partition(":")
+            if kind not in STEPS:
+                raise UsageError(f"unknown compression step {kind!r} in {text!r}; use {', '.join(STEPS)}")
+            if kind in STEPS_WITH_AMOUNT:
+                try:
+                    value = float(amount)
+                except ValueError:
+                    raise UsageError(f"{kind} needs an amount, e.g. {kind}:0.3 (got {part!r})") from None
+                check_amount(value)
+                steps.append(Step(kind, value))
+            elif amount:
+                raise UsageError(f"{kind} takes no amount (got {part!r})")
+            else:
+                steps.append(Step(kind))
+        if any(s.kind == "int8" for s in steps[:-1]):
+            raise UsageError(f"int8 must be the last step of a variant (got {text!r})")
+        variants.append(steps)
+    if not variants:
+        raise UsageError("--compress needs at least one variant, e.g. none,int8")
+    return variants
+
+
+def variant_name(steps: list[Step]) -> str:
+    return "+".join(str(s) for s in steps)
+
+
+def build_variant(model: nn.Module, steps: list[Step]) -> nn.Module:
+    """A compressed copy of ``model``; the original is untouched."""
+    variant = copy.deepcopy(model).eval()
+    for step in steps:
+        if step.kind in ("prune", "prune-global"):
+            magnitude_prune(variant, step.amount, scope="layer" if step.kind == "prune" else "global")
+            make_permanent(variant)
+        elif step.kind == "prune-structured":
+            prune_ffn_neurons(variant, step.amount)
+        elif step.kind == "int8":
+            variant = quantize_int8(variant, inplace=True)
+    return variant
+
+
+def is_quantized(model: nn.Module) -> bool:
+    return any(t.is_quantized for t in model.state_dict().values() if isinstance(t, torch.Tensor))
+
+
+def _weight_tensors(model: nn.Module):
+    """Every weight tensor, quantized ones dequantized (packed weights hide from state_dict)."""
+    from compress.dynamic_int8 import _quantized_modules, _weight_and_bias
+
+    quantized = _quantized_modules(model)
+    for name, module in quantized.items():
+        weight, bias = _weight_and_bias(module)
+        yield weight.dequantize()
+        if bias is not None:
+            yield bias
+    for name, tensor in model.state_dict().items():
+        if any(name.startswith(q + ".") for q in quantized) or name.endswith(("position_ids", "token_type_ids")):
+            continue  # quantized (counted above) or index buffers, not weights
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            yield tensor
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Total and non-zero weights (int8 ones included), and the fp32 parameters left to train."""
+    total = nonzero = 0
+    for tensor in _weight_tensors(model):
+        total += tensor.numel()
+        nonzero += int(torch.count_nonzero(tensor))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"params_total": total, "params_trainable": trainable, "params_nonzero": nonzero}
+
+
+def save_variant(model: nn.Module, directory: Path) -> float:
+    """Write the variant (save_pretrained, or safetensors int8) and return its weights' MB."""
+    if is_quantized(model):
+        save_int8(model, directory)
+    else:
+        model.save_pretrained(directory)
+    return sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 1e6
+
+
+def size_on_disk(model: nn.Module, keep_in: Path | None = None) -> float:
+    if keep_in is not None:
+        return save_variant(model, keep_in)
+    with tempfile.TemporaryDirectory() as tmp:
+        return save_variant(model, Path(tmp))
+
+
+@torch.inference_mode()
+def measure_latency(model: nn.Module, vocab_size: int, batch_size: int = 32, seq_len: int = 64,
+                    warmup: int = 3, iters: int = 20, seed: int = 0) -> dict[str, float]:
+    """Forward-pass latency on a fixed random batch, after warm-up: p50, p90 and samples/s."""
+    gen = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=gen)
+    inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    model.eval()
+    for _ in range(warmup):
+        model(**inputs)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        model(**inputs)
+        times.append(time.perf_counter() - start)
+    p50 = statistics.median(times)
+    p90 = statistics.quantiles(times, n=10)[-1] if len(times) >= 2 else p50
+    return {"latency_p50_ms": 1000 * p50, "latency_p90_ms": 1000 * p90, "throughput_per_s": batch_size / p50}
