@@ -143,6 +143,8 @@ def run_ledger(args, variants, model, datamodule, data, split, threshold, stem: 
 
         variants = [[Step("none")], *variants]  # the uncompressed row the deltas refer to
     torch.set_num_threads(args.threads)
+    # warm the process (thread pool, allocator) so the first row is not slower for it
+    measure_latency(model, model.config.vocab_size, args.latency_batch_size, args.latency_seq_len, iters=3)
     rows = []
     for steps in variants:
         name = variant_name(steps)
@@ -201,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         quiet_libraries()
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one Trainer per variant
+        for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+            logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" per variant
         result = run(args)
     except UsageError as err:
         print(f"evaluate.py: error: {err}", file=sys.stderr)

@@ -138,7 +138,7 @@ def size_on_disk(model: nn.Module, keep_in: Path | None = None) -> float:
 
 @torch.inference_mode()
 def measure_latency(model: nn.Module, vocab_size: int, batch_size: int = 32, seq_len: int = 64,
-                    warmup: int = 3, iters: int = 20, seed: int = 0) -> dict[str, float]:
+                    warmup: int = 5, iters: int = 20, seed: int = 0) -> dict[str, float]:
     """Forward-pass latency on a fixed random batch, after warm-up: p50, p90 and samples/s."""
     gen = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=gen)
