@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -169,9 +170,12 @@ def run_ledger(args, variants, model, datamodule, data, split, threshold, stem: 
              "latency_batch": [args.latency_batch_size, args.latency_seq_len], "machine": platform_line()}
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = write_files(rows, stem, meta)
-    log_to_tensorboard(rows, stem.parent / "compression", data.metric_name, meta)
+    # one TensorBoard folder per ledger, rewritten whole, so a re-run never doubles its rows
+    tb_dir = stem.parent / "compression" / stem.name.removeprefix("compression-")
+    shutil.rmtree(tb_dir, ignore_errors=True)
+    log_to_tensorboard(rows, tb_dir, data.metric_name, meta)
     return {"ledger": rows, "markdown": to_markdown(rows, data.metric_name), "files": [str(csv_path), str(json_path)],
-            "tensorboard": str(stem.parent / "compression"), **meta}
+            "tensorboard": str(tb_dir), **meta}
 
 
 def platform_line() -> str:
