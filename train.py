@@ -21,16 +21,20 @@ import yaml
 from core.errors import TrainingDiverged, UsageError
 from core.quiet import quiet_libraries
 
-METHODS = ("full", "lora", "qlora")  # qlora: LoRA on a base stored in int8
-DEFAULT_LR = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3}
+METHODS = ("full", "lora", "qlora", "teacher", "distill")
+DEFAULT_LR = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "teacher": 3e-5, "distill": 5e-5}
+DEFAULT_MODEL = {"teacher": "mpnet-base"}  # every other method: minilm-l6
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
     p.add_argument("--method", choices=METHODS, default="lora",
-                   help="full: all weights; lora: LoRA adapters + head; qlora: the same on a base stored in int8")
-    p.add_argument("--model", default="minilm-l6", help="short name (minilm-l6), Hugging Face hub id, or local folder")
+                   help="full: all weights; lora: LoRA adapters + head; qlora: the same on a base stored in int8; "
+                        "teacher: full fine-tuning of the teacher (default model mpnet-base); "
+                        "distill: train a student with the teacher's soft labels")
+    p.add_argument("--model", default=None,
+                   help="short name (minilm-l6, mpnet-base), Hugging Face hub id, or local folder (default: minilm-l6)")
     p.add_argument("--dataset", default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
     p.add_argument("--data-dir", default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
     p.add_argument("--text-column", default="text", help="text column of a local data file")
@@ -55,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--lora-targets", default=None,
                       help="comma-separated linear layer names (suffix match), or all-linear (default: query,value projections)")
     lora.add_argument("--lora-rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
+    kd = p.add_argument_group("distillation (--method distill)")
+    kd.add_argument("--teacher", default=None, help="the teacher: a train.py run directory or a fine-tuned classifier")
+    kd.add_argument("--layers", default=None,
+                    help="student = these teacher blocks: odd, even (1-based: 1,3,..,11 / 2,4,..,12), distilbert, "
+                         "bottom, top, uniform, or 0-based indices like 0,3,6,9")
+    kd.add_argument("--student", default=None, help="an independent pretrained student instead (e.g. minilm-l6)")
+    kd.add_argument("--kd-temperature", type=float, default=2.0)
+    kd.add_argument("--kd-alpha", type=float, default=0.5, help="weight of the soft (teacher) term; 1-alpha for labels")
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", default="runs")
     out.add_argument("--run-name", default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
@@ -115,6 +127,18 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
 def check_args(args: argparse.Namespace) -> None:
     if args.lr is None:
         args.lr = DEFAULT_LR[args.method]
+    if args.method == "distill":
+        if not args.teacher:
+            raise UsageError("--method distill needs --teacher RUN_DIR_OR_MODEL")
+        if bool(args.layers) == bool(args.student):
+            raise UsageError("--method distill needs exactly one of --layers (copy teacher blocks) or --student MODEL")
+        if not args.kd_temperature > 0 or not 0 <= args.kd_alpha <= 1:
+            raise UsageError(f"--kd-temperature must be > 0 and --kd-alpha in [0, 1], "
+                             f"got {args.kd_temperature} and {args.kd_alpha}")
+        args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
+    elif args.teacher or args.layers or args.student:
+        raise UsageError("--teacher, --layers and --student belong to --method distill")
+    args.model = args.model or DEFAULT_MODEL.get(args.method, "minilm-l6")
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
         (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
@@ -169,7 +193,14 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     from models.resolve import resolve_model
 
     L.seed_everything(args.seed, workers=True, verbose=False)
-    model_dir = resolve_model(args.model)
+    if args.method == "distill":
+        from distill.student import build_student, teacher_model_dir
+
+        teacher_dir = teacher_model_dir(args.teacher)
+        student_dir = resolve_model(args.student) if args.student else None
+        model_dir = student_dir or teacher_dir  # a layer-copied student keeps the teacher's tokenizer
+    else:
+        model_dir = resolve_model(args.model)
     tokenizer = load_tokenizer(model_dir)
     datamodule = TextClassificationDataModule(
         args.dataset, tokenizer, data_dir=args.data_dir, max_length=args.max_length,
@@ -178,7 +209,11 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         text_column=args.text_column, label_column=args.label_column, num_workers=args.num_workers,
     )
     data = datamodule.load()
-    model = load_classifier(model_dir, data.label_names, data.multi_label)
+    distill_info = {}
+    if args.method == "distill":
+        model, distill_info = build_student(teacher_dir, data.label_names, data.multi_label, args.layers, student_dir)
+    else:
+        model = load_classifier(model_dir, data.label_names, data.multi_label)
     limit = max_model_length(model, tokenizer)
     if args.max_length > limit:
         raise UsageError(f"--max-length {args.max_length} exceeds what {args.model} accepts ({limit})")
@@ -196,6 +231,14 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
 
             lora_info["int8_base_layers"] = len(quantize_frozen_linears(model))
     total, trainable = count_parameters(model)
+    if args.method == "distill":
+        from distill.teacher_cache import cached_teacher_logits
+
+        datamodule.setup()
+        logits, cache = cached_teacher_logits(teacher_dir, datamodule.texts["train"], data.label_names,
+                                              args.max_length)
+        datamodule.add_train_column("teacher_logits", logits)
+        distill_info |= {"temperature": args.kd_temperature, "alpha": args.kd_alpha, "teacher_logits_cache": str(cache)}
 
     model_slug = Path(str(args.model).rstrip("/")).name
     run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
@@ -214,7 +257,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         model, data.label_names, multi_label=data.multi_label, metric=data.metric,
         metric_classes=data.metric_classes, lr=args.lr, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, threshold=args.threshold,
-        adapter_only_checkpoints=args.method != "full",
+        adapter_only_checkpoints=args.method in ("lora", "qlora"),
+        kd_alpha=args.kd_alpha if args.method == "distill" else None, kd_temperature=args.kd_temperature,
     )
     logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
@@ -236,6 +280,10 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
 
     hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
     hparams |= {"params_total": total, "params_trainable": trainable, "task_metric": data.metric_name}
+    if distill_info:
+        hparams |= {"teacher": distill_info["teacher"], "student_layers": str(distill_info["layers"]),
+                    "teacher_params": distill_info["teacher_params"],
+                    "student_to_teacher_params": distill_info["student_to_teacher_params"]}
     final_keys = ["hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
                   "hp/fit_seconds", "hp/params_trainable"]
     if resume_from is None:  # a resumed run continues the TensorBoard run it already has
@@ -263,11 +311,11 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
-        "val": val, "test": test, "lora": lora_info, "run_dir": str(run_dir),
+        "val": val, "test": test, "lora": lora_info, "distill": distill_info, "run_dir": str(run_dir),
         "config": vars(args), "environment": environment(),
     }
     if trainer.is_global_zero:
-        if args.method != "full":
+        if args.method in ("lora", "qlora"):
             save_adapter(module.model, run_dir / "adapter", extra={"base_model": args.model, "method": args.method})
             merge_lora(module.model)
             if args.method == "qlora":  # the saved model is plain fp32: dequantized base + update

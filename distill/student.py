@@ -1,0 +1,76 @@
+"""Teachers and students for ``train.py --method distill``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from core.errors import UsageError
+from distill.layer_copy import copy_layers, select_layers
+from distill.teacher_cache import align_labels, teacher_labels
+from lora.inject import count_parameters, head_module_names
+from models.build import load_classifier
+from models.resolve import resolve_model
+
+
+def teacher_model_dir(teacher: str) -> Path:
+    """A run directory of train.py (its saved model) or any fine-tuned classifier."""
+    run_model = Path(teacher) / "model"
+    if (Path(teacher) / "results.json").is_file() and (run_model / "config.json").is_file():
+        return run_model
+    return resolve_model(teacher)
+
+
+def parse_layers(text: str) -> str | list[int]:
+    """'odd' stays a strategy name; '0,3,6,9' becomes a list of 0-based indices."""
+    if any(ch.isdigit() for ch in text):
+        try:
+            return [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise UsageError(f"--layers {text!r}: give a strategy name or comma-separated integers") from None
+    return text
+
+
+def reorder_labels(model: PreTrainedModel, order: list[int], label_names: list[str]) -> None:
+    """Permute the head's output rows so output i is ``label_names[i]`` (labels match by name)."""
+    if order != list(range(len(order))):
+        heads = head_module_names(model)
+        last = [m for name, m in model.named_modules()
+                if isinstance(m, nn.Linear) and m.out_features == len(order)
+                and any(name == h or name.startswith(h + ".") for h in heads)][-1]
+        with torch.no_grad():
+            last.weight.copy_(last.weight[order])
+            if last.bias is not None:
+                last.bias.copy_(last.bias[order])
+    model.config.id2label = dict(enumerate(label_names))
+    model.config.label2id = {name: i for i, name in enumerate(label_names)}
+
+
+def load_teacher(teacher_dir: Path, label_names: list[str]) -> PreTrainedModel:
+    teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
+    labels = teacher_labels(teacher)
+    if labels == [f"LABEL_{i}" for i in range(len(labels))]:
+        raise UsageError(f"teacher {teacher_dir} is not a fine-tuned classifier (no label names); "
+                         "train one first: python train.py --method teacher")
+    reorder_labels(teacher, align_labels(labels, label_names), label_names)
+    return teacher
+
+
+def build_student(teacher_dir: Path, label_names: list[str], multi_label: bool,
+                  layers: str | None, student_dir: Path | None) -> tuple[PreTrainedModel, dict]:
+    """A student copied from the teacher's layers, or an independent pretrained model."""
+    teacher = load_teacher(teacher_dir, label_names)
+    teacher_total, _ = count_parameters(teacher)
+    if student_dir is not None:
+        student, chosen = load_classifier(student_dir, label_names, multi_label), None
+    else:
+        chosen = select_layers(parse_layers(layers), teacher.config.num_hidden_layers)
+        student = copy_layers(teacher, chosen)
+    student_total, _ = count_parameters(student)
+    info = {"teacher": str(teacher_dir), "teacher_params": teacher_total, "layers": chosen,
+            "layer_strategy": layers, "student": str(student_dir) if student_dir else None,
+            "student_to_teacher_params": student_total / teacher_total}
+    return student.train(), info

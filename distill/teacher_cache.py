@@ -1,0 +1,79 @@
+"""Teacher logits, computed once per training example and cached on disk.
+
+The teacher never runs during training: before the first epoch its logits for the
+training texts are loaded from the cache, or computed in one inference pass and saved.
+The cache key hashes the teacher's weights, its tokenizer, ``max_length`` and the exact
+training texts, so a retrained teacher or a changed dataset never reuses stale logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from core.errors import UsageError
+from models.resolve import cache_root, sha256_of
+
+
+def teacher_fingerprint(teacher_dir: Path) -> str:
+    """sha256 over the teacher's weight, config and tokenizer files."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in teacher_dir.iterdir() if p.suffix in (".safetensors", ".json", ".txt", ".model"))
+    if not any(p.suffix == ".safetensors" for p in files):
+        raise UsageError(f"teacher {teacher_dir} has no .safetensors weights")
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(sha256_of(path).encode())
+    return digest.hexdigest()
+
+
+def align_labels(teacher_labels: list[str], student_labels: list[str]) -> list[int]:
+    """Teacher logit column for each student label, matched by name, not by index."""
+    if sorted(teacher_labels) != sorted(student_labels):
+        raise UsageError(f"teacher labels {teacher_labels} differ from the dataset's {student_labels}; "
+                         "distill from a teacher trained on the same label set")
+    return [teacher_labels.index(name) for name in student_labels]
+
+
+def teacher_labels(model) -> list[str]:
+    return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
+@torch.inference_mode()
+def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> tuple[torch.Tensor, list[str]]:
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
+    logits = torch.empty(len(texts), model.config.num_labels)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length,
+                          padding=True, return_tensors="pt")
+        logits[idx] = model(**batch).logits.float()
+    return logits, teacher_labels(model)
+
+
+def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_labels: list[str],
+                          max_length: int) -> tuple[torch.Tensor, Path]:
+    """(logits in the student's label order, cache file). Computes and saves on a miss."""
+    teacher_dir = Path(teacher_dir)
+    key = hashlib.sha256()
+    for part in (teacher_fingerprint(teacher_dir), str(max_length), "\x1e".join(texts)):
+        key.update(part.encode())
+        key.update(b"\x1f")
+    path = cache_root() / "teacher_logits" / f"{key.hexdigest()[:32]}.safetensors"
+    if path.is_file():
+        stored = load_file(str(path))
+        logits, labels = stored["logits"], bytes(stored["labels"].tolist()).decode().split("\x1f")
+    else:
+        logits, labels = compute_teacher_logits(teacher_dir, texts, max_length)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        encoded = torch.tensor(list("\x1f".join(labels).encode()), dtype=torch.uint8)
+        save_file({"logits": logits.contiguous(), "labels": encoded}, str(tmp))
+        tmp.replace(path)
+    return logits[:, align_labels(labels, student_labels)], path

@@ -1,0 +1,132 @@
+"""Distillation: the KD loss, the teacher-logit cache, and train.py --method teacher/distill."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import train
+from core.errors import UsageError
+from distill import teacher_cache
+from distill.losses import kd_loss
+from distill.teacher_cache import align_labels, cached_teacher_logits
+
+
+def test_kd_loss_reduces_to_cross_entropy_at_alpha_zero():
+    s, t, y = torch.randn(5, 4), torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+    assert torch.allclose(kd_loss(s, t, y, alpha=0.0), F.cross_entropy(s, y))
+
+
+def test_kd_soft_term_is_t_squared_kl_and_zero_when_student_matches():
+    s, t, y = torch.randn(6, 3), torch.randn(6, 3), torch.zeros(6, dtype=torch.long)
+    T = 3.0
+    p_t, log_p_s = F.softmax(t / T, -1), F.log_softmax(s / T, -1)
+    manual = (p_t * (p_t.log() - log_p_s)).sum(-1).mean() * T * T
+    torch.testing.assert_close(kd_loss(s, t, y, temperature=T, alpha=1.0), manual)
+    assert kd_loss(t, t, y, temperature=T, alpha=1.0).abs() < 1e-6
+
+
+def test_multi_label_kd_is_zero_for_a_matching_student_and_positive_otherwise():
+    t, y = torch.randn(4, 5), torch.randint(0, 2, (4, 5))
+    assert kd_loss(t, t, y, alpha=1.0, multi_label=True).abs() < 1e-5
+    assert kd_loss(torch.randn(4, 5), t, y, alpha=1.0, multi_label=True) > 0.01
+
+
+def test_labels_align_by_name_and_mismatches_are_refused():
+    assert align_labels(["joy", "anger", "calm"], ["anger", "calm", "joy"]) == [1, 2, 0]
+    with pytest.raises(UsageError, match="teacher labels .* differ from the dataset's"):
+        align_labels(["joy", "anger"], ["anger", "calm"])
+
+
+def run(args):
+    assert train.main([*args, "--no-progress-bar", "--batch-size", "16"]) == 0
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tiny_model_dir, tiny_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    run(["--method", "teacher", "--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
+         "--run-name", "t", "--max-epochs", "3", "--lr", "3e-3"])
+    return out / "t"
+
+
+def test_teacher_logits_are_computed_once_and_keyed_by_teacher_and_texts(teacher_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("TWEETCLS_CACHE", str(tmp_path))
+    labels = ["anger", "calm", "joy"]
+    texts = ["we love the sunshine", "awful broken chair", "the quiet river"]
+    first, path = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
+    assert first.shape == (3, 3) and path.is_file()
+
+    def fail(*a, **k):
+        raise AssertionError("teacher ran again")
+
+    monkeypatch.setattr(teacher_cache, "compute_teacher_logits", fail)
+    again, same = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
+    assert same == path and torch.equal(again, first)
+    # labels in another order: the columns follow the names
+    permuted, _ = cached_teacher_logits(teacher_run / "model", texts, ["joy", "anger", "calm"], 32)
+    assert torch.equal(permuted, first[:, [2, 0, 1]])
+    with pytest.raises(AssertionError, match="teacher ran again"):  # other texts: a new key
+        cached_teacher_logits(teacher_run / "model", texts[:2], labels, 32)
+    with pytest.raises(AssertionError, match="teacher ran again"):  # other max_length: a new key
+        cached_teacher_logits(teacher_run / "model", texts, labels, 16)
+
+
+def test_changed_teacher_weights_change_the_key(teacher_run, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("TWEETCLS_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher_run / "model", copy)
+    _, before = cached_teacher_logits(copy, ["a b c"], ["anger", "calm", "joy"], 32)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(copy / "model.safetensors"))
+    weights["classifier.bias"] = weights["classifier.bias"] + 1.0
+    save_file(weights, str(copy / "model.safetensors"))
+    _, after = cached_teacher_logits(copy, ["a b c"], ["anger", "calm", "joy"], 32)
+    assert after != before
+
+
+def test_layer_copied_student_with_kd_end_to_end(teacher_run, tiny_csv, tmp_path):
+    run(["--method", "distill", "--teacher", str(teacher_run), "--layers", "odd", "--dataset", str(tiny_csv),
+         "--output-dir", str(tmp_path), "--run-name", "s", "--max-epochs", "2", "--kd-temperature", "3",
+         "--kd-alpha", "0.7"])
+    results = json.loads((tmp_path / "s" / "results.json").read_text())
+    info = results["distill"]
+    assert info["layers"] == [0] and info["temperature"] == 3 and info["alpha"] == 0.7
+    assert 0 < info["student_to_teacher_params"] < 1
+    assert results["params_total"] < info["teacher_params"]
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(tmp_path / "s" / "model").num_hidden_layers == 1
+
+
+def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_path):
+    from conftest import build_tiny_model_dir
+
+    student = build_tiny_model_dir(tmp_path / "student-model")
+    run(["--method", "distill", "--teacher", str(teacher_run), "--student", str(student), "--dataset", str(tiny_csv),
+         "--output-dir", str(tmp_path), "--run-name", "ind", "--max-epochs", "1"])
+    results = json.loads((tmp_path / "ind" / "results.json").read_text())
+    assert results["distill"]["student"] == str(student) and results["distill"]["layers"] is None
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "distill", "--layers", "odd"], "--method distill needs --teacher"),
+    (["--method", "distill", "--teacher", "x"], "exactly one of --layers"),
+    (["--method", "lora", "--layers", "odd"], "--teacher, --layers and --student belong to --method distill"),
+])
+def test_distill_flag_errors(extra, message, capsys):
+    assert train.main(extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_deeper_than_the_teacher_is_refused(teacher_run, tiny_csv, tmp_path, capsys):
+    code = train.main(["--method", "distill", "--teacher", str(teacher_run), "--layers", "0,1,2",
+                       "--dataset", str(tiny_csv), "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "layer index 2 is out of range: the teacher has layers 0..1" in capsys.readouterr().err
