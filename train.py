@@ -172,6 +172,11 @@ def checkpoint_to_resume(run_dir: Path) -> str:
     return str(last)
 
 
+def is_ddp_child() -> bool:
+    """A rank Lightning started by re-running this command; rank 0 made the run directory."""
+    return bool(os.environ.get(RUN_DIR_ENV)) and int(os.environ.get("LOCAL_RANK", "0")) > 0
+
+
 def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     """Train, test and save one run; returns what results.json holds.
 
@@ -184,13 +189,18 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
 
     from core.checkpoint_io import AtomicCheckpointIO
     from core.last_checkpoint import LastCheckpoint
-    from core.runs import dataset_slug, environment, new_run_dir, timestamp, write_json
+    from core.runs import check_run_dir, dataset_slug, environment, new_run_dir, timestamp, write_json
     from core.timing import TrainingClock
     from datamodules import TextClassificationDataModule
     from lora import count_parameters, inject_lora, mark_only_lora_as_trainable, merge_lora, save_adapter
     from models.build import load_classifier, load_tokenizer, max_model_length
     from models.classifier import TextClassifier
     from models.resolve import resolve_model
+
+    model_slug = Path(str(args.model).rstrip("/")).name
+    run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+    if not args.resume and not is_ddp_child():
+        check_run_dir(args.output_dir, run_name, args.overwrite)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
     if args.method == "distill":
@@ -240,10 +250,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         datamodule.add_train_column("teacher_logits", logits)
         distill_info |= {"temperature": args.kd_temperature, "alpha": args.kd_alpha, "teacher_logits_cache": str(cache)}
 
-    model_slug = Path(str(args.model).rstrip("/")).name
-    run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
     resume_from = None
-    if os.environ.get(RUN_DIR_ENV) and int(os.environ.get("LOCAL_RANK", "0")) > 0:
+    if is_ddp_child():
         run_dir = Path(os.environ[RUN_DIR_ENV])
     elif args.resume:
         run_dir = Path(args.resume)

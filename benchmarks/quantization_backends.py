@@ -14,9 +14,7 @@ import argparse
 import copy
 import json
 import platform
-import statistics
 import sys
-import time
 import warnings
 from datetime import date
 from pathlib import Path
@@ -24,18 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-
-
-def median_latency(model, inputs, warmup: int = 3, iters: int = 15) -> float:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            model(**inputs)
-        times = []
-        for _ in range(iters):
-            start = time.perf_counter()
-            model(**inputs)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -50,10 +36,12 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, logging
 
     from compress.dynamic_int8 import quantize_int8
+    from compress.ledger import measure_latency
     from models.resolve import resolve_model
 
     logging.set_verbosity_error()
     fp32 = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=4).eval()
+    # the same batch measure_latency builds (seed 0), so errors and timings refer to one input
     ids = torch.randint(5, fp32.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     with torch.inference_mode():
@@ -73,7 +61,7 @@ def main() -> None:
     rows = []
     base = None
     for name, model in variants.items():
-        seconds = median_latency(model, inputs)
+        seconds = measure_latency(model, fp32.config.vocab_size, args.batch, args.seq, iters=15)["latency_p50_ms"] / 1000
         base = base or seconds
         with torch.inference_mode():
             error = (model(**inputs).logits - reference).abs().max().item()

@@ -18,12 +18,21 @@ RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
 
 
+def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
+    """``output_dir/run_name``, refused if it holds an earlier run (unless ``overwrite``).
+
+    Called before any slow work, so a name clash costs no time.
+    """
+    run_dir = Path(output_dir) / run_name
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise UsageError(f"run directory {run_dir} already exists; choose another --run-name or pass --overwrite")
+    return run_dir
+
+
 def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """Create ``output_dir/run_name``; refuse to reuse an existing run unless asked."""
-    run_dir = Path(output_dir) / run_name
+    run_dir = check_run_dir(output_dir, run_name, overwrite)
     if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise UsageError(f"run directory {run_dir} already exists; choose another --run-name or pass --overwrite")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
