@@ -47,7 +47,9 @@ def main() -> None:
     base = json.loads((teacher / "results.json").read_text())
     for name in runs:
         r = json.loads((out / name / "results.json").read_text())
-        rows.append({"run": name, "layers": (r.get("distill") or {}).get("layers"),
+        info = r.get("distill") or {}
+        layers = info.get("layers") or ("own model" if info.get("student") else "all 12")
+        rows.append({"run": name, "layers": layers,
                      "params": r["params_total"], "params_vs_teacher": r["params_total"] / base["params_total"],
                      "test_macro_f1": r["test"]["task_metric"], "f1_vs_teacher": r["test"]["task_metric"] / base["test"]["task_metric"],
                      "fit_seconds": r["fit_seconds"], "train_samples_per_sec": r["train_samples_per_sec"],
@@ -56,7 +58,7 @@ def main() -> None:
     lines = ["| run | layers | params | vs teacher | test macro-F1 | vs teacher | train s | samples/s |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['layers'] or 'all'} | {r['params']:,} | {r['params_vs_teacher']:.2f} | "
+        lines.append(f"| {r['run']} | {r['layers']} | {r['params']:,} | {r['params_vs_teacher']:.2f} | "
                      f"{r['test_macro_f1']:.4f} | {r['f1_vs_teacher']:.3f} | {r['fit_seconds']:.0f} | "
                      f"{r['train_samples_per_sec']:.1f} |")
     table = "\n".join(lines)

@@ -1,8 +1,8 @@
 """Dynamic int8 quantization of Linear layers for CPU inference, saved as safetensors.
 
-Measured on MiniLM-L6 (batch 32 x 64 tokens, 2 threads, benchmarks/quantization_backends.py):
-``torch.ao.quantization.quantize_dynamic`` ran 2.8x faster than fp32, torchao 0.18's
-``Int8DynamicActivationInt8WeightConfig`` 1.3x, so torch.ao is used. torch marks it
+Measured on MiniLM-L6 (batch 32 x 64 tokens, 2 threads, benchmarks/quantization_backends.py,
+2026-11-23): ``torch.ao.quantization.quantize_dynamic`` ran 1.9x faster than fp32, torchao
+0.18's ``Int8DynamicActivationInt8WeightConfig`` 1.2x, so torch.ao is used. torch marks it
 deprecated; if a later torch removes it, torchao (when installed) is the fallback.
 
 The word-embedding table is quantized too (8-bit rows with float scale and offset): in

@@ -1,0 +1,137 @@
+"""Our LoRA against peft's on the same model, side by side in one process.
+
+    python benchmarks/lora_speed.py [--model minilm-l6] [--steps 20] [--batch 32 --seq 64 --threads 2]
+
+1. identical logits after copying A and B into peft (max |diff|, must be <= 1e-5);
+2. training step (forward + backward + AdamW) ours vs peft, interleaved, median of --steps
+   after warm-up; full fine-tuning too, for scale;
+3. inference of the merged LoRA model vs the base model.
+Prints a table and writes benchmarks/results/lora_speed.json. Needs peft (pip install peft).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+
+def step_timer(model, batch, labels):
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+
+    def step() -> float:
+        start = time.perf_counter()
+        optim.zero_grad(set_to_none=True)
+        model(**batch, labels=labels).loss.backward()
+        optim.step()
+        return time.perf_counter() - start
+
+    return step
+
+
+def forward_timer(model, batch):
+    model.eval()
+
+    def forward() -> float:
+        with torch.inference_mode():
+            start = time.perf_counter()
+            model(**batch)
+            return time.perf_counter() - start
+
+    return forward
+
+
+def interleaved(timers: dict, steps: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call, the contenders taking turns so drift hits all alike."""
+    for _ in range(warmup):
+        for fn in timers.values():
+            fn()
+    times = {name: [] for name in timers}
+    for _ in range(steps):
+        for name, fn in timers.items():
+            times[name].append(fn())
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    import peft
+    from transformers import AutoModelForSequenceClassification, logging
+
+    from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
+    from models.resolve import resolve_model
+
+    logging.set_verbosity_error()
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=4)
+    ids = torch.randint(5, base.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    labels = torch.randint(0, 4, (args.batch,), generator=torch.Generator().manual_seed(1))
+
+    ours = copy.deepcopy(base)
+    inject_lora(ours, ["query", "value"], r=8, alpha=16, dropout=0.1)
+    mark_only_lora_as_trainable(ours)
+    with torch.no_grad():
+        for layer in lora_layers(ours).values():
+            layer.lora_B.normal_(std=0.02)
+    theirs = peft.get_peft_model(copy.deepcopy(base), peft.LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"], task_type="SEQ_CLS",
+        modules_to_save=["classifier", "pooler"]))
+    with torch.no_grad():
+        for name, module in theirs.named_modules():
+            if isinstance(module, peft.tuners.lora.LoraLayer):
+                own = ours.get_submodule(name.removeprefix("base_model.model."))
+                module.lora_A["default"].weight.copy_(own.lora_A)
+                module.lora_B["default"].weight.copy_(own.lora_B)
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        max_diff = (ours(**batch).logits - theirs(**batch).logits).abs().max().item()
+
+    full = copy.deepcopy(base)
+    steps = interleaved({"ours": step_timer(ours, batch, labels), "peft": step_timer(theirs, batch, labels),
+                         "full": step_timer(full, batch, labels)}, args.steps)
+    merged = merge_lora(copy.deepcopy(ours))
+    forwards = interleaved({"merged": forward_timer(merged, batch), "base": forward_timer(base, batch)}, args.steps)
+
+    result = {
+        "date": date.today().isoformat(), "machine": f"{platform.machine()}, {platform.platform()}",
+        "torch": torch.__version__, "peft": peft.__version__, "config": vars(args),
+        "max_abs_logit_diff_vs_peft": max_diff,
+        "train_step_median_s": steps, "ours_over_peft": steps["ours"] / steps["peft"],
+        "lora_over_full": steps["ours"] / steps["full"],
+        "forward_median_s": forwards, "merged_over_base": forwards["merged"] / forwards["base"],
+    }
+    print(f"{args.model}, batch {args.batch}x{args.seq}, {args.threads} threads, median of {args.steps}")
+    print("| measurement | value |\n|---|---|")
+    print(f"| max abs logit diff, ours vs peft | {max_diff:.2e} |")
+    for name, seconds in steps.items():
+        print(f"| train step, {name} | {seconds:.3f} s |")
+    print(f"| ours / peft | {result['ours_over_peft']:.3f} |")
+    print(f"| LoRA / full | {result['lora_over_full']:.3f} |")
+    print(f"| merged-LoRA forward / base forward | {result['merged_over_base']:.3f} |")
+    out = Path(__file__).with_name("results")
+    out.mkdir(exist_ok=True)
+    (out / "lora_speed.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
