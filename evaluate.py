@@ -29,7 +29,9 @@ from core.quiet import quiet_libraries
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("target", help="run directory written by train.py, or a saved classifier (folder or hub id)")
+    p.add_argument("target", nargs="?", help="run directory written by train.py, or a saved classifier (folder or hub id)")
+    p.add_argument("--compare", metavar="RUNS_DIR", default=None,
+                   help="instead: gather every results.json under RUNS_DIR into one comparison table")
     p.add_argument("--dataset", default=None, help="default: the run's dataset")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--split", default="test", choices=("train", "validation", "val", "test"))
@@ -205,7 +207,18 @@ def print_result(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.compare:
+            from core.compare import compare_runs
+
+            result = compare_runs(args.compare)
+            print(result["markdown"])
+            print(f"written to {args.compare}/comparison.md, .csv, .json; "
+                  f"TensorBoard: tensorboard --logdir {args.compare}")
+            return 0
+        if not args.target:
+            parser.error("give a run directory or model, or --compare RUNS_DIR")
         quiet_libraries()
         for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" per variant

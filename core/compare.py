@@ -1,0 +1,125 @@
+"""Gather every run's results.json under a folder into one comparison table.
+
+Runs that differ only in their seed form one row with mean ± sd; the table goes to
+Markdown, CSV and JSON beside the runs, and to TensorBoard (text and figures) in
+``<folder>/_comparison`` next to the runs' own HPARAMS rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+from core.errors import UsageError
+from core.runs import RESULTS_FILE, write_json
+
+
+def run_record(path: Path) -> dict:
+    r = json.loads(path.read_text())
+    cfg = r.get("config", {})
+    info = r.get("distill") or {}
+    layers = info.get("layers")
+    model_file = path.parent / "model" / "model.safetensors"
+    return {
+        "run": str(path.parent), "dataset": r["dataset"], "method": r["method"], "model": r["model"],
+        "layers": ",".join(map(str, layers)) if layers else "",
+        "lora": f"r={r['lora']['r']} {','.join(sorted({t.split('.')[-1] for t in r['lora']['targets']}))}" if r.get("lora") else "",
+        "lr": cfg.get("lr"), "epochs": cfg.get("max_epochs"), "seed": r["seed"],
+        "params_total": r["params_total"], "params_trainable": r["params_trainable"],
+        "trainable_pct": r["trainable_pct"], "fit_seconds": r["fit_seconds"],
+        "train_samples_per_sec": r["train_samples_per_sec"],
+        "size_mb": model_file.stat().st_size / 1e6 if model_file.is_file() else None,
+        "metric_name": r["task_metric"], "test_metric": r["test"]["task_metric"],
+        "test_accuracy": r["test"].get("accuracy"), "test_macro_f1": r["test"].get("macro_f1"),
+        "val_metric": r["val"]["task_metric"],
+    }
+
+
+GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "lr", "epochs")
+AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec")
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per configuration; mean and sd over its seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for rec in records:
+        groups.setdefault(tuple(rec[k] for k in GROUP_KEY), []).append(rec)
+    rows = []
+    for members in groups.values():
+        row = {k: members[0][k] for k in GROUP_KEY}
+        row |= {k: members[0][k] for k in ("params_total", "params_trainable", "trainable_pct", "size_mb", "metric_name")}
+        row["seeds"] = sorted(m["seed"] for m in members)
+        for key in AVERAGED:
+            values = [m[key] for m in members if m[key] is not None]
+            row[key] = statistics.mean(values) if values else None
+            row[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["dataset"], -(r["test_metric"] or 0)))
+
+
+def _pm(row: dict, key: str, fmt: str) -> str:
+    if row[key] is None:
+        return "—"
+    text = fmt.format(row[key])
+    return text + (" ± " + fmt.format(row[key + "_sd"]) if len(row["seeds"]) > 1 else "")
+
+
+def to_markdown(rows: list[dict]) -> str:
+    head = ("| dataset | method | model | layers / LoRA | params | trainable | train s | samples/s | size MB "
+            "| test metric | test acc | seeds |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {Path(str(r['model'])).name} | {r['layers'] or r['lora'] or '—'} "
+            f"| {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
+            f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
+            f"| {'—' if r['size_mb'] is None else format(r['size_mb'], '.1f')} "
+            f"| {r['metric_name']} {_pm(r, 'test_metric', '{:.4f}')} | {_pm(r, 'test_accuracy', '{:.4f}')} "
+            f"| {len(r['seeds'])} |")
+    return "\n".join(lines)
+
+
+def compare_runs(folder: str | Path) -> dict:
+    folder = Path(folder)
+    paths = sorted(folder.rglob(RESULTS_FILE))
+    if not paths:
+        raise UsageError(f"no runs under {folder} (no {RESULTS_FILE} found); pass the --output-dir of train.py")
+    records = [run_record(p) for p in paths]
+    rows = summarize(records)
+    markdown = to_markdown(rows)
+    (folder / "comparison.md").write_text(markdown + "\n")
+    with open(folder / "comparison.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    write_json(folder / "comparison.json", {"rows": rows, "runs": records})
+    log_comparison(rows, folder / "_comparison", markdown)
+    return {"rows": rows, "runs": records, "markdown": markdown, "folder": str(folder)}
+
+
+def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
+    """The table as text, and test metric vs trainable parameters and vs training throughput."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(log_dir)) as writer:
+        writer.add_text("comparison/table", markdown)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, key, label, log in ((axes[0], "params_trainable", "trainable parameters", True),
+                                    (axes[1], "train_samples_per_sec", "training samples/s", False)):
+            for r in rows:
+                ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o")
+                ax.annotate(f"{r['method']} {Path(str(r['model'])).name} {r['layers'] or r['lora']}".strip(),
+                            (r[key], r["test_metric"]), fontsize=7)
+            ax.set_xscale("log" if log else "linear")
+            ax.set_xlabel(label)
+            ax.set_ylabel("test task metric")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        writer.add_figure("comparison/metric_vs_params_and_throughput", fig)
+        plt.close(fig)

@@ -1,0 +1,56 @@
+"""evaluate.py --compare: every run under a folder in one table, seeds averaged."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+import evaluate
+import train
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir, tiny_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    common = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
+              "--max-epochs", "1", "--batch-size", "16", "--no-progress-bar"]
+    for name, extra in (("lora-s0", ["--method", "lora", "--seed", "0"]), ("lora-s1", ["--method", "lora", "--seed", "1"]),
+                        ("full-s0", ["--method", "full", "--seed", "0"])):
+        assert train.main([*common, *extra, "--run-name", name]) == 0
+    return out
+
+
+def test_seeds_are_averaged_and_configurations_kept_apart(runs, capsys):
+    assert evaluate.main(["--compare", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "| dataset | method |" in out
+    summary = json.loads((runs / "comparison.json").read_text())
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"lora", "full"} and len(summary["runs"]) == 3
+    lora = rows["lora"]
+    per_seed = [json.loads((runs / f"lora-s{s}" / "results.json").read_text())["test"]["task_metric"] for s in (0, 1)]
+    assert lora["seeds"] == [0, 1]
+    assert lora["test_metric"] == pytest.approx(statistics.mean(per_seed))
+    assert lora["test_metric_sd"] == pytest.approx(statistics.stdev(per_seed))
+    assert rows["full"]["params_trainable"] == rows["full"]["params_total"] > lora["params_trainable"]
+    assert (runs / "comparison.csv").read_text().count("\n") == 4  # header + one line per run
+    assert "±" in (runs / "comparison.md").read_text()
+
+
+def test_comparison_is_in_tensorboard(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    evaluate.main(["--compare", str(runs)])
+    tags = set()
+    for events in (runs / "_comparison").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        tags |= set(acc.Tags()["images"]) | set(acc.Tags()["tensors"])
+    assert "comparison/metric_vs_params_and_throughput" in tags and "comparison/table/text_summary" in tags
+
+
+def test_compare_on_a_folder_without_runs(tmp_path, capsys):
+    assert evaluate.main(["--compare", str(tmp_path)]) == 2
+    assert "no runs under" in capsys.readouterr().err
