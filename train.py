@@ -360,9 +360,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         args = parse_args(argv)
-        import datasets
-        import transformers
-
         quiet_libraries()
         results = run(args)
     except UsageError as err:

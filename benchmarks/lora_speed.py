@@ -11,19 +11,13 @@ Prints a table and writes benchmarks/results/lora_speed.json. Needs peft (pip in
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import platform
 import statistics
-import sys
 import time
-from datetime import date
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
+from common import classifier, parser, random_batch, write_result
 
 
 def step_timer(model, batch, labels):
@@ -65,26 +59,17 @@ def interleaved(timers: dict, steps: int, warmup: int = 3) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="minilm-l6")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    p = parser(__doc__)
+    p.add_argument("--steps", type=int, default=20)
+    args = p.parse_args()
     torch.set_num_threads(args.threads)
 
     import peft
-    from transformers import AutoModelForSequenceClassification, logging
 
     from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
-    from models.resolve import resolve_model
 
-    logging.set_verbosity_error()
-    torch.manual_seed(0)
-    base = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=4)
-    ids = torch.randint(5, base.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    base = classifier(args.model)
+    batch = random_batch(base.config.vocab_size, args.batch, args.seq)
     labels = torch.randint(0, 4, (args.batch,), generator=torch.Generator().manual_seed(1))
 
     ours = copy.deepcopy(base)
@@ -113,9 +98,7 @@ def main() -> None:
     forwards = interleaved({"merged": forward_timer(merged, batch), "base": forward_timer(base, batch)}, args.steps)
 
     result = {
-        "date": date.today().isoformat(), "machine": f"{platform.machine()}, {platform.platform()}",
-        "torch": torch.__version__, "peft": peft.__version__, "config": vars(args),
-        "max_abs_logit_diff_vs_peft": max_diff,
+        "peft": peft.__version__, "max_abs_logit_diff_vs_peft": max_diff,
         "train_step_median_s": steps, "ours_over_peft": steps["ours"] / steps["peft"],
         "lora_over_full": steps["ours"] / steps["full"],
         "forward_median_s": forwards, "merged_over_base": forwards["merged"] / forwards["base"],
@@ -128,9 +111,7 @@ def main() -> None:
     print(f"| ours / peft | {result['ours_over_peft']:.3f} |")
     print(f"| LoRA / full | {result['lora_over_full']:.3f} |")
     print(f"| merged-LoRA forward / base forward | {result['merged_over_base']:.3f} |")
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
-    (out / "lora_speed.json").write_text(json.dumps(result, indent=2))
+    write_result("lora_speed", args, result)
 
 
 if __name__ == "__main__":

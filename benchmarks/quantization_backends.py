@@ -10,40 +10,24 @@ rests on this measurement.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import platform
 import sys
 import warnings
-from datetime import date
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
+from common import classifier, parser, random_batch, write_result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="minilm-l6")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
-
-    from transformers import AutoModelForSequenceClassification, logging
 
     from compress.dynamic_int8 import quantize_int8
     from compress.ledger import measure_latency
-    from models.resolve import resolve_model
 
-    logging.set_verbosity_error()
-    fp32 = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=4).eval()
-    # the same batch measure_latency builds (seed 0), so errors and timings refer to one input
-    ids = torch.randint(5, fp32.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    fp32 = classifier(args.model).eval()
+    inputs = random_batch(fp32.config.vocab_size, args.batch, args.seq)  # the batch measure_latency times
     with torch.inference_mode():
         reference = fp32(**inputs).logits
 
@@ -70,11 +54,7 @@ def main() -> None:
     print("| backend | median ms | speed-up | max abs logit diff |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['backend']} | {r['median_ms']:.1f} | {r['speedup']:.2f}x | {r['max_abs_logit_diff']:.4f} |")
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
-    (out / "quantization_backends.json").write_text(json.dumps({
-        "date": date.today().isoformat(), "machine": f"{platform.machine()}, {platform.platform()}",
-        "torch": torch.__version__, "config": vars(args), "rows": rows}, indent=2))
+    write_result("quantization_backends", args, {"rows": rows})
 
 
 if __name__ == "__main__":
