@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     kd.add_argument("--student", default=None, help="an independent pretrained student instead (e.g. minilm-l6)")
     kd.add_argument("--kd-temperature", type=float, default=2.0)
     kd.add_argument("--kd-alpha", type=float, default=0.5, help="weight of the soft (teacher) term; 1-alpha for labels")
+    kd.add_argument("--hidden-loss", choices=("none", "cosine", "mse"), default="none",
+                    help="also match the student's last hidden states to the teacher's, tokens aligned by "
+                         "character offsets (the teacher then runs every step)")
+    kd.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", default="runs")
     out.add_argument("--run-name", default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
@@ -136,8 +140,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--kd-temperature must be > 0 and --kd-alpha in [0, 1], "
                              f"got {args.kd_temperature} and {args.kd_alpha}")
         args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
-    elif args.teacher or args.layers or args.student:
-        raise UsageError("--teacher, --layers and --student belong to --method distill")
+    elif args.teacher or args.layers or args.student or args.hidden_loss != "none":
+        raise UsageError("--teacher, --layers, --student and --hidden-loss belong to --method distill")
     args.model = args.model or DEFAULT_MODEL.get(args.method, "minilm-l6")
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
@@ -248,7 +252,14 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         logits, cache = cached_teacher_logits(teacher_dir, datamodule.texts["train"], data.label_names,
                                               args.max_length)
         datamodule.add_train_column("teacher_logits", logits)
-        distill_info |= {"temperature": args.kd_temperature, "alpha": args.kd_alpha, "teacher_logits_cache": str(cache)}
+        distill_info |= {"temperature": args.kd_temperature, "alpha": args.kd_alpha, "teacher_logits_cache": str(cache),
+                         "hidden_loss": args.hidden_loss, "hidden_weight": args.hidden_weight}
+        if args.hidden_loss != "none":
+            from distill.hidden_collator import AlignedDistillationCollator
+            from distill.student import load_teacher
+
+            teacher_model = load_teacher(teacher_dir, data.label_names)
+            datamodule.keep_train_texts(AlignedDistillationCollator(tokenizer, load_tokenizer(teacher_dir), args.max_length))
 
     resume_from = None
     if is_ddp_child():
@@ -267,6 +278,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         warmup_ratio=args.warmup_ratio, threshold=args.threshold,
         adapter_only_checkpoints=args.method in ("lora", "qlora"),
         kd_alpha=args.kd_alpha if args.method == "distill" else None, kd_temperature=args.kd_temperature,
+        teacher=teacher_model if args.method == "distill" and args.hidden_loss != "none" else None,
+        hidden_loss=None if args.hidden_loss == "none" else args.hidden_loss, hidden_weight=args.hidden_weight,
     )
     logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",

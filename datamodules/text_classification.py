@@ -64,6 +64,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.data: LabelledData | None = None
         self.encoded: dict = {}
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+        self.train_collate = self.collate
 
     @property
     def label_names(self) -> list[str]:
@@ -102,6 +103,13 @@ class TextClassificationDataModule(L.LightningDataModule):
             raise ValueError(f"{name}: {len(values)} values for {len(self.encoded['train'])} training examples")
         self.encoded["train"] = self.encoded["train"].add_column(name, values)
 
+    def keep_train_texts(self, collate) -> None:
+        """Put the raw text back into the training split and batch it with ``collate``
+        (for losses that re-tokenize it, like the offset-aligned hidden-state loss)."""
+        self.setup()
+        self.encoded["train"] = self.encoded["train"].add_column("text", self.texts["train"])
+        self.train_collate = collate
+
     def _tokenize(self, batch: dict) -> dict:
         return self.tokenizer(batch["text"], truncation=True, max_length=self.max_length)
 
@@ -123,7 +131,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             batch_size=batch_size,
             sampler=sampler,
             generator=generator,
-            collate_fn=self.collate,
+            collate_fn=self.train_collate if split == "train" and shuffle else self.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -10,7 +10,8 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from core.errors import TrainingDiverged
-from distill.losses import kd_loss
+from distill.losses import hidden_state_loss, kd_loss
+from distill.token_alignment import aligned_teacher_states
 from models.metrics import build_metrics, loss_function, softmax_or_sigmoid, summarize
 
 
@@ -37,9 +38,12 @@ class TextClassifier(L.LightningModule):
         adapter_only_checkpoints: bool = False,
         kd_alpha: float | None = None,
         kd_temperature: float = 2.0,
+        teacher: nn.Module | None = None,
+        hidden_loss: str | None = None,
+        hidden_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model"], logger=False)
+        self.save_hyperparameters(ignore=["model", "teacher"], logger=False)
         self.model = model.train()  # from_pretrained returns eval mode; Lightning keeps module modes
         self.label_names = list(label_names)
         self.multi_label = multi_label
@@ -48,22 +52,48 @@ class TextClassifier(L.LightningModule):
         self.val_metrics = build_metrics(n, multi_label, threshold)
         self.test_metrics = build_metrics(n, multi_label, threshold)
         self.adapter_only_checkpoints = adapter_only_checkpoints
-        self.strict_loading = not adapter_only_checkpoints
+        self.strict_loading = not adapter_only_checkpoints and teacher is None
+        # The hidden-state loss runs the frozen teacher each step and maps the student's
+        # last hidden states to the teacher's width when they differ.
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.projection = None
+        if teacher is not None and hidden_loss:
+            s_width, t_width = model.config.hidden_size, teacher.config.hidden_size
+            self.projection = nn.Identity() if s_width == t_width else nn.Linear(s_width, t_width)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
-        return self.model(**inputs).logits
+        return self.model(**self._student_inputs(batch)).logits
+
+    @staticmethod
+    def _student_inputs(batch: dict) -> dict:
+        extra = ("labels", "teacher_logits", "teacher_input_ids", "teacher_attention_mask", "align_weights", "align_mask")
+        return {k: v for k, v in batch.items() if k not in extra}
+
+    def _hidden_loss(self, student_states: torch.Tensor, batch: dict) -> torch.Tensor:
+        with torch.no_grad():
+            self.teacher.eval()
+            teacher_states = self.teacher(input_ids=batch["teacher_input_ids"],
+                                          attention_mask=batch["teacher_attention_mask"],
+                                          output_hidden_states=True).hidden_states[-1]
+        target = aligned_teacher_states(batch["align_weights"], teacher_states)
+        return hidden_state_loss(self.projection(student_states), target, batch["align_mask"], self.hparams.hidden_loss)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits, labels.float() if self.multi_label else labels)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch)
+        use_hidden = self.projection is not None and "align_weights" in batch
+        out = self.model(**self._student_inputs(batch), output_hidden_states=use_hidden)
+        logits = out.logits
         if "teacher_logits" in batch and self.hparams.kd_alpha is not None:
             loss = kd_loss(logits, batch["teacher_logits"], batch["labels"], self.hparams.kd_temperature,
                            self.hparams.kd_alpha, self.multi_label)
         else:
             loss = self._loss(logits, batch["labels"])
+        if use_hidden:
+            hidden = self._hidden_loss(out.hidden_states[-1], batch)
+            self.log("train/hidden_loss", hidden, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+            loss = loss + self.hparams.hidden_weight * hidden
         if not torch.isfinite(loss):
             # checked here rather than with detect_anomaly, which slows every step
             raise TrainingDiverged(
@@ -124,6 +154,8 @@ class TextClassifier(L.LightningModule):
         if self.adapter_only_checkpoints:
             trainable = {f"{n}" for n, p in self.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        # the frozen teacher is rebuilt from its own folder, never stored in student checkpoints
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("teacher.")}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")

@@ -36,14 +36,14 @@ def make_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
-def build_tiny_model_dir(path: Path, model_type: str = "bert") -> Path:
+def build_tiny_model_dir(path: Path, hidden_size: int = 32, extra_words: list[str] | None = None) -> Path:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     corpus = " ".join(" ".join(WORDS.values()).split() + FILLER)
-    pieces = sorted(set(corpus.split())) + sorted(set(corpus.replace(" ", ""))) + [
-        "##" + c for c in sorted(set(corpus.replace(" ", "")))]
+    words = sorted(set(corpus.split())) if extra_words is None else sorted(set(FILLER) | set(extra_words))
+    pieces = words + sorted(set(corpus.replace(" ", ""))) + ["##" + c for c in sorted(set(corpus.replace(" ", "")))]
     vocab = {tok: i for i, tok in enumerate(specials + list(dict.fromkeys(pieces)))}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -54,7 +54,7 @@ def build_tiny_model_dir(path: Path, model_type: str = "bert") -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                    model_max_length=128)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=48, max_position_embeddings=128, hidden_dropout_prob=0.1)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(path)

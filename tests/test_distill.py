@@ -118,7 +118,7 @@ def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_p
 @pytest.mark.parametrize("extra, message", [
     (["--method", "distill", "--layers", "odd"], "--method distill needs --teacher"),
     (["--method", "distill", "--teacher", "x"], "exactly one of --layers"),
-    (["--method", "lora", "--layers", "odd"], "--teacher, --layers and --student belong to --method distill"),
+    (["--method", "lora", "--layers", "odd"], "--teacher, --layers, --student and --hidden-loss belong to --method distill"),
 ])
 def test_distill_flag_errors(extra, message, capsys):
     assert train.main(extra) == 2
@@ -130,3 +130,27 @@ def test_deeper_than_the_teacher_is_refused(teacher_run, tiny_csv, tmp_path, cap
                        "--dataset", str(tiny_csv), "--output-dir", str(tmp_path)])
     assert code == 2
     assert "layer index 2 is out of range: the teacher has layers 0..1" in capsys.readouterr().err
+
+
+def test_hidden_state_loss_across_tokenizers_and_widths(teacher_run, tiny_csv, tmp_path):
+    """A student with another vocabulary and a narrower hidden size: tokens aligned by
+    offsets, a learned projection to the teacher's width, and the loss logged."""
+    from conftest import build_tiny_model_dir
+
+    student = build_tiny_model_dir(tmp_path / "narrow", hidden_size=24, extra_words=["sunshine", "furious"])
+    run(["--method", "distill", "--teacher", str(teacher_run), "--student", str(student), "--dataset", str(tiny_csv),
+         "--output-dir", str(tmp_path), "--run-name", "h", "--max-epochs", "2", "--hidden-loss", "cosine"])
+    results = json.loads((tmp_path / "h" / "results.json").read_text())
+    assert results["distill"]["hidden_loss"] == "cosine"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values = []
+    for events in (tmp_path / "h").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        if "train/hidden_loss_epoch" in acc.Tags()["scalars"]:
+            values = [e.value for e in acc.Scalars("train/hidden_loss_epoch")]
+    assert len(values) == 2 and all(0 < v < 2 for v in values)
+    assert values[1] < values[0]  # the student moves towards the teacher's states
+    state = torch.load(next((tmp_path / "h" / "checkpoints").glob("best-*.ckpt")), weights_only=True)["state_dict"]
+    assert not any(k.startswith("teacher.") for k in state) and "projection.weight" in state
