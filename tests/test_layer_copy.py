@@ -108,3 +108,17 @@ def test_real_minilm_to_a_3_layer_student_saves_and_reloads(minilm_dir, tmp_path
         assert torch.equal(reloaded(input_ids=x).logits, student(input_ids=x).logits)
     total = lambda m: sum(p.numel() for p in m.parameters())
     assert total(student) == total(teacher) - 3 * sum(p.numel() for p in teacher.bert.encoder.layer[1].parameters())
+
+
+def test_a_model_without_a_block_stack_is_refused():
+    from torch import nn
+
+    class Flat(nn.Module):
+        config = type("Config", (), {"num_hidden_layers": 4})()
+
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.Sequential(*[nn.Linear(4, 4) for _ in range(4)])  # not a ModuleList
+
+    with pytest.raises(UsageError, match="cannot find the transformer block stack of Flat"):
+        copy_layers(Flat(), [0, 1])
