@@ -22,6 +22,10 @@ class TextClassifier(L.LightningModule):
     With ``adapter_only_checkpoints`` the checkpoint holds only trainable tensors: for
     LoRA on MiniLM-L6 that is ~1 MB instead of 90 MB. Loading such a checkpoint into a
     module built the same way restores it (``strict_loading`` is off for that reason).
+
+    For distillation, batches carrying ``teacher_logits`` train with the KD loss
+    (``kd_alpha``, ``kd_temperature``); with a ``teacher`` and ``hidden_loss`` the student's
+    last hidden states are also pulled towards the teacher's, aligned by character offsets.
     """
 
     def __init__(
