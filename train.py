@@ -225,7 +225,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     data = datamodule.load()
     distill_info = {}
     if args.method == "distill":
-        model, distill_info = build_student(teacher_dir, data.label_names, data.multi_label, args.layers, student_dir)
+        model, teacher_model, distill_info = build_student(teacher_dir, data.label_names, data.multi_label,
+                                                           args.layers, student_dir)
     else:
         model = load_classifier(model_dir, data.label_names, data.multi_label)
     limit = max_model_length(model, tokenizer)
@@ -256,9 +257,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
                          "hidden_loss": args.hidden_loss, "hidden_weight": args.hidden_weight}
         if args.hidden_loss != "none":
             from distill.hidden_collator import AlignedDistillationCollator
-            from distill.student import load_teacher
 
-            teacher_model = load_teacher(teacher_dir, data.label_names)
             datamodule.keep_train_texts(AlignedDistillationCollator(tokenizer, load_tokenizer(teacher_dir), args.max_length))
 
     resume_from = None

@@ -65,14 +65,14 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         return model
 
 
-def _quantized_modules(model: nn.Module) -> dict[str, nn.Module]:
+def quantized_modules(model: nn.Module) -> dict[str, nn.Module]:
     from torch.ao.nn.quantized import Embedding as QuantEmbedding
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantLinear
 
     return {name: m for name, m in model.named_modules() if isinstance(m, (DynamicQuantLinear, QuantEmbedding))}
 
 
-def _weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+def weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     if hasattr(module, "_weight_bias"):
         return module._weight_bias()
     return module.weight(), None
@@ -82,10 +82,10 @@ def save_int8(model: nn.Module, directory: str | Path) -> Path:
     """Write config.json, the int8 weights and the fp32 rest as safetensors."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    quantized = _quantized_modules(model)
+    quantized = quantized_modules(model)
     tensors = {}
     for name, module in quantized.items():
-        weight, bias = _weight_and_bias(module)
+        weight, bias = weight_and_bias(module)
         # scales and zero points keep their dtypes (float64/int64 or float32), so a reload
         # rebuilds bit-identical quantized weights
         tensors[f"{name}.qweight"] = weight.int_repr().contiguous()
@@ -116,7 +116,7 @@ def load_int8(directory: str | Path) -> nn.Module:
     plain = {k: v for k, v in tensors.items() if k.rpartition(".")[0] not in names}
     model.load_state_dict(plain, strict=False)
     _quantize_dynamic(model)
-    for name, module in _quantized_modules(model).items():
+    for name, module in quantized_modules(model).items():
         weight = torch._make_per_channel_quantized_tensor(
             tensors[f"{name}.qweight"], tensors[f"{name}.qscales"], tensors[f"{name}.qzero_points"], axis=0)
         if hasattr(module, "set_weight_bias"):

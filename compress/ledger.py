@@ -95,11 +95,11 @@ def is_quantized(model: nn.Module) -> bool:
 
 def _weight_tensors(model: nn.Module):
     """Every weight tensor, quantized ones dequantized (packed weights hide from state_dict)."""
-    from compress.dynamic_int8 import _quantized_modules, _weight_and_bias
+    from compress.dynamic_int8 import quantized_modules, weight_and_bias
 
-    quantized = _quantized_modules(model)
+    quantized = quantized_modules(model)
     for name, module in quantized.items():
-        weight, bias = _weight_and_bias(module)
+        weight, bias = weight_and_bias(module)
         yield weight.dequantize()
         if bias is not None:
             yield bias

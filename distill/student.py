@@ -60,8 +60,9 @@ def load_teacher(teacher_dir: Path, label_names: list[str]) -> PreTrainedModel:
 
 
 def build_student(teacher_dir: Path, label_names: list[str], multi_label: bool,
-                  layers: str | None, student_dir: Path | None) -> tuple[PreTrainedModel, dict]:
-    """A student copied from the teacher's layers, or an independent pretrained model."""
+                  layers: str | None, student_dir: Path | None) -> tuple[PreTrainedModel, PreTrainedModel, dict]:
+    """(student, teacher, info): the student is copied from the teacher's layers, or an
+    independent pretrained model; the teacher is returned for losses that run it."""
     teacher = load_teacher(teacher_dir, label_names)
     teacher_total, _ = count_parameters(teacher)
     if student_dir is not None:
@@ -73,4 +74,4 @@ def build_student(teacher_dir: Path, label_names: list[str], multi_label: bool,
     info = {"teacher": str(teacher_dir), "teacher_params": teacher_total, "layers": chosen,
             "layer_strategy": layers, "student": str(student_dir) if student_dir else None,
             "student_to_teacher_params": student_total / teacher_total}
-    return student.train(), info
+    return student.train(), teacher, info
