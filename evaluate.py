@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
     if is_run and trained_labels != data.label_names:
         raise UsageError(f"the run was trained on labels {trained_labels}, {dataset} has {data.label_names}")
     split = {"val": "validation"}.get(args.split, args.split)
-    threshold = args.threshold or config.get("threshold", 0.5)
+    threshold = args.threshold or saved.get("threshold") or config.get("threshold", 0.5)
     out_dir = target if is_run else Path(".")
     stem = f"{dataset_slug(dataset)}-{split}"
     if variants is not None:

@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-ratio", type=float, default=0.06, help="linear warm-up over this fraction of steps, then linear decay")
     p.add_argument("--patience", type=int, default=3, help="early stopping after this many epochs without a better val metric (0: off)")
-    p.add_argument("--threshold", type=float, default=0.5, help="sigmoid threshold for multi-label data")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="sigmoid threshold for multi-label data (during training; see --tune-threshold)")
+    p.add_argument("--tune-threshold", action=argparse.BooleanOptionalAction, default=True,
+                   help="multi-label data: after training, pick the threshold with the best val metric "
+                        "and report val and test with it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-train-samples", type=int, default=None, help="train on a fixed subset of this size")
     p.add_argument("--max-eval-samples", type=int, default=None, help="validate and test on fixed subsets of this size")
@@ -317,6 +321,9 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         kept = f"the last good checkpoint is {last.path}" if Path(last.path).exists() else "no checkpoint was written yet"
         raise TrainingDiverged(f"{err}; {kept}; lower --lr (now {args.lr})") from None
     best = checkpoint.best_model_path or None
+    tuning = {}
+    if data.multi_label and args.tune_threshold:
+        tuning = tune_threshold_on_val(trainer, module, datamodule, data, best)
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     val = {k.removeprefix("val/"): v for k, v in val.items()}
@@ -331,6 +338,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
         "val": val, "test": test, "lora": lora_info, "distill": distill_info, "run_dir": str(run_dir),
         "config": vars(args), "environment": environment(),
     }
@@ -344,6 +352,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
                 dequantize_linears(module.model)
         module.model.save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
+        results["inference"] = cpu_latency(module.model)
         write_json(run_dir / "results.json", results)
         logger.log_metrics({"hp/val_task_metric": val["task_metric"], "hp/test_task_metric": test["task_metric"],
                             "hp/test_accuracy": test.get("accuracy", test.get("exact_match", 0.0)),
@@ -351,6 +360,32 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
                             "hp/params_trainable": trainable}, step=trainer.global_step)
         logger.finalize("success")
     return results
+
+
+def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -> dict:
+    """Set the module's multi-label threshold to the one with the best val metric."""
+    import torch
+
+    from models.threshold import tune_threshold
+
+    outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
+    probs = torch.cat([o["probs"] for o in outputs]).float().cpu()
+    labels = torch.cat([o["labels"] for o in outputs]).cpu()
+    threshold, scores = tune_threshold(probs, labels, data.label_names, data.metric, data.metric_classes)
+    threshold = trainer.strategy.broadcast(threshold)  # under DDP, rank 0's choice for every rank
+    module.set_threshold(threshold)
+    return {"split": "validation", "chosen": threshold, "val_metric_by_threshold": {str(k): v for k, v in scores.items()}}
+
+
+def cpu_latency(model) -> dict:
+    """Forward latency of the saved model on the CPU (batch 32 x 64 random tokens), for comparisons."""
+    import torch
+
+    from compress.ledger import measure_latency
+
+    with torch.inference_mode():
+        latency = measure_latency(model.cpu(), model.config.vocab_size, warmup=2, iters=10)
+    return latency | {"batch_size": 32, "seq_len": 64, "threads": torch.get_num_threads()}
 
 
 def print_summary(results: dict) -> None:
@@ -361,6 +396,10 @@ def print_summary(results: dict) -> None:
           f" ({results['trainable_pct']:.2f}%)")
     print(f"  training: {results['fit_seconds']:.1f} s, {results['train_samples_per_sec']:.1f} samples/s,"
           f" {results['epochs']} epochs, {results['steps']} steps")
+    if "inference" in results:
+        inf = results["inference"]
+        print(f"  CPU inference: {inf['latency_p50_ms']:.0f} ms per batch of {inf['batch_size']} x {inf['seq_len']}"
+              f" ({inf['throughput_per_s']:.0f} samples/s, {inf['threads']} threads)")
     for split in ("val", "test"):
         scores = results[split]
         extra = ", ".join(f"{k} {scores[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1", "micro_f1") if k in scores)

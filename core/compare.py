@@ -26,19 +26,33 @@ def run_record(path: Path) -> dict:
         "run": str(path.parent), "dataset": r["dataset"], "method": r["method"], "model": r["model"],
         "layers": ",".join(map(str, layers)) if layers else "",
         "lora": f"r={r['lora']['r']} {','.join(sorted({t.split('.')[-1] for t in r['lora']['targets']}))}" if r.get("lora") else "",
-        "lr": cfg.get("lr"), "epochs": cfg.get("max_epochs"), "seed": r["seed"],
+        "kd": distillation_label(info), "lr": cfg.get("lr"), "epochs": cfg.get("max_epochs"), "seed": r["seed"],
         "params_total": r["params_total"], "params_trainable": r["params_trainable"],
         "trainable_pct": r["trainable_pct"], "fit_seconds": r["fit_seconds"],
         "train_samples_per_sec": r["train_samples_per_sec"],
         "size_mb": model_file.stat().st_size / 1e6 if model_file.is_file() else None,
+        "latency_ms": (r.get("inference") or {}).get("latency_p50_ms"),
         "metric_name": r["task_metric"], "test_metric": r["test"]["task_metric"],
         "test_accuracy": r["test"].get("accuracy"), "test_macro_f1": r["test"].get("macro_f1"),
         "val_metric": r["val"]["task_metric"],
     }
 
 
-GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "lr", "epochs")
-AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec")
+def distillation_label(info: dict) -> str:
+    """How a distilled run learned from its teacher: 'CE only', 'logits T=2 a=0.5', '... + hidden cosine'."""
+    if not info:
+        return ""
+    if not info.get("alpha"):
+        return "CE only"
+    label = f"logits T={info['temperature']:g} a={info['alpha']:g}"
+    if info.get("hidden_loss", "none") != "none":
+        label += f" + hidden {info['hidden_loss']}"
+    return label
+
+
+GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "kd", "lr", "epochs")
+AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec",
+            "latency_ms")
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -67,23 +81,25 @@ def _pm(row: dict, key: str, fmt: str) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    head = ("| dataset | method | model | layers / LoRA | params | trainable | train s | samples/s | size MB "
-            "| test metric | test acc | seeds |")
-    lines = [head, "|" + "---|" * 12]
+    head = ("| dataset | method | model | layers / LoRA | KD | params | trainable | train s | train samples/s "
+            "| CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {Path(str(r['model'])).name} | {r['layers'] or r['lora'] or '—'} "
+            f"| {r['dataset']} | {r['method']} | {Path(str(r['model'])).name} | {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
             f"| {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
             f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
+            f"| {_pm(r, 'latency_ms', '{:.0f}')} "
             f"| {'—' if r['size_mb'] is None else format(r['size_mb'], '.1f')} "
             f"| {r['metric_name']} {_pm(r, 'test_metric', '{:.4f}')} | {_pm(r, 'test_accuracy', '{:.4f}')} "
             f"| {len(r['seeds'])} |")
     return "\n".join(lines)
 
 
-def compare_runs(folder: str | Path) -> dict:
+def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
+    """The table for every run under ``folder`` (plus the run directories in ``also``)."""
     folder = Path(folder)
-    paths = sorted(folder.rglob(RESULTS_FILE))
+    paths = sorted(folder.rglob(RESULTS_FILE)) + [Path(d) / RESULTS_FILE for d in also]
     if not paths:
         raise UsageError(f"no runs under {folder} (no {RESULTS_FILE} found); pass the --output-dir of train.py")
     records = [run_record(p) for p in paths]
@@ -100,7 +116,7 @@ def compare_runs(folder: str | Path) -> dict:
 
 
 def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
-    """The table as text, and test metric vs trainable parameters and vs training throughput."""
+    """The table as text, and test metric vs trainable parameters and vs CPU inference latency."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,8 +127,10 @@ def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
         writer.add_text("comparison/table", markdown)
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, key, label, log in ((axes[0], "params_trainable", "trainable parameters", True),
-                                    (axes[1], "train_samples_per_sec", "training samples/s", False)):
+                                    (axes[1], "latency_ms", "CPU inference ms per batch of 32 x 64", True)):
             for r in rows:
+                if r[key] is None:
+                    continue
                 ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o")
                 ax.annotate(f"{r['method']} {Path(str(r['model'])).name} {r['layers'] or r['lora']}".strip(),
                             (r[key], r["test_metric"]), fontsize=7)
@@ -121,5 +139,5 @@ def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
             ax.set_ylabel("test task metric")
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        writer.add_figure("comparison/metric_vs_params_and_throughput", fig)
+        writer.add_figure("comparison/metric_vs_params_and_latency", fig)
         plt.close(fig)

@@ -137,6 +137,16 @@ class TextClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"probs": softmax_or_sigmoid(self(batch), self.multi_label), "labels": batch["labels"]}
+
+    def set_threshold(self, threshold: float) -> None:
+        """Evaluate multi-label predictions at ``threshold`` from now on (e.g. one tuned on val)."""
+        self.hparams.threshold = threshold
+        n = len(self.label_names)
+        self.val_metrics = build_metrics(n, self.multi_label, threshold).to(self.device)
+        self.test_metrics = build_metrics(n, self.multi_label, threshold).to(self.device)
+
     def configure_optimizers(self):
         # No weight decay on biases and LayerNorm weights, as in BERT's recipe.
         decay, no_decay = [], []

@@ -35,6 +35,9 @@ def test_seeds_are_averaged_and_configurations_kept_apart(runs, capsys):
     assert lora["test_metric"] == pytest.approx(statistics.mean(per_seed))
     assert lora["test_metric_sd"] == pytest.approx(statistics.stdev(per_seed))
     assert rows["full"]["params_trainable"] == rows["full"]["params_total"] > lora["params_trainable"]
+    per_seed_ms = [json.loads((runs / f"lora-s{s}" / "results.json").read_text())["inference"]["latency_p50_ms"]
+                   for s in (0, 1)]
+    assert min(per_seed_ms) > 0 and lora["latency_ms"] == pytest.approx(statistics.mean(per_seed_ms))
     assert (runs / "comparison.csv").read_text().count("\n") == 4  # header + one line per run
     assert "±" in (runs / "comparison.md").read_text()
 
@@ -48,7 +51,7 @@ def test_comparison_is_in_tensorboard(runs):
         acc = EventAccumulator(str(events))
         acc.Reload()
         tags |= set(acc.Tags()["images"]) | set(acc.Tags()["tensors"])
-    assert "comparison/metric_vs_params_and_throughput" in tags and "comparison/table/text_summary" in tags
+    assert "comparison/metric_vs_params_and_latency" in tags and "comparison/table/text_summary" in tags
 
 
 def test_compare_on_a_folder_without_runs(tmp_path, capsys):

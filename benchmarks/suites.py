@@ -1,0 +1,180 @@
+"""Named experiment suites, run end to end on the CPU; resumable.
+
+    python benchmarks/suites.py lora-vs-full      # MiniLM-L6: full vs LoRA q+v vs LoRA all-linear
+    python benchmarks/suites.py layer-copy        # MPNet-12 teacher -> 6-layer students, with/without KD
+    python benchmarks/suites.py cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
+    python benchmarks/suites.py goemotions        # 28-label multi-label, threshold tuned on val
+    python benchmarks/suites.py SUITE --seeds 0 --dry-run   # print the commands only
+
+Each run goes to OUT/SUITE/RUN (OUT: --out, default runs/suites). A run whose results.json
+exists is skipped; one that stopped midway resumes from its last checkpoint. Seeds are the
+outer loop, so a stopped suite has whole seeds finished first. At the end the suite's
+comparison table is written (evaluate.py --compare OUT/SUITE: Markdown, CSV, JSON and
+TensorBoard) and, for the distillation suites, each student's ratio to its teacher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+EMOTION = "tweet_eval/emotion"
+LAYER_CHOICES = ("odd", "even", "distilbert", "bottom", "top")
+
+
+def lora_vs_full(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Suite 1: every method with its own default learning rate, same schedule."""
+    runs = []
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            slug = dataset.replace("/", "-")
+            common = ["--dataset", dataset, "--seed", str(seed), "--max-epochs", str(args.epochs or 3)]
+            runs += [(f"{slug}-full-s{seed}", ["--method", "full", *common]),
+                     (f"{slug}-lora-qv-s{seed}", ["--method", "lora", "--lora-targets", "query,value", *common]),
+                     (f"{slug}-lora-all-s{seed}", ["--method", "lora", "--lora-targets", "all-linear", *common])]
+    return runs
+
+
+def teacher_run(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The MPNet-12 emotion teacher both distillation suites share (seed 0, 3 epochs)."""
+    return "teacher-mpnet12-s0", ["--method", "teacher", "--dataset", EMOTION, "--seed", "0", "--max-epochs", "3"]
+
+
+def teacher_dir(args: argparse.Namespace) -> Path:
+    return Path(args.out) / "layer-copy" / teacher_run(args)[0]
+
+
+def layer_copy(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Suite 2: 6 of the teacher's 12 layers, five ways, trained with and without KD."""
+    runs = [teacher_run(args)]
+    for seed in args.seeds:
+        for kd in ("kd", "ce"):
+            for layers in LAYER_CHOICES:
+                runs.append((f"student-{layers}-{kd}-s{seed}", [
+                    "--method", "distill", "--teacher", str(teacher_dir(args)), "--layers", layers,
+                    "--dataset", EMOTION, "--seed", str(seed), "--max-epochs", str(args.epochs or 2),
+                    "--kd-alpha", "0.5" if kd == "kd" else "0"]))
+    return runs
+
+
+def cross_tokenizer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Suite 3: MiniLM-L6 (its own WordPiece vocabulary) learning from the MPNet-12 teacher."""
+    arms = {"ce": ["--kd-alpha", "0"], "kd": [], "kd-hidden": ["--hidden-loss", "cosine"]}
+    runs = []
+    for seed in args.seeds:
+        for name, flags in arms.items():
+            runs.append((f"minilm-{name}-s{seed}", [
+                "--method", "distill", "--teacher", str(teacher_dir(args)), "--student", "minilm-l6",
+                "--lr", "1e-4", "--dataset", EMOTION, "--seed", str(seed),
+                "--max-epochs", str(args.epochs or 5), *flags]))
+    return runs
+
+
+def goemotions(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Suite 5: GoEmotions with MiniLM-L6 (the <= 23M model), threshold tuned on val."""
+    common = ["--dataset", "go_emotions", "--max-epochs", str(args.epochs or 2)]
+    runs = []
+    for seed in args.seeds:
+        runs += [(f"go_emotions-full-s{seed}", ["--method", "full", "--lr", "1e-4", "--seed", str(seed), *common]),
+                 (f"go_emotions-lora-all-s{seed}", ["--method", "lora", "--lora-targets", "all-linear",
+                                                    "--seed", str(seed), *common])]
+    return runs
+
+
+SUITES = {"lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
+          "goemotions": goemotions}
+NEEDS_TEACHER = ("layer-copy", "cross-tokenizer")
+
+
+def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
+    """The train.py command that finishes this run, or None when it is finished."""
+    train = [sys.executable, str(REPO / "train.py")]
+    if (run_dir / "results.json").exists():
+        return None
+    if (run_dir / "checkpoints" / "last.ckpt").exists():
+        return [*train, "--resume", str(run_dir), "--no-progress-bar"]
+    return [*train, *flags, "--output-dir", str(run_dir.parent), "--run-name", run_dir.name,
+            "--overwrite", "--no-progress-bar"]
+
+
+def add_missing_latency(run_dir: Path) -> None:
+    """Runs made before train.py recorded CPU latency get it measured from their saved model."""
+    path = run_dir / "results.json"
+    results = json.loads(path.read_text())
+    if "inference" in results:
+        return
+    import train
+    from models.build import load_classifier
+
+    model = load_classifier(run_dir / "model", results["label_names"], results["multi_label"])
+    results["inference"] = train.cpu_latency(model)
+    path.write_text(json.dumps(results, indent=2))
+
+
+def ratios_to_teacher(rows: list[dict]) -> str:
+    """Student / teacher metric and teacher / student latency (= throughput ratio)."""
+    teachers = [r for r in rows if r["method"] == "teacher"]
+    if not teachers:
+        return ""
+    t = teachers[0]
+    lines = ["| student | KD | layers | test metric | vs teacher | CPU ms | throughput vs teacher | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["method"] != "distill":
+            continue
+        speed = t["latency_ms"] / r["latency_ms"] if r["latency_ms"] and t["latency_ms"] else float("nan")
+        sd = f" ± {r['test_metric_sd']:.4f}" if len(r["seeds"]) > 1 else ""
+        lines.append(f"| {Path(str(r['model'])).name} | {r['kd']} | {r['layers'] or 'own'} | {r['test_metric']:.4f}{sd} "
+                     f"| {r['test_metric'] / t['test_metric']:.3f} | {r['latency_ms']:.0f} | {speed:.2f}x "
+                     f"| {len(r['seeds'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--out", default="runs/suites", help="suites go to OUT/SUITE")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="override the suite's schedule")
+    parser.add_argument("--datasets", nargs="+", default=[EMOTION, "tweet_eval/hate"], help="lora-vs-full only")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands that would run")
+    args = parser.parse_args(argv)
+
+    runs = SUITES[args.suite](args)
+    if args.suite in NEEDS_TEACHER and args.suite != "layer-copy":
+        runs.insert(0, (teacher_dir(args).name, teacher_run(args)[1]))
+    for name, flags in runs:
+        run_dir = (teacher_dir(args) if name == teacher_run(args)[0] else Path(args.out) / args.suite / name)
+        cmd = train_command(run_dir, flags)
+        if cmd is None:
+            print(f"skip {run_dir}: finished", file=sys.stderr)
+        else:
+            print("run:", " ".join(cmd[1:]), file=sys.stderr, flush=True)
+            if not args.dry_run and subprocess.run(cmd).returncode != 0:
+                print(f"suites.py: {run_dir} failed; rerun the same command to resume", file=sys.stderr)
+                return 1
+        if not args.dry_run:
+            add_missing_latency(run_dir)
+    if args.dry_run:
+        return 0
+
+    from core.compare import compare_runs
+
+    also = [teacher_dir(args)] if args.suite == "cross-tokenizer" else []  # its teacher lives in layer-copy
+    summary = compare_runs(Path(args.out) / args.suite, also)
+    print(summary["markdown"])
+    ratios = ratios_to_teacher(summary["rows"])
+    if ratios:
+        (Path(args.out) / args.suite / "ratios.md").write_text(ratios + "\n")
+        print("\n" + ratios)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""benchmarks/suites.py: finished runs are skipped, stopped ones resumed, seeds run outermost."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import suites  # noqa: E402
+
+from core.compare import distillation_label  # noqa: E402
+
+
+def test_a_run_is_started_resumed_or_skipped_by_what_its_folder_holds(tmp_path):
+    run = tmp_path / "suite" / "r1"
+    fresh = suites.train_command(run, ["--method", "lora"])
+    assert "--resume" not in fresh and fresh[fresh.index("--method") + 1] == "lora"
+    assert fresh[fresh.index("--output-dir") + 1] == str(run.parent) and fresh[fresh.index("--run-name") + 1] == "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    resumed = suites.train_command(run, ["--method", "lora"])
+    assert resumed[resumed.index("--resume") + 1] == str(run) and "--method" not in resumed
+    (run / "results.json").write_text("{}")
+    assert suites.train_command(run, ["--method", "lora"]) is None
+
+
+def test_seeds_are_the_outer_loop_and_names_are_unique(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0, 1], epochs=None, out=str(tmp_path),
+                                     datasets=["tweet_eval/emotion", "tweet_eval/hate"])
+    for build in suites.SUITES.values():
+        runs = build(args)
+        names = [name for name, _ in runs]
+        assert len(names) == len(set(names))
+        seeds = [flags[flags.index("--seed") + 1] for _, flags in runs]
+        assert seeds == sorted(seeds)  # every seed-0 run before any seed-1 run
+
+
+def test_distillation_labels_tell_kd_arms_apart():
+    assert distillation_label({}) == ""
+    assert distillation_label({"alpha": 0.0, "temperature": 2.0}) == "CE only"
+    assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "none"}) == "logits T=2 a=0.5"
+    assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "cosine"}).endswith("+ hidden cosine")

@@ -1,0 +1,37 @@
+"""Multi-label threshold tuning: the chosen threshold is the val-best one, and train.py reports with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import train
+from models.threshold import tune_threshold
+
+
+def test_the_threshold_separating_positives_from_negatives_wins():
+    labels = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
+    probs = torch.where(labels.bool(), torch.tensor(0.32), torch.tensor(0.12))
+    best, scores = tune_threshold(probs, labels, ["a", "b", "c"], "macro_f1")
+    # every threshold in (0.12, 0.32) is perfect; ties go to the one nearest 0.5
+    assert best == 0.3 and scores[0.3] == pytest.approx(1.0)
+    assert scores[0.5] == 0.0 and scores[0.1] < 1.0
+
+
+def test_train_reports_val_and_test_at_the_tuned_threshold(tiny_model_dir, shared_data, tmp_path):
+    common = ["--model", str(tiny_model_dir), "--dataset", "go_emotions", "--data-dir", str(shared_data),
+              "--max-train-samples", "96", "--max-eval-samples", "96", "--max-epochs", "1", "--batch-size", "32",
+              "--method", "full", "--lr", "1e-3", "--output-dir", str(tmp_path), "--no-progress-bar"]
+    assert train.main([*common, "--run-name", "tuned"]) == 0
+    tuned = json.loads((tmp_path / "tuned" / "results.json").read_text())
+    by_threshold = tuned["threshold_tuning"]["val_metric_by_threshold"]
+    assert tuned["threshold"] == tuned["threshold_tuning"]["chosen"]
+    assert tuned["val"]["task_metric"] == pytest.approx(by_threshold[str(tuned["threshold"])], abs=1e-6)
+    assert tuned["val"]["task_metric"] == pytest.approx(max(by_threshold.values()), abs=1e-6)
+
+    assert train.main([*common, "--run-name", "fixed", "--no-tune-threshold"]) == 0
+    fixed = json.loads((tmp_path / "fixed" / "results.json").read_text())
+    assert fixed["threshold"] == 0.5 and fixed["threshold_tuning"] == {}
+    assert fixed["val"]["task_metric"] == pytest.approx(by_threshold["0.5"], abs=1e-6)  # same seed, same model
