@@ -4,7 +4,10 @@
 
 1. identical logits after copying A and B into peft (max |diff|, must be <= 1e-5);
 2. training step (forward + backward + AdamW) ours vs peft, interleaved, median of --steps
-   after warm-up; full fine-tuning too, for scale;
+   after warm-up; ours again with the model's own dropouts made fast too, as train.py
+   does by default; full fine-tuning too, for scale;
+   and the "frozen floor": the base with no adapter but gradients through every layer,
+   the least any LoRA on all layers can cost;
 3. inference of the merged LoRA model vs the base model.
 Prints a table and writes benchmarks/results/lora_speed.json. Needs peft (pip install peft).
 """
@@ -32,6 +35,23 @@ def step_timer(model, batch, labels):
         return time.perf_counter() - start
 
     return step
+
+
+def frozen_floor(base):
+    """The base model frozen, gradients still flowing back through every layer, no adapter.
+
+    Any LoRA on every layer pays at least this much per step (forward, input gradients
+    of all frozen layers, head update); the rest of its step is the adapter's own work.
+    """
+    from lora.inject import head_module_names
+
+    model = copy.deepcopy(base).requires_grad_(False)
+    for name in head_module_names(model):
+        model.get_submodule(name).requires_grad_(True)
+    embeddings = model.base_model.embeddings
+    # gradients start at the embedding output, as they do under LoRA on layer 0
+    embeddings.register_forward_hook(lambda module, args, out: out.requires_grad_(True))
+    return model
 
 
 def forward_timer(model, batch):
@@ -67,6 +87,7 @@ def main() -> None:
     import peft
 
     from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
+    from lora.dropout import use_fast_dropout
 
     base = classifier(args.model)
     batch = random_batch(base.config.vocab_size, args.batch, args.seq)
@@ -92,7 +113,11 @@ def main() -> None:
         max_diff = (ours(**batch).logits - theirs(**batch).logits).abs().max().item()
 
     full = copy.deepcopy(base)
+    as_trained = copy.deepcopy(ours)
+    use_fast_dropout(as_trained)  # what train.py does (--fast-dropout, the default) to the whole model
     steps = interleaved({"ours": step_timer(ours, batch, labels), "peft": step_timer(theirs, batch, labels),
+                         "ours + fast dropout in the model": step_timer(as_trained, batch, labels),
+                         "frozen floor": step_timer(frozen_floor(base), batch, labels),
                          "full": step_timer(full, batch, labels)}, args.steps)
     merged = merge_lora(copy.deepcopy(ours))
     forwards = interleaved({"merged": forward_timer(merged, batch), "base": forward_timer(base, batch)}, args.steps)
@@ -101,6 +126,10 @@ def main() -> None:
         "peft": peft.__version__, "max_abs_logit_diff_vs_peft": max_diff,
         "train_step_median_s": steps, "ours_over_peft": steps["ours"] / steps["peft"],
         "lora_over_full": steps["ours"] / steps["full"],
+        "as_trained_over_peft": steps["ours + fast dropout in the model"] / steps["peft"],
+        "floor_over_peft": steps["frozen floor"] / steps["peft"],
+        "ours_adapter_share": (steps["ours"] - steps["frozen floor"]) / steps["ours"],
+        "peft_adapter_share": (steps["peft"] - steps["frozen floor"]) / steps["peft"],
         "forward_median_s": forwards, "merged_over_base": forwards["merged"] / forwards["base"],
     }
     print(f"{args.model}, batch {args.batch}x{args.seq}, {args.threads} threads, median of {args.steps}")
@@ -109,7 +138,11 @@ def main() -> None:
     for name, seconds in steps.items():
         print(f"| train step, {name} | {seconds:.3f} s |")
     print(f"| ours / peft | {result['ours_over_peft']:.3f} |")
+    print(f"| ours + fast dropout in the model (as train.py trains) / peft | {result['as_trained_over_peft']:.3f} |")
     print(f"| LoRA / full | {result['lora_over_full']:.3f} |")
+    print(f"| frozen floor / peft (least any adapter pays with torch dropout) | {result['floor_over_peft']:.3f} |")
+    print(f"| adapter's share of the step, ours / peft | {result['ours_adapter_share']:.3f} / "
+          f"{result['peft_adapter_share']:.3f} |")
     print(f"| merged-LoRA forward / base forward | {result['merged_over_base']:.3f} |")
     write_result("lora_speed", args, result)
 

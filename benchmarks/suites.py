@@ -1,5 +1,6 @@
 """Named experiment suites, run end to end on the CPU; resumable.
 
+    python benchmarks/suites.py default-lora      # `python train.py --method lora` as it comes, per seed
     python benchmarks/suites.py lora-vs-full      # MiniLM-L6: full vs LoRA q+v vs LoRA all-linear
     python benchmarks/suites.py layer-copy        # MPNet-12 teacher -> 6-layer students, with/without KD
     python benchmarks/suites.py cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
@@ -26,6 +27,11 @@ sys.path.insert(0, str(REPO))
 
 EMOTION = "tweet_eval/emotion"
 LAYER_CHOICES = ("odd", "even", "distilbert", "bottom", "top")
+
+
+def default_lora(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """`python train.py --method lora` exactly as a user types it (emotion, MiniLM-L6), per seed."""
+    return [(f"default-lora-s{seed}", ["--method", "lora", "--seed", str(seed)]) for seed in args.seeds]
 
 
 def lora_vs_full(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
@@ -72,7 +78,7 @@ def cross_tokenizer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
             runs.append((f"minilm-{name}-s{seed}", [
                 "--method", "distill", "--teacher", str(teacher_dir(args)), "--student", "minilm-l6",
                 "--lr", "1e-4", "--dataset", EMOTION, "--seed", str(seed),
-                "--max-epochs", str(args.epochs or 5), *flags]))
+                "--max-epochs", str(args.epochs or 3), *flags]))
     return runs
 
 
@@ -87,7 +93,7 @@ def goemotions(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
-SUITES = {"lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
+SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
           "goemotions": goemotions}
 NEEDS_TEACHER = ("layer-copy", "cross-tokenizer")
 

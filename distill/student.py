@@ -13,6 +13,7 @@ from distill.layer_copy import copy_layers, select_layers
 from distill.teacher_cache import align_labels, teacher_labels
 from lora.inject import count_parameters, head_module_names
 from models.build import load_classifier
+from models.pooling import apply_pooling, checkpoint_pooling
 from models.resolve import resolve_model
 
 
@@ -51,6 +52,7 @@ def reorder_labels(model: PreTrainedModel, order: list[int], label_names: list[s
 
 def load_teacher(teacher_dir: Path, label_names: list[str]) -> PreTrainedModel:
     teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
+    apply_pooling(teacher, checkpoint_pooling(teacher_dir, teacher.config))
     labels = teacher_labels(teacher)
     if labels == [f"LABEL_{i}" for i in range(len(labels))]:
         raise UsageError(f"teacher {teacher_dir} is not a fine-tuned classifier (no label names); "
@@ -60,16 +62,22 @@ def load_teacher(teacher_dir: Path, label_names: list[str]) -> PreTrainedModel:
 
 
 def build_student(teacher_dir: Path, label_names: list[str], multi_label: bool,
-                  layers: str | None, student_dir: Path | None) -> tuple[PreTrainedModel, PreTrainedModel, dict]:
+                  layers: str | None, student_dir: Path | None,
+                  pooling: str = "auto") -> tuple[PreTrainedModel, PreTrainedModel, dict]:
     """(student, teacher, info): the student is copied from the teacher's layers, or an
-    independent pretrained model; the teacher is returned for losses that run it."""
+    independent pretrained model; the teacher is returned for losses that run it.
+
+    ``pooling`` "auto": a copied student pools as its teacher does, an independent one as
+    its own checkpoint was trained to.
+    """
     teacher = load_teacher(teacher_dir, label_names)
     teacher_total, _ = count_parameters(teacher)
     if student_dir is not None:
-        student, chosen = load_classifier(student_dir, label_names, multi_label), None
+        student, chosen = load_classifier(student_dir, label_names, multi_label, pooling), None
     else:
         chosen = select_layers(parse_layers(layers), teacher.config.num_hidden_layers)
-        student = copy_layers(teacher, chosen)
+        # the hooks of mean pooling are not copied with the layers
+        student = apply_pooling(copy_layers(teacher, chosen), teacher.config.pooling if pooling == "auto" else pooling)
     student_total, _ = count_parameters(student)
     info = {"teacher": str(teacher_dir), "teacher_params": teacher_total, "layers": chosen,
             "layer_strategy": layers, "student": str(student_dir) if student_dir else None,

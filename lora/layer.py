@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import UsageError
+from lora.dropout import FastDropout
 
 
 def check_lora_hyperparameters(r: int, alpha: float, dropout: float) -> None:
@@ -54,7 +55,7 @@ class LoRALinear(nn.Module):
         factory = {"device": reference.device, "dtype": dtype}
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(base.out_features, r, **factory))
-        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_dropout = FastDropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         self._weight_before_merge: torch.Tensor | None = None
         self.reset_lora_parameters()
@@ -80,8 +81,12 @@ class LoRALinear(nn.Module):
         out = self.base(x)
         if self.merged:
             return out
-        update = F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
-        return out + update * self.scaling
+        # Scale the r-wide intermediate, not the out-wide update, and let one addmm do
+        # "out + h B^T": two fewer full-size passes over the activations than
+        # out + (B (A x)) * s, forward and backward.
+        h = F.linear(self.lora_dropout(x), self.lora_A) * self.scaling
+        flat = torch.addmm(out.reshape(-1, out.shape[-1]), h.reshape(-1, h.shape[-1]), self.lora_B.t())
+        return flat.view(out.shape)
 
     @torch.no_grad()
     def merge(self) -> None:

@@ -8,6 +8,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from core.errors import UsageError
+from models.pooling import apply_pooling, checkpoint_pooling
 from models.resolve import resolve_model
 
 
@@ -22,13 +23,16 @@ def load_classifier(
     model_dir: str | Path,
     label_names: list[str],
     multi_label: bool = False,
+    pooling: str = "auto",
 ) -> PreTrainedModel:
     """``AutoModelForSequenceClassification`` with ``id2label``/``label2id`` from the data.
 
     A head trained for another label set is replaced by a fresh one of the right size.
+    ``pooling`` "auto" classifies from what the checkpoint was trained with (see
+    models/pooling.py): the mean for sentence-transformers models, else the first token.
     """
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             str(model_dir),
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
@@ -38,6 +42,11 @@ def load_classifier(
         )
     except (OSError, ValueError, SafetensorError) as err:
         raise UsageError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
+    chosen = checkpoint_pooling(model_dir, model.config) if pooling == "auto" else pooling
+    try:
+        return apply_pooling(model, chosen)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def max_model_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
