@@ -286,6 +286,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     else:
         run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
         (run_dir / "config.yaml").write_text(yaml.safe_dump({**vars(args), "run_name": run_dir.name}, sort_keys=False))
+    run_dir = run_dir.resolve()  # Lightning reports checkpoint paths absolute
     os.environ[RUN_DIR_ENV] = str(run_dir)
 
     module = TextClassifier(

@@ -173,3 +173,10 @@ def test_bad_data_file_is_one_line_and_exit_2(tiny_model_dir, tmp_path, capsys, 
     code, err = run_main(capsys, train, train_args(tiny_model_dir, data, tmp_path / "runs", *extra))
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_relative_output_dir_works(tiny_model_dir, tiny_csv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert train.main(train_args(tiny_model_dir, tiny_csv, "runs/sub", "--run-name", "rel", "--max-epochs", "1")) == 0
+    results = json.loads((tmp_path / "runs" / "sub" / "rel" / "results.json").read_text())
+    assert (tmp_path / "runs" / "sub" / "rel" / results["best_checkpoint"]).is_file()
