@@ -8,15 +8,21 @@
    does by default; full fine-tuning too, for scale;
    and the "frozen floor": the base with no adapter but gradients through every layer,
    the least any LoRA on all layers can cost;
-3. inference of the merged LoRA model vs the base model.
+3. inference of the merged LoRA model vs the base model;
+4. peak resident memory growth over 3 training steps, ours / peft / full, each in a fresh
+   process (Linux /proc; LoRA here with fast dropout, as train.py trains).
 Prints a table and writes benchmarks/results/lora_speed.json. Needs peft (pip install peft).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -78,11 +84,60 @@ def interleaved(timers: dict, steps: int, warmup: int = 3) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, Linux only."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def step_memory(kind: str, args) -> float:
+    """Peak resident-memory growth (MB) over 3 training steps of one contender, in this process."""
+    import peft
+
+    from lora import inject_lora, mark_only_lora_as_trainable
+    from lora.dropout import use_fast_dropout
+
+    model = classifier(args.model)
+    if kind == "peft":
+        model = peft.get_peft_model(model, peft.LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"], task_type="SEQ_CLS",
+            modules_to_save=["classifier", "pooler"]))
+    elif kind != "full":
+        inject_lora(model, ["query", "value"], r=8, alpha=16, dropout=0.1)
+        mark_only_lora_as_trainable(model)
+        use_fast_dropout(model)
+    batch = random_batch(model.config.vocab_size, args.batch, args.seq)
+    labels = torch.randint(0, 4, (args.batch,), generator=torch.Generator().manual_seed(1))
+    step = step_timer(model, batch, labels)
+    before = rss_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    for _ in range(3):
+        step()
+    return rss_mb("VmHWM") - before
+
+
+def memory_table(args) -> dict[str, float]:
+    """Each contender in a fresh process, so one's freed memory cannot hide another's peak."""
+    out = {}
+    for kind in ("ours", "peft", "full"):
+        done = subprocess.run([sys.executable, __file__, "--memory-of", kind, "--model", args.model,
+                               "--batch", str(args.batch), "--seq", str(args.seq), "--threads", str(args.threads)],
+                              capture_output=True, text=True, check=True)
+        out[kind] = float(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--memory-of", choices=("ours", "peft", "full"), help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.memory_of:
+        print(step_memory(args.memory_of, args))
+        return
 
     import peft
 
@@ -122,8 +177,10 @@ def main() -> None:
     merged = merge_lora(copy.deepcopy(ours))
     forwards = interleaved({"merged": forward_timer(merged, batch), "base": forward_timer(base, batch)}, args.steps)
 
+    memory = memory_table(args)
     result = {
         "peft": peft.__version__, "max_abs_logit_diff_vs_peft": max_diff,
+        "step_peak_memory_growth_mb": memory,
         "train_step_median_s": steps, "ours_over_peft": steps["ours"] / steps["peft"],
         "lora_over_full": steps["ours"] / steps["full"],
         "as_trained_over_peft": steps["ours + fast dropout in the model"] / steps["peft"],
@@ -144,6 +201,8 @@ def main() -> None:
     print(f"| adapter's share of the step, ours / peft | {result['ours_adapter_share']:.3f} / "
           f"{result['peft_adapter_share']:.3f} |")
     print(f"| merged-LoRA forward / base forward | {result['merged_over_base']:.3f} |")
+    for name, mb in memory.items():
+        print(f"| peak memory growth over 3 training steps, {name} | {mb:.0f} MB |")
     write_result("lora_speed", args, result)
 
 
