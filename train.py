@@ -22,8 +22,7 @@ from core.errors import TrainingDiverged, UsageError
 from core.quiet import quiet_libraries
 
 METHODS = ("full", "lora", "qlora", "teacher", "distill")
-DEFAULT_LR = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "teacher": 3e-5, "distill": 5e-5}
-DEFAULT_EPOCHS = {"lora": 2, "qlora": 2}  # every other method: 3
+DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "qlora": 5e-4, "teacher": 3e-5, "distill": 5e-5}
 DEFAULT_MODEL = {"teacher": "mpnet-base"}  # every other method: minilm-l6
 
 
@@ -46,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128, help="truncate inputs to this many tokens")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--eval-batch-size", type=int, default=128)
-    p.add_argument("--max-epochs", type=int, default=None, help="default: 2 for lora and qlora, 3 otherwise")
+    p.add_argument("--max-epochs", type=int, default=3)
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (-1: epochs decide)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 for lora, 5e-5 for full)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-4 for lora, 5e-5 for full)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-ratio", type=float, default=0.06, help="linear warm-up over this fraction of steps, then linear decay")
     p.add_argument("--patience", type=int, default=3, help="early stopping after this many epochs without a better val metric (0: off)")
@@ -142,8 +141,6 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
 def check_args(args: argparse.Namespace) -> None:
     if args.lr is None:
         args.lr = DEFAULT_LR[args.method]
-    if args.max_epochs is None:
-        args.max_epochs = DEFAULT_EPOCHS.get(args.method, 3)
     if args.method == "distill":
         if not args.teacher:
             raise UsageError("--method distill needs --teacher RUN_DIR_OR_MODEL")

@@ -35,14 +35,18 @@ def default_lora(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 
 def lora_vs_full(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """Suite 1: every method with its own default learning rate, same schedule."""
+    """Suite 1: full (lr 5e-5) vs LoRA q+v and all-linear at lr 1e-3 and all-linear at the default
+    5e-4 (= `python train.py --method lora`), same 3-epoch schedule."""
     runs = []
     for seed in args.seeds:
         for dataset in args.datasets:
             slug = dataset.replace("/", "-")
             common = ["--dataset", dataset, "--seed", str(seed), "--max-epochs", str(args.epochs or 3)]
             runs += [(f"{slug}-full-s{seed}", ["--method", "full", *common]),
-                     (f"{slug}-lora-qv-s{seed}", ["--method", "lora", "--lora-targets", "query,value", *common]),
+                     (f"{slug}-lora-qv-s{seed}", ["--method", "lora", "--lora-targets", "query,value",
+                                                  "--lr", "1e-3", *common]),
+                     (f"{slug}-lora-all-lr1e-3-s{seed}", ["--method", "lora", "--lora-targets", "all-linear",
+                                                          "--lr", "1e-3", *common]),
                      (f"{slug}-lora-all-s{seed}", ["--method", "lora", "--lora-targets", "all-linear", *common])]
     return runs
 
