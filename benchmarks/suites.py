@@ -51,18 +51,18 @@ def lora_vs_full(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def teacher_run(args: argparse.Namespace) -> tuple[str, list[str]]:
+def teacher_run() -> tuple[str, list[str]]:
     """The MPNet-12 emotion teacher both distillation suites share (seed 0, 3 epochs)."""
     return "teacher-mpnet12-s0", ["--method", "teacher", "--dataset", EMOTION, "--seed", "0", "--max-epochs", "3"]
 
 
 def teacher_dir(args: argparse.Namespace) -> Path:
-    return Path(args.out) / "layer-copy" / teacher_run(args)[0]
+    return Path(args.out) / "layer-copy" / teacher_run()[0]
 
 
 def layer_copy(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """Suite 2: 6 of the teacher's 12 layers, five ways, trained with and without KD."""
-    runs = [teacher_run(args)]
+    runs = [teacher_run()]
     for seed in args.seeds:
         for kd in ("kd", "ce"):
             for layers in LAYER_CHOICES:
@@ -99,7 +99,6 @@ def goemotions(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
           "goemotions": goemotions}
-NEEDS_TEACHER = ("layer-copy", "cross-tokenizer")
 
 
 def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
@@ -157,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     runs = SUITES[args.suite](args)
-    if args.suite in NEEDS_TEACHER and args.suite != "layer-copy":
-        runs.insert(0, (teacher_dir(args).name, teacher_run(args)[1]))
+    if args.suite == "cross-tokenizer":  # its teacher is the layer-copy suite's
+        runs.insert(0, teacher_run())
     for name, flags in runs:
-        run_dir = (teacher_dir(args) if name == teacher_run(args)[0] else Path(args.out) / args.suite / name)
+        run_dir = teacher_dir(args) if name == teacher_run()[0] else Path(args.out) / args.suite / name
         cmd = train_command(run_dir, flags)
         if cmd is None:
             print(f"skip {run_dir}: finished", file=sys.stderr)

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.pooling import apply_pooling, checkpoint_pooling
+from models.pooling import apply_checkpoint_pooling
 
 QUANTIZED_WEIGHTS = "model_int8.safetensors"
 QUANTIZATION_CONFIG = "quantization.json"
@@ -113,7 +113,7 @@ def load_int8(directory: str | Path) -> nn.Module:
     directory = Path(directory)
     config = AutoConfig.from_pretrained(directory)
     model = AutoModelForSequenceClassification.from_config(config).eval()
-    apply_pooling(model, checkpoint_pooling(directory, config))
+    apply_checkpoint_pooling(model, directory)
     tensors = load_file(str(directory / QUANTIZED_WEIGHTS))
     names = json.loads((directory / QUANTIZATION_CONFIG).read_text())["modules"]
     plain = {k: v for k, v in tensors.items() if k.rpartition(".")[0] not in names}

@@ -13,7 +13,7 @@ from distill.layer_copy import copy_layers, select_layers
 from distill.teacher_cache import align_labels, teacher_labels
 from lora.inject import count_parameters, head_module_names
 from models.build import load_classifier
-from models.pooling import apply_pooling, checkpoint_pooling
+from models.pooling import apply_checkpoint_pooling, apply_pooling
 from models.resolve import resolve_model
 
 
@@ -52,7 +52,7 @@ def reorder_labels(model: PreTrainedModel, order: list[int], label_names: list[s
 
 def load_teacher(teacher_dir: Path, label_names: list[str]) -> PreTrainedModel:
     teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
-    apply_pooling(teacher, checkpoint_pooling(teacher_dir, teacher.config))
+    apply_checkpoint_pooling(teacher, teacher_dir)
     labels = teacher_labels(teacher)
     if labels == [f"LABEL_{i}" for i in range(len(labels))]:
         raise UsageError(f"teacher {teacher_dir} is not a fine-tuned classifier (no label names); "

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from core.errors import UsageError
-from models.pooling import apply_pooling, checkpoint_pooling
+from models.pooling import apply_checkpoint_pooling
 from models.resolve import cache_root, sha256_of
 
 
@@ -48,7 +48,7 @@ def teacher_labels(model) -> list[str]:
 def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> tuple[torch.Tensor, list[str]]:
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
-    apply_pooling(model, checkpoint_pooling(teacher_dir, model.config))
+    apply_checkpoint_pooling(model, teacher_dir)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
     logits = torch.empty(len(texts), model.config.num_labels)
     for start in range(0, len(order), batch_size):

@@ -8,7 +8,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from core.errors import UsageError
-from models.pooling import apply_pooling, checkpoint_pooling
+from models.pooling import apply_checkpoint_pooling, apply_pooling
 from models.resolve import resolve_model
 
 
@@ -42,9 +42,8 @@ def load_classifier(
         )
     except (OSError, ValueError, SafetensorError) as err:
         raise UsageError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
-    chosen = checkpoint_pooling(model_dir, model.config) if pooling == "auto" else pooling
     try:
-        return apply_pooling(model, chosen)
+        return apply_checkpoint_pooling(model, model_dir) if pooling == "auto" else apply_pooling(model, pooling)
     except ValueError as err:
         raise UsageError(str(err)) from None
 

@@ -10,7 +10,7 @@ Two forward pre-hooks do it without touching the state dict, so ``save_pretraine
 ``from_pretrained`` and LoRA keep working: one on the backbone keeps the attention mask,
 one on the module that reads position 0 (BERT's pooler, MPNet's/RoBERTa's head) hands it
 the masked mean in position 0. ``config.pooling = "mean"`` is saved with the model and
-:func:`apply_pooling` re-installs the hooks when it is loaded again.
+:func:`apply_checkpoint_pooling` re-installs the hooks when it is loaded again.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ def _mean_in_first_position(reader: nn.Module, args: tuple) -> tuple:
     pooled = masked_mean(hidden, getattr(reader, "_pooling_mask", None))
     reader._pooling_mask = None
     return (pooled.unsqueeze(1), *args[1:])
+
+
+def apply_checkpoint_pooling(model: nn.Module, model_dir: str | Path) -> nn.Module:
+    """Pool as the checkpoint in ``model_dir`` was trained to (for every loader of saved models)."""
+    return apply_pooling(model, checkpoint_pooling(model_dir, model.config))
 
 
 def apply_pooling(model: nn.Module, pooling: str) -> nn.Module:

