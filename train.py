@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and report val and test with it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True,
-                   help="dropout masks from 15-bit uniforms, ~4x cheaper on CPU than torch's (see lora/dropout.py)")
+                   help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see lora/dropout.py)")
     p.add_argument("--max-train-samples", type=int, default=None, help="train on a fixed subset of this size")
     p.add_argument("--max-eval-samples", type=int, default=None, help="validate and test on fixed subsets of this size")
     lora = p.add_argument_group("LoRA")
