@@ -6,6 +6,7 @@
     python benchmarks/suites.py cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
     python benchmarks/suites.py goemotions        # 28-label multi-label, threshold tuned on val
     python benchmarks/suites.py SUITE --seeds 0 --dry-run   # print the commands only
+    python benchmarks/suites.py goemotions --only '*lora*'  # just the runs whose name matches
 
 Each run goes to OUT/SUITE/RUN (OUT: --out, default runs/suites). A run whose results.json
 exists is skipped; one that stopped midway resumes from its last checkpoint. Seeds are the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import fnmatch
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +103,11 @@ SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-cop
           "goemotions": goemotions}
 
 
+def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[str, list[str]]]:
+    """The runs whose name matches the glob; the shared teacher stays, its students need it."""
+    return [(name, flags) for name, flags in runs if name == teacher_run()[0] or fnmatch.fnmatchcase(name, pattern)]
+
+
 def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
     """The train.py command that finishes this run, or None when it is finished."""
     train = [sys.executable, str(REPO / "train.py")]
@@ -152,12 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="override the suite's schedule")
     parser.add_argument("--datasets", nargs="+", default=[EMOTION, "tweet_eval/hate"], help="lora-vs-full only")
+    parser.add_argument("--only", metavar="PATTERN", default=None,
+                        help="run only the runs whose name matches this glob (the teacher still runs)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands that would run")
     args = parser.parse_args(argv)
 
     runs = SUITES[args.suite](args)
     if args.suite == "cross-tokenizer":  # its teacher is the layer-copy suite's
         runs.insert(0, teacher_run())
+    if args.only:
+        runs = select_runs(runs, args.only)
     for name, flags in runs:
         run_dir = teacher_dir(args) if name == teacher_run()[0] else Path(args.out) / args.suite / name
         cmd = train_command(run_dir, flags)

@@ -41,3 +41,10 @@ def test_distillation_labels_tell_kd_arms_apart():
     assert distillation_label({"alpha": 0.0, "temperature": 2.0}) == "CE only"
     assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "none"}) == "logits T=2 a=0.5"
     assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "cosine"}).endswith("+ hidden cosine")
+
+
+def test_only_keeps_matching_runs_and_the_teacher_they_need(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0], epochs=None, out=str(tmp_path), datasets=["tweet_eval/emotion"])
+    picked = [name for name, _ in suites.select_runs(suites.layer_copy(args), "*odd-kd*")]
+    assert picked == [suites.teacher_run()[0], "student-odd-kd-s0"]
+    assert [name for name, _ in suites.select_runs(suites.goemotions(args), "*lora*")] == ["go_emotions-lora-all-s0"]
