@@ -81,13 +81,13 @@ def _pm(row: dict, key: str, fmt: str) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    head = ("| dataset | method | model | layers / LoRA | KD | params | trainable | train s | train samples/s "
-            "| CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
-    lines = [head, "|" + "---|" * 14]
+    head = ("| dataset | method | model | layers / LoRA | KD | lr | epochs | params | trainable | train s "
+            "| train samples/s | CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['method']} | {Path(str(r['model'])).name} | {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
-            f"| {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
+            f"| {'—' if r['lr'] is None else format(r['lr'], 'g')} | {r['epochs'] or '—'} | {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
             f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
             f"| {_pm(r, 'latency_ms', '{:.0f}')} "
             f"| {'—' if r['size_mb'] is None else format(r['size_mb'], '.1f')} "

@@ -42,6 +42,22 @@ def test_seeds_are_averaged_and_configurations_kept_apart(runs, capsys):
     assert "±" in (runs / "comparison.md").read_text()
 
 
+def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path):
+    from core.compare import run_record, summarize, to_markdown
+
+    base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
+            "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
+            "test": {"task_metric": 0.5}, "val": {"task_metric": 0.5}}
+    for lr in (1e-3, 5e-4):
+        (tmp_path / str(lr)).mkdir()
+        (tmp_path / str(lr) / "results.json").write_text(json.dumps(base | {"config": {"lr": lr, "max_epochs": 3}}))
+    rows = summarize([run_record(tmp_path / str(lr) / "results.json") for lr in (1e-3, 5e-4)])
+    assert len(rows) == 2
+    table = to_markdown(rows)
+    assert "| 0.001 | 3 |" in table and "| 0.0005 | 3 |" in table
+    assert {line.count("|") for line in table.splitlines()} == {17}  # every line has the header's columns
+
+
 def test_comparison_is_in_tensorboard(runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
