@@ -239,6 +239,12 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
                                                            args.layers, student_dir, args.pooling)
     else:
         model = load_classifier(model_dir, data.label_names, data.multi_label, args.pooling)
+    if data.multi_label and not args.resume:
+        import torch
+
+        from models.prior_bias import init_bias_to_label_prior
+
+        init_bias_to_label_prior(model, torch.tensor(data.splits["train"]["label"]))
     limit = max_model_length(model, tokenizer)
     if args.max_length > limit:
         raise UsageError(f"--max-length {args.max_length} exceeds what {args.model} accepts ({limit})")
