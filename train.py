@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-threshold", action=argparse.BooleanOptionalAction, default=True,
                    help="multi-label data: after training, pick the threshold with the best val metric "
                         "and report val and test with it")
+    p.add_argument("--head-bias", choices=("prior", "zero"), default="prior",
+                   help="multi-label data: start each label's output bias at its training frequency "
+                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see models/prior_bias.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True,
                    help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see lora/dropout.py)")
@@ -239,7 +242,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
                                                            args.layers, student_dir, args.pooling)
     else:
         model = load_classifier(model_dir, data.label_names, data.multi_label, args.pooling)
-    if data.multi_label and not args.resume:
+    if data.multi_label and args.head_bias == "prior" and not args.resume:
         import torch
 
         from models.prior_bias import init_bias_to_label_prior
@@ -355,6 +358,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "head_bias": args.head_bias if data.multi_label else None,
         "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
         "val": val, "test": test, "lora": lora_info, "distill": distill_info, "run_dir": str(run_dir),
         "config": vars(args), "environment": environment(),

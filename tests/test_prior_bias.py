@@ -53,16 +53,17 @@ def test_a_label_count_mismatch_is_refused():
         init_bias_to_label_prior(tiny("bert", num_labels=3), LABELS)
 
 
-def test_train_starts_multi_label_heads_at_the_training_priors(tiny_model_dir, shared_data, tmp_path):
-    assert train.main(["--model", str(tiny_model_dir), "--dataset", "go_emotions", "--data-dir", str(shared_data),
-                       "--max-train-samples", "32", "--max-eval-samples", "32", "--max-epochs", "1",
-                       "--batch-size", "32", "--method", "full", "--lr", "1e-4", "--output-dir", str(tmp_path),
-                       "--run-name", "prior", "--no-progress-bar"]) == 0
-    results = json.loads((tmp_path / "prior" / "results.json").read_text())
-    assert results["steps"] == 1
-    bias = load_file(str(tmp_path / "prior" / "model" / "model.safetensors"))["classifier.bias"]
+def test_train_starts_multi_label_heads_at_the_training_priors_unless_told_zero(tiny_model_dir, shared_data, tmp_path):
+    common = ["--model", str(tiny_model_dir), "--dataset", "go_emotions", "--data-dir", str(shared_data),
+              "--max-train-samples", "32", "--max-eval-samples", "32", "--max-epochs", "1", "--batch-size", "32",
+              "--method", "full", "--lr", "1e-4", "--output-dir", str(tmp_path), "--no-progress-bar"]
     prior = label_prior_logits(torch.tensor(load_labelled_data("go_emotions", shared_data).splits["train"]["label"]))
-    # one AdamW step at 1e-4 moves a bias by about 1e-4; a zero-initialised head would sit near 0, not at
-    # GoEmotions' priors (log-odds between -6 and -0.7)
-    assert torch.allclose(bias, prior, atol=1e-2)
-    assert prior.max() < -0.5
+    assert prior.max() < -0.5  # GoEmotions' log-odds lie between -6 and -0.7
+    for head_bias in ("prior", "zero"):
+        assert train.main([*common, "--run-name", head_bias, "--head-bias", head_bias]) == 0
+        results = json.loads((tmp_path / head_bias / "results.json").read_text())
+        assert results["steps"] == 1 and results["head_bias"] == head_bias
+        bias = load_file(str(tmp_path / head_bias / "model" / "model.safetensors"))["classifier.bias"]
+        # one AdamW step at 1e-4 moves a bias by about 1e-4
+        expected = prior if head_bias == "prior" else torch.zeros_like(prior)
+        assert torch.allclose(bias, expected, atol=1e-2)
