@@ -1,18 +1,21 @@
 """How much a frozen checkpoint's first token vs the mean of its tokens knows about a task.
 
     python benchmarks/pooling_probe.py [--model minilm-l6] [--dataset tweet_eval/emotion]
+    python benchmarks/pooling_probe.py --dataset go_emotions --max-train-samples 20000
 
 Embeds train and test with the frozen encoder three ways (the [CLS] vector, BERT's pooler
 on it, the masked mean of all tokens), fits a logistic-regression probe on train
 (L-BFGS, standardized features) and prints test macro-F1 for each; writes
-benchmarks/results/pooling_probe.json. This is why --pooling auto picks the mean for
-sentence-transformers checkpoints.
+benchmarks/results/pooling_probe[-DATASET].json. This is why --pooling auto picks the mean for
+sentence-transformers checkpoints. On multi-label data the probe is one sigmoid per label
+(BCE) and test is scored at the threshold with the best val macro-F1, as train.py does: the
+floor any fine-tuning run should clear.
 """
 
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import multiclass_f1_score
+from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
 from common import parser, write_result
 
@@ -32,28 +35,44 @@ def embed(model, tokenizer, texts: list[str], max_length: int) -> dict[str, torc
     return {k: torch.cat(v) for k, v in out.items() if v}
 
 
-def probe(train_x, train_y, test_x, test_y, num_labels: int) -> float:
-    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
-    train_x, test_x = (train_x - mu) / sd, (test_x - mu) / sd
+def fit_linear(train_x: torch.Tensor, train_y: torch.Tensor, num_labels: int, multi_label: bool) -> torch.nn.Linear:
     torch.manual_seed(0)
     linear = torch.nn.Linear(train_x.shape[1], num_labels)
     optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=300)
+    loss_fn = torch.nn.functional.binary_cross_entropy_with_logits if multi_label else torch.nn.functional.cross_entropy
 
     def closure():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(linear(train_x), train_y) + 1e-3 * linear.weight.pow(2).sum()
+        loss = loss_fn(linear(train_x), train_y) + 1e-3 * linear.weight.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
+    return linear
+
+
+def probe(train: tuple, val: tuple, test: tuple, label_names: list[str], multi_label: bool) -> float:
+    """Test macro-F1 of a linear probe fitted on standardized train features."""
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = train, val, test
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, val_x, test_x = (train_x - mu) / sd, (val_x - mu) / sd, (test_x - mu) / sd
+    n = len(label_names)
+    linear = fit_linear(train_x, train_y.float() if multi_label else train_y, n, multi_label)
     with torch.no_grad():
-        return float(multiclass_f1_score(linear(test_x).argmax(1), test_y, num_labels, average="macro"))
+        if not multi_label:
+            return float(multiclass_f1_score(linear(test_x).argmax(1), test_y, n, average="macro"))
+        from models.threshold import tune_threshold
+
+        threshold, _ = tune_threshold(torch.sigmoid(linear(val_x)), val_y, label_names, "macro_f1")
+        return float(multilabel_f1_score(torch.sigmoid(linear(test_x)), test_y.long(), n, threshold=threshold,
+                                         average="macro"))
 
 
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--dataset", default="tweet_eval/emotion")
     p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--max-train-samples", type=int, default=None, help="the first N training examples")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoModel, AutoTokenizer
@@ -64,15 +83,22 @@ def main() -> None:
     data = load_labelled_data(args.dataset)
     model_dir = resolve_model(args.model)
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).eval()
-    train = embed(model, tokenizer, list(data.splits["train"]["text"]), args.max_length)
-    test = embed(model, tokenizer, list(data.splits["test"]["text"]), args.max_length)
-    train_y, test_y = torch.tensor(list(data.splits["train"]["label"])), torch.tensor(list(data.splits["test"]["label"]))
-    scores = {name: probe(train[name], train_y, test[name], test_y, len(data.label_names)) for name in train}
+    splits = {}
+    for split in ("train", "validation", "test") if data.multi_label else ("train", "test"):
+        ds = data.splits[split]
+        if split == "train" and args.max_train_samples and args.max_train_samples < len(ds):
+            ds = ds.select(range(args.max_train_samples))
+        splits[split] = (embed(model, tokenizer, list(ds["text"]), args.max_length), torch.tensor(list(ds["label"])))
+    splits.setdefault("validation", splits["test"])  # single-label probes do not use it
+    scores = {name: probe(*[(feats[name], y) for feats, y in (splits["train"], splits["validation"], splits["test"])],
+                          data.label_names, data.multi_label)
+              for name in splits["train"][0]}
     print(f"{args.model} frozen, linear probe on {args.dataset}, test macro-F1")
     print("| features | macro-F1 |\n|---|---|")
     for name, score in scores.items():
         print(f"| {name} | {score:.4f} |")
-    write_result("pooling_probe", args, {"test_macro_f1": scores})
+    name = "pooling_probe" if args.dataset == "tweet_eval/emotion" else "pooling_probe-" + args.dataset.replace("/", "-")
+    write_result(name, args, {"test_macro_f1": scores})
 
 
 if __name__ == "__main__":
