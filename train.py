@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also match the student's last hidden states to the teacher's, tokens aligned by "
                          "character offsets (the teacher then runs every step)")
     kd.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
+    kd.add_argument("--transfer-data", default=None,
+                    help="unlabelled texts the student also learns from, through the teacher's soft labels only: "
+                         "a .txt file (one per line) or a dataset name whose train split is used (e.g. tweet_eval/emoji); "
+                         "texts of the training task itself are left out")
+    kd.add_argument("--transfer-samples", type=int, default=None, help="use at most this many transfer texts")
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", default="runs")
     out.add_argument("--run-name", default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
@@ -152,9 +157,13 @@ def check_args(args: argparse.Namespace) -> None:
         if not args.kd_temperature > 0 or not 0 <= args.kd_alpha <= 1:
             raise UsageError(f"--kd-temperature must be > 0 and --kd-alpha in [0, 1], "
                              f"got {args.kd_temperature} and {args.kd_alpha}")
+        if args.transfer_data and args.kd_alpha == 0:
+            raise UsageError("--transfer-data texts have no labels, only the teacher's: use --kd-alpha > 0")
+        if args.transfer_samples is not None and args.transfer_samples <= 0:
+            raise UsageError(f"--transfer-samples must be > 0, got {args.transfer_samples}")
         args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
-    elif args.teacher or args.layers or args.student or args.hidden_loss != "none":
-        raise UsageError("--teacher, --layers, --student and --hidden-loss belong to --method distill")
+    elif args.teacher or args.layers or args.student or args.hidden_loss != "none" or args.transfer_data:
+        raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to --method distill")
     args.model = args.model or DEFAULT_MODEL.get(args.method, "minilm-l6")
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
@@ -273,6 +282,13 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         from distill.teacher_cache import cached_teacher_logits
 
         datamodule.setup()
+        if args.transfer_data:
+            from distill.transfer_set import transfer_texts
+
+            own = {text for split in data.splits.values() for text in split["text"]}
+            extra = transfer_texts(args.transfer_data, args.data_dir, args.transfer_samples, exclude=own)
+            datamodule.add_unlabelled_train_texts(extra)
+            distill_info["transfer"] = {"data": args.transfer_data, "texts": len(extra)}
         logits, cache = cached_teacher_logits(teacher_dir, datamodule.texts["train"], data.label_names,
                                               args.max_length)
         datamodule.add_train_column("teacher_logits", logits)

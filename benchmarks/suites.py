@@ -76,8 +76,11 @@ def layer_copy(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 
 def cross_tokenizer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """Suite 3: MiniLM-L6 (its own WordPiece vocabulary) learning from the MPNet-12 teacher."""
-    arms = {"ce": ["--kd-alpha", "0"], "kd": [], "kd-hidden": ["--hidden-loss", "cosine"]}
+    """Suite 3: MiniLM-L6 (its own WordPiece vocabulary) learning from the MPNet-12 teacher:
+    labels only, logit KD, + hidden states, + a transfer set of unlabelled tweets."""
+    arms = {"ce": ["--kd-alpha", "0"], "kd": [], "kd-hidden": ["--hidden-loss", "cosine"],
+            # 10k unlabelled tweets (TweetEval emoji's train split) labelled by the teacher alone
+            "kd-transfer": ["--transfer-data", "tweet_eval/emoji", "--transfer-samples", "10000"]}
     runs = []
     for seed in args.seeds:
         for name, flags in arms.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, RandomSampler
@@ -102,6 +103,25 @@ class TextClassificationDataModule(L.LightningDataModule):
         if len(values) != len(self.encoded["train"]):
             raise ValueError(f"{name}: {len(values)} values for {len(self.encoded['train'])} training examples")
         self.encoded["train"] = self.encoded["train"].add_column(name, values)
+
+    def add_unlabelled_train_texts(self, texts: list[str]) -> None:
+        """Append texts without labels to the training split (a distillation transfer set).
+
+        Every training row gets ``has_label``: 1 for the dataset's own, 0 for these, whose
+        ``label`` is a placeholder the loss must ignore (see ``distill.losses.kd_loss``).
+        """
+        self.setup()
+        train = self.encoded["train"]
+        if "has_label" not in train.column_names:
+            train = train.add_column("has_label", [1.0] * len(train))
+        placeholder = [0.0] * len(self.label_names) if self.multi_label else 0
+        extra = datasets.Dataset.from_dict({"text": texts, "label": [placeholder] * len(texts)})
+        extra = extra.map(self._tokenize, batched=True, remove_columns=["text"], desc="tokenizing transfer set")
+        extra = extra.add_column("has_label", [0.0] * len(extra))
+        extra = extra.select_columns(train.column_names).cast(train.features)
+        self.encoded["train"] = datasets.concatenate_datasets([train, extra])
+        self.texts["train"] = self.texts["train"] + list(texts)
+        self.lengths["train"] = self.lengths["train"] + [len(ids) for ids in extra["input_ids"]]
 
     def keep_train_texts(self, collate) -> None:
         """Put the raw text back into the training split and batch it with ``collate``

@@ -70,7 +70,7 @@ class TextClassifier(L.LightningModule):
 
     @staticmethod
     def _student_inputs(batch: dict) -> dict:
-        extra = ("labels", "teacher_logits", "teacher_input_ids", "teacher_attention_mask", "align_weights", "align_mask")
+        extra = ("labels", "has_label", "teacher_logits", "teacher_input_ids", "teacher_attention_mask", "align_weights", "align_mask")
         return {k: v for k, v in batch.items() if k not in extra}
 
     def _hidden_loss(self, student_states: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -91,7 +91,7 @@ class TextClassifier(L.LightningModule):
         logits = out.logits
         if "teacher_logits" in batch and self.hparams.kd_alpha is not None:
             loss = kd_loss(logits, batch["teacher_logits"], batch["labels"], self.hparams.kd_temperature,
-                           self.hparams.kd_alpha, self.multi_label)
+                           self.hparams.kd_alpha, self.multi_label, batch.get("has_label"))
         else:
             loss = self._loss(logits, batch["labels"])
         if use_hidden:

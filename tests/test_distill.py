@@ -118,7 +118,9 @@ def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_p
 @pytest.mark.parametrize("extra, message", [
     (["--method", "distill", "--layers", "odd"], "--method distill needs --teacher"),
     (["--method", "distill", "--teacher", "x"], "exactly one of --layers"),
-    (["--method", "lora", "--layers", "odd"], "--teacher, --layers, --student and --hidden-loss belong to --method distill"),
+    (["--method", "lora", "--layers", "odd"], "--teacher, --layers, --student, --hidden-loss and --transfer-data belong"),
+    (["--method", "distill", "--teacher", "x", "--layers", "odd", "--transfer-data", "t.txt", "--kd-alpha", "0"],
+     "--transfer-data texts have no labels, only the teacher's: use --kd-alpha > 0"),
 ])
 def test_distill_flag_errors(extra, message, capsys):
     assert train.main(extra) == 2
@@ -154,3 +156,64 @@ def test_hidden_state_loss_across_tokenizers_and_widths(teacher_run, tiny_csv, t
     assert values[1] < values[0]  # the student moves towards the teacher's states
     state = torch.load(next((tmp_path / "h" / "checkpoints").glob("best-*.ckpt")), weights_only=True)["state_dict"]
     assert not any(k.startswith("teacher.") for k in state) and "projection.weight" in state
+
+
+def test_transfer_rows_get_the_soft_term_only():
+    s, t = torch.randn(6, 3), torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    has_label = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    masked = kd_loss(s, t, y, alpha=0.5, has_label=has_label)
+    # the placeholder labels of unlabelled rows do not matter ...
+    assert torch.allclose(masked, kd_loss(s, t, torch.tensor([0, 1, 2, 2, 2, 2]), alpha=0.5, has_label=has_label))
+    # ... the hard term is the labelled rows' mean, the soft term every row's
+    expected = 0.5 * kd_loss(s, t, y, alpha=1.0) + 0.5 * F.cross_entropy(s[:3], y[:3])
+    torch.testing.assert_close(masked, expected)
+    assert torch.allclose(kd_loss(s, t, y, alpha=0.5, has_label=torch.ones(6)), kd_loss(s, t, y, alpha=0.5))
+    none = kd_loss(s, t, y, alpha=0.5, has_label=torch.zeros(6))
+    torch.testing.assert_close(none, 0.5 * kd_loss(s, t, y, alpha=1.0))
+
+
+def test_multi_label_transfer_rows_get_the_soft_term_only():
+    s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.randint(0, 2, (4, 5))
+    has_label = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    flipped = y.clone()
+    flipped[1] = 1 - flipped[1]
+    assert torch.allclose(kd_loss(s, t, y, alpha=0.3, multi_label=True, has_label=has_label),
+                          kd_loss(s, t, flipped, alpha=0.3, multi_label=True, has_label=has_label))
+    assert torch.allclose(kd_loss(s, t, y, alpha=0.3, multi_label=True, has_label=torch.ones(4)),
+                          kd_loss(s, t, y, alpha=0.3, multi_label=True))
+
+
+def test_transfer_texts_leave_out_the_task_own_texts_and_duplicates(tmp_path):
+    from distill.transfer_set import transfer_texts
+
+    path = tmp_path / "t.txt"
+    path.write_text("a test tweet\nnew one\n\nnew one\nanother new\n  a test tweet  \n")
+    texts = transfer_texts(str(path), None, None, exclude={"a test tweet"})
+    assert sorted(texts) == ["another new", "new one"]
+    assert transfer_texts(str(path), None, None, exclude={"a test tweet"}) == texts  # fixed order
+    assert len(transfer_texts(str(path), None, 1, exclude=set())) == 1
+    with pytest.raises(UsageError, match="no texts outside"):
+        transfer_texts(str(path), None, None, exclude={"a test tweet", "new one", "another new"})
+    with pytest.raises(UsageError, match="no such file"):
+        transfer_texts(str(tmp_path / "missing.txt"), None, None, exclude=set())
+
+
+def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tmp_path):
+    from conftest import make_texts
+
+    own = {text for text, _ in make_texts(120)}
+    extra = sorted({text for text, _ in make_texts(60, seed=7)} - own)
+    (tmp_path / "unlabelled.txt").write_text("\n".join(extra) + "\n")
+    common = ["--method", "distill", "--teacher", str(teacher_run), "--layers", "odd", "--dataset", str(tiny_csv),
+              "--output-dir", str(tmp_path), "--max-epochs", "1"]
+    run([*common, "--run-name", "plain"])
+    run([*common, "--run-name", "transfer", "--transfer-data", str(tmp_path / "unlabelled.txt")])
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    transfer = json.loads((tmp_path / "transfer" / "results.json").read_text())
+    assert transfer["distill"]["transfer"]["texts"] == len(extra)
+    from datamodules.sources import load_labelled_data
+
+    n = len(load_labelled_data(str(tiny_csv)).splits["train"])
+    assert plain["steps"] == -(-n // 16) and transfer["steps"] == -(-(n + len(extra)) // 16)  # batch 16, 1 epoch
+    assert transfer["steps"] > plain["steps"]
