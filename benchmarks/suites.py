@@ -9,7 +9,10 @@
     python benchmarks/suites.py goemotions --only '*lora*'  # just the runs whose name matches
 
 Each run goes to OUT/SUITE/RUN (OUT: --out, default runs/suites). A run whose results.json
-exists is skipped; one that stopped midway resumes from its last checkpoint. Seeds are the
+exists is skipped; one that stopped midway resumes from its last checkpoint. A finished run
+keeps results.json, its TensorBoard events and model/ (the best weights, save_pretrained),
+and drops checkpoints/ (a 6-layer student's best + last with optimizer state is 1.6 GB; a
+whole layer-copy suite's would fill a 100 GB disk); --keep-checkpoints keeps them. Seeds are the
 outer loop, so a stopped suite has whole seeds finished first. At the end the suite's
 comparison table is written (evaluate.py --compare OUT/SUITE: Markdown, CSV, JSON and
 TensorBoard) and, for the distillation suites, each student's ratio to its teacher.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import fnmatch
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +126,12 @@ def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
             "--overwrite", "--no-progress-bar"]
 
 
+def drop_checkpoints(run_dir: Path) -> None:
+    """A finished run's Lightning checkpoints: model/ holds its best weights, nothing is left to resume."""
+    if (run_dir / "results.json").exists() and (run_dir / "model").is_dir():
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
 def add_missing_latency(run_dir: Path) -> None:
     """Runs made before train.py recorded CPU latency get it measured from their saved model."""
     path = run_dir / "results.json"
@@ -165,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="PATTERN", default=None,
                         help="run only the runs whose name matches this glob (the teacher still runs)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands that would run")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep finished runs' checkpoints/ (by default only model/ and results.json stay)")
     args = parser.parse_args(argv)
 
     runs = SUITES[args.suite](args)
@@ -184,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         if not args.dry_run:
             add_missing_latency(run_dir)
+            if not args.keep_checkpoints:
+                drop_checkpoints(run_dir)
     if args.dry_run:
         return 0
 

@@ -25,6 +25,20 @@ def test_a_run_is_started_resumed_or_skipped_by_what_its_folder_holds(tmp_path):
     assert suites.train_command(run, ["--method", "lora"]) is None
 
 
+def test_only_a_finished_run_with_a_saved_model_loses_its_checkpoints(tmp_path):
+    run = tmp_path / "suite" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    suites.drop_checkpoints(run)  # still running: its last.ckpt is what --resume needs
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    (run / "results.json").write_text("{}")
+    suites.drop_checkpoints(run)  # finished, but no model/ to hold the weights
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    (run / "model").mkdir()
+    suites.drop_checkpoints(run)
+    assert not (run / "checkpoints").exists() and (run / "results.json").exists() and (run / "model").is_dir()
+
+
 def test_seeds_are_the_outer_loop_and_names_are_unique(tmp_path):
     args = suites.argparse.Namespace(seeds=[0, 1], epochs=None, out=str(tmp_path),
                                      datasets=["tweet_eval/emotion", "tweet_eval/hate"])
