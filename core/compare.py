@@ -39,7 +39,8 @@ def run_record(path: Path) -> dict:
 
 
 def distillation_label(info: dict) -> str:
-    """How a distilled run learned from its teacher: 'CE only', 'logits T=2 a=0.5', '... + hidden cosine'."""
+    """How a distilled run learned from its teacher: 'CE only', 'logits T=2 a=0.5', '... + hidden cosine',
+    '... + 10000 unlabelled from tweet_eval/emoji' (runs that differ here must not be averaged together)."""
     if not info:
         return ""
     if not info.get("alpha"):
@@ -47,6 +48,8 @@ def distillation_label(info: dict) -> str:
     label = f"logits T={info['temperature']:g} a={info['alpha']:g}"
     if info.get("hidden_loss", "none") != "none":
         label += f" + hidden {info['hidden_loss']}"
+    if info.get("transfer"):
+        label += f" + {info['transfer']['texts']} unlabelled from {info['transfer']['data']}"
     return label
 
 

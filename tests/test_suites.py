@@ -55,6 +55,8 @@ def test_distillation_labels_tell_kd_arms_apart():
     assert distillation_label({"alpha": 0.0, "temperature": 2.0}) == "CE only"
     assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "none"}) == "logits T=2 a=0.5"
     assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "cosine"}).endswith("+ hidden cosine")
+    with_transfer = {"alpha": 0.5, "temperature": 2.0, "transfer": {"data": "tweet_eval/emoji", "texts": 10000}}
+    assert distillation_label(with_transfer) == "logits T=2 a=0.5 + 10000 unlabelled from tweet_eval/emoji"
 
 
 def test_only_keeps_matching_runs_and_the_teacher_they_need(tmp_path):
