@@ -63,6 +63,9 @@ def teacher_run() -> tuple[str, list[str]]:
 
 
 def teacher_dir(args: argparse.Namespace) -> Path:
+    """--teacher if given (reuse a finished teacher from another --out), else the layer-copy suite's own."""
+    if getattr(args, "teacher", None):
+        return Path(args.teacher)
     return Path(args.out) / "layer-copy" / teacher_run()[0]
 
 
@@ -82,7 +85,8 @@ def layer_copy(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 def cross_tokenizer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """Suite 3: MiniLM-L6 (its own WordPiece vocabulary) learning from the MPNet-12 teacher:
     labels only, logit KD, + hidden states, + a transfer set of unlabelled tweets."""
-    arms = {"ce": ["--kd-alpha", "0"], "kd": [], "kd-hidden": ["--hidden-loss", "cosine"],
+    arms = {"ce": ["--kd-alpha", "0"], "kd": [], "kd-a0.9": ["--kd-alpha", "0.9"],
+            "kd-hidden": ["--hidden-loss", "cosine"],
             # 10k unlabelled tweets (TweetEval emoji's train split) labelled by the teacher alone
             "kd-transfer": ["--transfer-data", "tweet_eval/emoji", "--transfer-samples", "10000"]}
     runs = []
@@ -174,14 +178,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=[EMOTION, "tweet_eval/hate"], help="lora-vs-full only")
     parser.add_argument("--only", metavar="PATTERN", default=None,
                         help="run only the runs whose name matches this glob (the teacher still runs)")
+    parser.add_argument("--teacher", metavar="RUN_DIR", default=None,
+                        help="distillation suites: a finished teacher run to use instead of training "
+                             "OUT/layer-copy/teacher-mpnet12-s0 (e.g. when --out or --epochs differ)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands that would run")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep finished runs' checkpoints/ (by default only model/ and results.json stay)")
     args = parser.parse_args(argv)
 
+    if args.teacher and not (Path(args.teacher) / "results.json").exists():
+        parser.error(f"--teacher {args.teacher}: no results.json there; give a finished teacher run directory")
     runs = SUITES[args.suite](args)
     if args.suite == "cross-tokenizer":  # its teacher is the layer-copy suite's
         runs.insert(0, teacher_run())
+    if args.teacher:  # trained elsewhere: nothing to run for it
+        runs = [run for run in runs if run[0] != teacher_run()[0]]
     if args.only:
         runs = select_runs(runs, args.only)
     for name, flags in runs:
@@ -203,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.compare import compare_runs
 
-    also = [teacher_dir(args)] if args.suite == "cross-tokenizer" else []  # its teacher lives in layer-copy
+    # the teacher lives outside this suite's folder: in layer-copy, or wherever --teacher points
+    also = [teacher_dir(args)] if args.suite == "cross-tokenizer" or args.teacher else []
     summary = compare_runs(Path(args.out) / args.suite, also)
     print(summary["markdown"])
     ratios = ratios_to_teacher(summary["rows"])

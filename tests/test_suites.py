@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import suites  # noqa: E402
@@ -77,3 +79,20 @@ def test_ratios_divide_the_student_metric_by_the_teachers_and_the_teacher_latenc
     assert cells[0] == "t-odd" and cells[3] == "0.7600 ± 0.0100"
     assert cells[4] == "0.950" and cells[6] == "2.00x" and cells[7] == "2"
     assert suites.ratios_to_teacher(students) == ""  # no teacher, no ratios
+
+
+def test_a_given_teacher_is_used_and_not_trained_again(tmp_path, capsys):
+    teacher = tmp_path / "elsewhere" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "results.json").write_text("{}")
+    assert suites.main(["cross-tokenizer", "--teacher", str(teacher), "--out", str(tmp_path / "out"),
+                        "--seeds", "0", "--dry-run"]) == 0
+    commands = [line for line in capsys.readouterr().err.splitlines() if line.startswith("run:")]
+    assert commands and not any("--method teacher" in line for line in commands)
+    assert all(f"--teacher {teacher}" in line for line in commands)
+
+
+def test_a_teacher_without_results_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        suites.main(["cross-tokenizer", "--teacher", str(tmp_path / "missing"), "--dry-run"])
+    assert exit_info.value.code == 2
