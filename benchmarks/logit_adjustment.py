@@ -1,0 +1,86 @@
+"""Would correcting finished single-label runs' logits for the label priors raise their macro-F1?
+
+    python benchmarks/logit_adjustment.py runs/suites/cross-tokenizer/minilm-ce-s0 [RUN ...]
+
+Logit adjustment (Menon et al., ICLR 2021) predicts argmax(z - tau * log prior), with the
+prior the training split's label frequencies; tau = 1 is the correction that is optimal for
+balanced error. Macro-F1 weighs a rare class (TweetEval emotion's "optimism": 9% of train)
+as much as a common one, so a model trained for plain cross-entropy may leave macro-F1 on
+the table, and this measures how much, with no retraining. Prints val and test macro-F1 for
+each tau and run, and the mean over runs; writes benchmarks/results/logit_adjustment.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+from torchmetrics.functional.classification import multiclass_f1_score
+
+from common import write_result
+
+TAUS = (0.0, 0.5, 1.0)
+
+
+@torch.inference_mode()
+def split_logits(model, datamodule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, labels = [], []
+    for batch in datamodule.split_dataloader(split):
+        labels.append(batch.pop("labels"))
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        logits.append(model(**inputs).logits)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def adjusted_macro_f1(logits: torch.Tensor, labels: torch.Tensor, log_prior: torch.Tensor, tau: float) -> float:
+    return float(multiclass_f1_score(logits - tau * log_prior, labels, logits.shape[1], average="macro"))
+
+
+def score_run(run_dir: Path) -> dict[str, float]:
+    from core.runs import read_results
+    from datamodules import TextClassificationDataModule
+    from models.build import load_classifier, load_tokenizer
+
+    saved = read_results(run_dir)
+    config = saved.get("config", {})
+    if saved.get("multi_label"):
+        raise SystemExit(f"{run_dir}: multi-label; its decision rule is the val-tuned threshold, not an argmax")
+    model_dir = run_dir / "model"
+    datamodule = TextClassificationDataModule(saved["dataset"], load_tokenizer(model_dir), data_dir=config.get("data_dir"),
+                                              max_length=config.get("max_length", 128), eval_batch_size=128,
+                                              text_column=config.get("text_column", "text"),
+                                              label_column=config.get("label_column", "label"))
+    data = datamodule.load()
+    datamodule.setup()
+    model = load_classifier(model_dir, data.label_names, multi_label=False).eval()
+    counts = torch.bincount(torch.tensor(data.splits["train"]["label"]), minlength=len(data.label_names)).float()
+    log_prior = (counts / counts.sum()).clamp(min=1e-8).log()
+    scores = {}
+    for split in ("validation", "test"):
+        logits, labels = split_logits(model, datamodule, split)
+        for tau in TAUS:
+            scores[f"{split[:4]}@tau={tau:g}"] = adjusted_macro_f1(logits, labels, log_prior, tau)
+    return scores
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="finished run directories (results.json + model/)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = {str(run): score_run(run) for run in args.runs}
+    columns = list(next(iter(rows.values())))
+    print("| run | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
+    for run, scores in rows.items():
+        print(f"| {run} | " + " | ".join(f"{scores[c]:.4f}" for c in columns) + " |")
+    means = {c: statistics.mean(s[c] for s in rows.values()) for c in columns}
+    print("| mean | " + " | ".join(f"{means[c]:.4f}" for c in columns) + " |")
+    args.runs = [str(run) for run in args.runs]
+    print(write_result("logit_adjustment", args, {"runs": rows, "mean": means}))
+
+
+if __name__ == "__main__":
+    main()
