@@ -88,7 +88,9 @@ def cross_tokenizer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     arms = {"ce": ["--kd-alpha", "0"], "kd": [], "kd-a0.9": ["--kd-alpha", "0.9"],
             "kd-hidden": ["--hidden-loss", "cosine"],
             # 10k unlabelled tweets (TweetEval emoji's train split) labelled by the teacher alone
-            "kd-transfer": ["--transfer-data", "tweet_eval/emoji", "--transfer-samples", "10000"]}
+            "kd-transfer": ["--transfer-data", "tweet_eval/emoji", "--transfer-samples", "10000"],
+            # the same from TweetEval offensive: angrier tweets, nearer emotion's commonest class
+            "kd-transfer-offensive": ["--transfer-data", "tweet_eval/offensive", "--transfer-samples", "10000"]}
     runs = []
     for seed in args.seeds:
         for name, flags in arms.items():
