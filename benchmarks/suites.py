@@ -5,6 +5,7 @@
     python benchmarks/suites.py layer-copy        # MPNet-12 teacher -> 6-layer students, with/without KD
     python benchmarks/suites.py cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
     python benchmarks/suites.py goemotions        # 28-label multi-label, threshold tuned on val
+    python benchmarks/suites.py intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
     python benchmarks/suites.py SUITE --seeds 0 --dry-run   # print the commands only
     python benchmarks/suites.py goemotions --only '*lora*'  # just the runs whose name matches
 
@@ -112,13 +113,39 @@ def goemotions(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
+INTERMEDIATE_RUN = "intermediate-minilm-go_emotions-s0"
+
+
+def intermediate_run() -> tuple[str, list[str]]:
+    """MiniLM-L6 fully fine-tuned for one epoch on GoEmotions (43k Reddit comments, 28 emotions):
+    the encoder the intermediate suite's emotion runs start from. Run once, seed 0."""
+    return INTERMEDIATE_RUN, ["--method", "full", "--model", "minilm-l6", "--dataset", "go_emotions",
+                              "--lr", "1e-4", "--max-epochs", "1", "--seed", "0"]
+
+
+def intermediate(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Intermediate-task training for target (c): emotion fine-tuning started from MiniLM-L6 after one
+    epoch on GoEmotions (a new 4-label head; the 28-label one is dropped), against the same commands
+    started from MiniLM-L6 itself. The arms are suite 1's full (lr 5e-5) and default LoRA recipes."""
+    encoder = str(Path(args.out) / "intermediate" / INTERMEDIATE_RUN / "model")
+    runs = [intermediate_run()]
+    for seed in args.seeds:
+        common = ["--dataset", EMOTION, "--seed", str(seed), "--max-epochs", str(args.epochs or 3)]
+        runs += [(f"goemotions-then-full-s{seed}", ["--method", "full", "--model", encoder, *common]),
+                 (f"goemotions-then-lora-s{seed}", ["--method", "lora", "--model", encoder, *common]),
+                 (f"full-s{seed}", ["--method", "full", *common]),
+                 (f"lora-s{seed}", ["--method", "lora", *common])]
+    return runs
+
+
 SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
-          "goemotions": goemotions}
+          "goemotions": goemotions, "intermediate": intermediate}
+SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN)  # runs other runs of the suite start from
 
 
 def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[str, list[str]]]:
-    """The runs whose name matches the glob; the shared teacher stays, its students need it."""
-    return [(name, flags) for name, flags in runs if name == teacher_run()[0] or fnmatch.fnmatchcase(name, pattern)]
+    """The runs whose name matches the glob; a shared run (the teacher) stays, the others need it."""
+    return [(name, flags) for name, flags in runs if name in SHARED_RUNS or fnmatch.fnmatchcase(name, pattern)]
 
 
 def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
@@ -179,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the suite's schedule")
     parser.add_argument("--datasets", nargs="+", default=[EMOTION, "tweet_eval/hate"], help="lora-vs-full only")
     parser.add_argument("--only", metavar="PATTERN", default=None,
-                        help="run only the runs whose name matches this glob (the teacher still runs)")
+                        help="run only the runs whose name matches this glob (a run the others start from, the "
+                             "teacher or the intermediate model, still runs)")
     parser.add_argument("--teacher", metavar="RUN_DIR", default=None,
                         help="distillation suites: a finished teacher run to use instead of training "
                              "OUT/layer-copy/teacher-mpnet12-s0 (e.g. when --out or --epochs differ)")

@@ -68,6 +68,22 @@ def test_only_keeps_matching_runs_and_the_teacher_they_need(tmp_path):
     assert [name for name, _ in suites.select_runs(suites.goemotions(args), "*lora*")] == ["go_emotions-lora-all-s0"]
 
 
+def test_intermediate_arms_start_from_the_intermediate_runs_model_and_baselines_from_minilm(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0], epochs=None, out=str(tmp_path), datasets=["tweet_eval/emotion"])
+    runs = dict(suites.intermediate(args))
+    first = suites.intermediate(args)[0]
+    assert first[0] == suites.INTERMEDIATE_RUN and first[1][first[1].index("--dataset") + 1] == "go_emotions"
+    encoder = str(tmp_path / "intermediate" / suites.INTERMEDIATE_RUN / "model")
+    for arm in ("goemotions-then-full-s0", "goemotions-then-lora-s0"):
+        assert runs[arm][runs[arm].index("--model") + 1] == encoder
+    assert "--model" not in runs["full-s0"] and "--model" not in runs["lora-s0"]  # the default, minilm-l6
+    for arm in ("full", "lora"):  # each pair differs only in where the encoder comes from
+        then = runs[f"goemotions-then-{arm}-s0"]
+        assert [f for f in then if f not in ("--model", encoder)] == runs[f"{arm}-s0"]
+    picked = [name for name, _ in suites.select_runs(suites.intermediate(args), "*then-lora*")]
+    assert picked == [suites.INTERMEDIATE_RUN, "goemotions-then-lora-s0"]
+
+
 def test_ratios_divide_the_student_metric_by_the_teachers_and_the_teacher_latency_by_the_students():
     teacher = {"method": "teacher", "model": "mpnet-base", "test_metric": 0.8, "latency_ms": 200.0}
     students = [{"method": "distill", "model": "runs/t-odd", "kd": "CE only", "layers": "0,2", "test_metric": 0.76,
