@@ -2,6 +2,7 @@
 
     python benchmarks/pooling_probe.py [--model minilm-l6] [--dataset tweet_eval/emotion]
     python benchmarks/pooling_probe.py --dataset go_emotions --max-train-samples 20000
+    python benchmarks/pooling_probe.py --model runs/RUN/model   # a fine-tuned encoder's features
 
 Embeds train and test with the frozen encoder three ways (the [CLS] vector, BERT's pooler
 on it, the masked mean of all tokens), fits a logistic-regression probe on train
@@ -13,6 +14,8 @@ floor any fine-tuning run should clear.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
@@ -68,6 +71,16 @@ def probe(train: tuple, val: tuple, test: tuple, label_names: list[str], multi_l
                                          average="macro"))
 
 
+def result_name(dataset: str, model: str) -> str:
+    """pooling_probe[-DATASET][-MODEL]: the default pair keeps the plain name; a run's model/ folder is
+    named after its run, so probing a fine-tuned encoder never overwrites the pretrained one's JSON."""
+    name = "pooling_probe" if dataset == "tweet_eval/emotion" else "pooling_probe-" + dataset.replace("/", "-")
+    if model != "minilm-l6":
+        path = Path(model.rstrip("/"))
+        name += "-" + (path.parent.name if path.name == "model" else path.name)
+    return name
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--dataset", default="tweet_eval/emotion")
@@ -97,8 +110,7 @@ def main() -> None:
     print("| features | macro-F1 |\n|---|---|")
     for name, score in scores.items():
         print(f"| {name} | {score:.4f} |")
-    name = "pooling_probe" if args.dataset == "tweet_eval/emotion" else "pooling_probe-" + args.dataset.replace("/", "-")
-    write_result(name, args, {"test_macro_f1": scores})
+    write_result(result_name(args.dataset, args.model), args, {"test_macro_f1": scores})
 
 
 if __name__ == "__main__":

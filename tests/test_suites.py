@@ -112,3 +112,4 @@ def test_a_teacher_without_results_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         suites.main(["cross-tokenizer", "--teacher", str(tmp_path / "missing"), "--dry-run"])
     assert exit_info.value.code == 2
+
