@@ -132,6 +132,9 @@ def intermediate(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     for seed in args.seeds:
         common = ["--dataset", EMOTION, "--seed", str(seed), "--max-epochs", str(args.epochs or 3)]
         runs += [(f"goemotions-then-full-s{seed}", ["--method", "full", "--model", encoder, *common]),
+                 # gentler: does a lower rate keep more of what the GoEmotions epoch taught?
+                 (f"goemotions-then-full-lr2e-5-s{seed}", ["--method", "full", "--model", encoder, "--lr", "2e-5",
+                                                           *common]),
                  (f"goemotions-then-lora-s{seed}", ["--method", "lora", "--model", encoder, *common]),
                  (f"full-s{seed}", ["--method", "full", *common]),
                  (f"lora-s{seed}", ["--method", "lora", *common])]
