@@ -15,8 +15,6 @@ floor any fine-tuning run should clear.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
@@ -75,10 +73,9 @@ def result_name(dataset: str, model: str) -> str:
     """pooling_probe[-DATASET][-MODEL]: the default pair keeps the plain name; a run's model/ folder is
     named after its run, so probing a fine-tuned encoder never overwrites the pretrained one's JSON."""
     name = "pooling_probe" if dataset == "tweet_eval/emotion" else "pooling_probe-" + dataset.replace("/", "-")
-    if model != "minilm-l6":
-        path = Path(model.rstrip("/"))
-        name += "-" + (path.parent.name if path.name == "model" else path.name)
-    return name
+    from core.compare import model_label
+
+    return name if model == "minilm-l6" else f"{name}-{model_label(model)}"
 
 
 def main() -> None:

@@ -184,6 +184,8 @@ def add_missing_latency(run_dir: Path) -> None:
 
 def ratios_to_teacher(rows: list[dict]) -> str:
     """Student / teacher metric and teacher / student latency (= throughput ratio)."""
+    from core.compare import model_label
+
     teachers = [r for r in rows if r["method"] == "teacher"]
     if not teachers:
         return ""
@@ -195,7 +197,7 @@ def ratios_to_teacher(rows: list[dict]) -> str:
             continue
         speed = t["latency_ms"] / r["latency_ms"] if r["latency_ms"] and t["latency_ms"] else float("nan")
         sd = f" ± {r['test_metric_sd']:.4f}" if len(r["seeds"]) > 1 else ""
-        lines.append(f"| {Path(str(r['model'])).name} | {r['kd']} | {r['layers'] or 'own'} | {r['test_metric']:.4f}{sd} "
+        lines.append(f"| {model_label(r['model'])} | {r['kd']} | {r['layers'] or 'own'} | {r['test_metric']:.4f}{sd} "
                      f"| {r['test_metric'] / t['test_metric']:.3f} | {r['latency_ms']:.0f} | {speed:.2f}x "
                      f"| {len(r['seeds'])} |")
     return "\n".join(lines)

@@ -53,6 +53,13 @@ def distillation_label(info: dict) -> str:
     return label
 
 
+def model_label(model: str) -> str:
+    """A model as the table names it: a short name as given, a folder by its name, and a run's
+    ``model/`` folder (a model fine-tuned by an earlier run) by that run's name."""
+    path = Path(str(model).rstrip("/"))
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+
 GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "kd", "lr", "epochs")
 AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec",
             "latency_ms")
@@ -89,7 +96,7 @@ def to_markdown(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 16]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {Path(str(r['model'])).name} | {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
+            f"| {r['dataset']} | {r['method']} | {model_label(r['model'])} | {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
             f"| {'—' if r['lr'] is None else format(r['lr'], 'g')} | {r['epochs'] or '—'} | {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
             f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
             f"| {_pm(r, 'latency_ms', '{:.0f}')} "
@@ -135,7 +142,7 @@ def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
                 if r[key] is None:
                     continue
                 ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o")
-                ax.annotate(f"{r['method']} {Path(str(r['model'])).name} {r['layers'] or r['lora']}".strip(),
+                ax.annotate(f"{r['method']} {model_label(r['model'])} {r['layers'] or r['lora']}".strip(),
                             (r[key], r["test_metric"]), fontsize=7)
             ax.set_xscale("log" if log else "linear")
             ax.set_xlabel(label)

@@ -73,3 +73,13 @@ def test_comparison_is_in_tensorboard(runs):
 def test_compare_on_a_folder_without_runs(tmp_path, capsys):
     assert evaluate.main(["--compare", str(tmp_path)]) == 2
     assert "no runs under" in capsys.readouterr().err
+
+
+def test_models_are_labelled_by_name_and_a_runs_model_folder_by_its_run():
+    from core.compare import model_label
+
+    assert model_label("minilm-l6") == "minilm-l6"
+    assert model_label("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert model_label("runs/suites/intermediate/intermediate-minilm-go_emotions-s0/model") == \
+        "intermediate-minilm-go_emotions-s0"
+    assert model_label("runs/teacher-odd/") == "teacher-odd"
