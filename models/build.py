@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from safetensors import SafetensorError
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from torch import nn
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from core.errors import UsageError
 from models.pooling import apply_checkpoint_pooling, apply_pooling
@@ -42,10 +45,36 @@ def load_classifier(
         )
     except (OSError, ValueError, SafetensorError) as err:
         raise UsageError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
+    saved = trained_label_names(model_dir)
+    if saved is not None and saved != list(label_names) and len(saved) == len(label_names):
+        reset_output_layer(model)  # another task's labels; a different count was already re-initialised above
     try:
         return apply_checkpoint_pooling(model, model_dir) if pooling == "auto" else apply_pooling(model, pooling)
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def trained_label_names(model_dir: str | Path) -> list[str] | None:
+    """The labels a saved classifier was trained for, in output order; None for a base model
+    (Hugging Face's placeholder names LABEL_0, LABEL_1, ...)."""
+    try:
+        config = AutoConfig.from_pretrained(str(model_dir))
+    except (OSError, ValueError):
+        return None
+    names = [str(config.id2label[i]) for i in sorted(config.id2label)]
+    return None if all(re.fullmatch(r"LABEL_\d+", name) for name in names) else names
+
+
+def reset_output_layer(model: PreTrainedModel) -> None:
+    """Give the head a fresh output layer, as transformers does when the label count differs: a
+    model trained on another task with as many labels must not start with label i meaning its old i."""
+    backbone = {id(m) for m in getattr(model, model.base_model_prefix, nn.Module()).modules()}
+    outputs = [m for m in model.modules()
+               if isinstance(m, nn.Linear) and id(m) not in backbone and m.out_features == model.config.num_labels]
+    for layer in outputs:
+        nn.init.normal_(layer.weight, std=getattr(model.config, "initializer_range", 0.02))
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
 
 
 def max_model_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
