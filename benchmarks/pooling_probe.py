@@ -19,6 +19,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
 from common import parser, write_result
+from core.compare import model_label  # common put the repository on sys.path
 
 
 @torch.inference_mode()
@@ -73,8 +74,6 @@ def result_name(dataset: str, model: str) -> str:
     """pooling_probe[-DATASET][-MODEL]: the default pair keeps the plain name; a run's model/ folder is
     named after its run, so probing a fine-tuned encoder never overwrites the pretrained one's JSON."""
     name = "pooling_probe" if dataset == "tweet_eval/emotion" else "pooling_probe-" + dataset.replace("/", "-")
-    from core.compare import model_label
-
     return name if model == "minilm-l6" else f"{name}-{model_label(model)}"
 
 

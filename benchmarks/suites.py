@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from core.compare import model_label  # noqa: E402
+
 EMOTION = "tweet_eval/emotion"
 LAYER_CHOICES = ("odd", "even", "distilbert", "bottom", "top")
 
@@ -184,8 +186,6 @@ def add_missing_latency(run_dir: Path) -> None:
 
 def ratios_to_teacher(rows: list[dict]) -> str:
     """Student / teacher metric and teacher / student latency (= throughput ratio)."""
-    from core.compare import model_label
-
     teachers = [r for r in rows if r["method"] == "teacher"]
     if not teachers:
         return ""
