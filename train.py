@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
-from core.errors import TrainingDiverged, UsageError
+from core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError
 from core.quiet import quiet_libraries
 
 METHODS = ("full", "lora", "qlora", "teacher", "distill")
@@ -204,18 +205,46 @@ def is_ddp_child() -> bool:
 
 
 def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
-    """Train, test and save one run; returns what results.json holds.
+    """Train, test and save one run, holding its directory's lock; returns what results.json holds.
 
     Under DDP, Lightning starts the other local ranks by re-running this command; they
-    find the run directory rank 0 made in $TWEETCLS_RUN_DIR instead of making their own.
+    find the run directory rank 0 made (and locked) in $TWEETCLS_RUN_DIR instead.
     """
+    from core.run_lock import LOCK_FILE, RunLock
+    from core.runs import check_run_name, dataset_slug, timestamp
+
+    if is_ddp_child():
+        return train_and_save(args, extra_callbacks)
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
+        model_slug = Path(str(args.model).rstrip("/")).name
+        args.run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+        check_run_name(args.run_name)
+        run_dir = Path(args.output_dir) / args.run_name
+    created = run_dir  # the outermost folder the lock creates (--output-dir may be new too)
+    while not created.parent.exists():
+        created = created.parent
+    created = None if created.exists() else created
+    lock = RunLock(run_dir).acquire()
+    try:
+        return train_and_save(args, extra_callbacks)
+    finally:
+        lock.release()
+        if created is not None and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(created)  # failed before writing anything: leave no empty run behind
+
+
+def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
+    """The run itself (see ``run``)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from core.checkpoint_io import AtomicCheckpointIO
     from core.last_checkpoint import LastCheckpoint
-    from core.runs import check_run_dir, dataset_slug, environment, new_run_dir, timestamp, write_json
+    from core.atomic import atomic_directory, storage_error, write_text_atomic
+    from core.runs import check_run_dir, environment, new_run_dir, write_json
     from core.timing import TrainingClock
     from datamodules import TextClassificationDataModule
     from lora import count_parameters, inject_lora, mark_only_lora_as_trainable, merge_lora, save_adapter
@@ -223,8 +252,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     from models.classifier import TextClassifier
     from models.resolve import resolve_model
 
-    model_slug = Path(str(args.model).rstrip("/")).name
-    run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+    run_name = args.run_name
     if not args.resume and not is_ddp_child():
         check_run_dir(args.output_dir, run_name, args.overwrite)
 
@@ -307,7 +335,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         resume_from = checkpoint_to_resume(run_dir)
     else:
         run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump({**vars(args), "run_name": run_dir.name}, sort_keys=False))
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**vars(args), "run_name": run_dir.name}, sort_keys=False))
     run_dir = run_dir.resolve()  # Lightning reports checkpoint paths absolute
     os.environ[RUN_DIR_ENV] = str(run_dir)
 
@@ -356,6 +384,10 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     except TrainingDiverged as err:
         kept = f"the last good checkpoint is {last.path}" if Path(last.path).exists() else "no checkpoint was written yet"
         raise TrainingDiverged(f"{err}; {kept}; lower --lr (now {args.lr})") from None
+    except SystemExit as stop:  # Lightning turns SIGTERM and Ctrl-C into SystemExit (code 0 for SIGTERM)
+        raise interrupted(stop, trainer, run_dir, last.path) from None
+    except OSError as err:
+        raise storage_error(err, run_dir / "checkpoints") from None
     best = checkpoint.best_model_path or None
     tuning = {}
     if data.multi_label and args.tune_threshold:
@@ -380,15 +412,18 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
         "config": vars(args), "environment": environment(),
     }
     if trainer.is_global_zero:
+        # each folder appears whole or not at all; results.json, written last, marks a finished run
         if args.method in ("lora", "qlora"):
-            save_adapter(module.model, run_dir / "adapter", extra={"base_model": args.model, "method": args.method})
+            with atomic_directory(run_dir / "adapter") as folder:
+                save_adapter(module.model, folder, extra={"base_model": args.model, "method": args.method})
             merge_lora(module.model)
             if args.method == "qlora":  # the saved model is plain fp32: dequantized base + update
                 from compress.int8_base import dequantize_linears
 
                 dequantize_linears(module.model)
-        module.model.save_pretrained(run_dir / "model")
-        tokenizer.save_pretrained(run_dir / "model")
+        with atomic_directory(run_dir / "model") as folder:
+            module.model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
         results["inference"] = cpu_latency(module.model)
         write_json(run_dir / "results.json", results)
         logger.log_metrics({"hp/val_task_metric": val["task_metric"], "hp/test_task_metric": test["task_metric"],
@@ -397,6 +432,17 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
                             "hp/params_trainable": trainable}, step=trainer.global_step)
         logger.finalize("success")
     return results
+
+
+def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str) -> Interrupted:
+    """SIGTERM (a scheduler, ``kill``, ``docker stop``) or Ctrl-C during fit, as one line with the way on."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    by_sigterm = isinstance(stop, SIGTERMException)
+    kept = (f"continue with: python train.py --resume {run_dir}" if Path(last_checkpoint).exists()
+            else "no checkpoint was written yet; start the run again")
+    return Interrupted(f"{'stopped by SIGTERM' if by_sigterm else 'interrupted'} at step {trainer.global_step}; {kept}",
+                       143 if by_sigterm else 130)
 
 
 def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -> dict:
@@ -453,9 +499,15 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
-    except TrainingDiverged as err:
+    except (TrainingDiverged, StorageFull) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 1
+    except Interrupted as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("train.py: interrupted before training started; nothing to resume", file=sys.stderr)
+        return 130
     if results and Path(results["run_dir"], "results.json").exists():
         print_summary(results)
     return 0

@@ -7,7 +7,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -18,22 +17,62 @@ RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
 
 
+RUN_MARKERS = ("config.yaml", RESULTS_FILE, "checkpoints")  # what train.py writes first and last
+
+
+def check_run_name(run_name: str) -> None:
+    """A run name is one plain folder name: never a path that could point outside --output-dir."""
+    if (not run_name or run_name in (".", "..") or "/" in run_name or "\\" in run_name
+            or run_name != run_name.strip() or run_name.startswith(".")):
+        raise UsageError(f"--run-name {run_name!r} is not a plain folder name; use letters, digits, - and _ "
+                         "(no /, no leading ., not . or ..)")
+
+
+def is_run_dir(path: Path) -> bool:
+    """Recognisably a directory train.py made (so --overwrite may replace it)."""
+    return path.is_dir() and not path.is_symlink() and any((path / m).exists() for m in RUN_MARKERS)
+
+
 def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
-    """``output_dir/run_name``, refused if it holds an earlier run (unless ``overwrite``).
+    """``output_dir/run_name``, refused if it holds an earlier run (unless ``overwrite``), and
+    refused whatever ``overwrite`` says if it is not a run directory: --overwrite may only
+    ever delete a run that train.py made, strictly inside ``output_dir``.
 
     Called before any slow work, so a name clash costs no time.
     """
+    check_run_name(run_name)
     run_dir = Path(output_dir) / run_name
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise UsageError(f"run directory {run_dir} already exists; choose another --run-name or pass --overwrite")
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise UsageError(f"{run_dir} exists and is not a run directory; choose another --run-name")
+    if run_dir.exists() and _holds_more_than_a_lock(run_dir):
+        if not overwrite:
+            raise UsageError(f"run directory {run_dir} already exists; choose another --run-name or pass --overwrite")
+        if not is_run_dir(run_dir):
+            raise UsageError(f"{run_dir} is not a run directory written by train.py (no config.yaml, "
+                             f"{RESULTS_FILE} or checkpoints/); --overwrite only replaces runs, choose another --run-name")
     return run_dir
 
 
+def _holds_more_than_a_lock(run_dir: Path) -> bool:
+    from core.run_lock import LOCK_FILE
+
+    return any(p.name != LOCK_FILE for p in run_dir.iterdir())
+
+
 def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
-    """Create ``output_dir/run_name``; refuse to reuse an existing run unless asked."""
+    """Create ``output_dir/run_name``; refuse to reuse an existing run unless asked. The lock file
+    of the process that holds the directory (see core/run_lock.py) is kept."""
+    from core.run_lock import LOCK_FILE
+
     run_dir = check_run_dir(output_dir, run_name, overwrite)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        shutil.rmtree(run_dir)
+    if run_dir.exists():
+        for entry in run_dir.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -83,12 +122,10 @@ def environment() -> dict:
 
 
 def write_json(path: str | Path, data: dict) -> None:
-    """Write atomically: a crash mid-write never leaves half a file."""
-    path = Path(path)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(data, tmp, indent=2, default=str)
-        tmp.write("\n")
-    os.replace(tmp.name, path)
+    """Write atomically: a crash or a full disk mid-write never leaves half a file."""
+    from core.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def read_results(run_dir: str | Path) -> dict:

@@ -1,7 +1,8 @@
-"""Run train.py and SIGKILL the process after optimizer step K, as a laptop lid or the
-OOM killer would: no cleanup, no exception handlers.
+"""Run train.py and SIGKILL the process after optimizer step K (or, with K = end, after
+the last epoch, before the test), as a laptop lid or the OOM killer would: no cleanup, no
+exception handlers.
 
-    python tests/crash_train.py K -- <train.py flags>
+    python tests/crash_train.py K|end -- <train.py flags>
 """
 
 import os
@@ -24,8 +25,12 @@ class KillAtStep(L.Callback):
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.step == -1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
 
 if __name__ == "__main__":
-    step, flags = int(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
+    step, flags = -1 if sys.argv[1] == "end" else int(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
     train.quiet_libraries()
     train.run(train.parse_args(flags), extra_callbacks=[KillAtStep(step)])

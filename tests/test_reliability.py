@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 import train
 
 CRASH = Path(__file__).with_name("crash_train.py")
+SIGNAL = Path(__file__).with_name("signal_train.py")
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "TWEETCLS_RUN_DIR"}
 
 
 def flags(model_dir, csv, out, name, *extra):
@@ -82,6 +84,52 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(reference_run
     assert_same_run(reference_run, run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["fit_seconds"] > 0
+
+
+def test_resume_from_an_epoch_end_checkpoint_equals_an_uninterrupted_run(reference_run, tiny_model_dir, tiny_csv,
+                                                                         tmp_path):
+    # no step-interval saves: last.ckpt is the one written at the end of epoch 1 (step 6), killed at step 10
+    argv = flags(tiny_model_dir, tiny_csv, tmp_path, "run", "--checkpoint-every-n-steps", "1000")
+    killed = subprocess.run([sys.executable, str(CRASH), "10", "--", *argv], env=CHILD_ENV, capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 6
+    # the epoch-end checkpoint knows the best checkpoint of its own epoch (it is written after ModelCheckpoint)
+    best = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")][0]["best_model_path"]
+    assert best.endswith("best-epoch=0-step=6.ckpt")
+    assert train.main(["--resume", str(tmp_path / "run"), "--no-progress-bar"]) == 0
+    assert_same_run(reference_run, tmp_path / "run")
+
+
+def test_resume_after_the_last_epoch_scores_the_best_checkpoint(reference_run, tiny_model_dir, tiny_csv, tmp_path):
+    argv = flags(tiny_model_dir, tiny_csv, tmp_path, "run", "--checkpoint-every-n-steps", "1000")
+    killed = subprocess.run([sys.executable, str(CRASH), "end", "--", *argv], env=CHILD_ENV, capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert train.main(["--resume", str(tmp_path / "run"), "--no-progress-bar"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["best_checkpoint"] is not None and (tmp_path / "run" / results["best_checkpoint"]).is_file()
+    assert_same_run(reference_run, tmp_path / "run")
+
+
+@pytest.mark.parametrize("signal_name, code, said", [("TERM", 143, "stopped by SIGTERM at step 10"),
+                                                     ("INT", 130, "interrupted at step 10")])
+def test_a_signal_exits_nonzero_and_says_how_to_resume(reference_run, tiny_model_dir, tiny_csv, tmp_path,
+                                                       signal_name, code, said):
+    argv = flags(tiny_model_dir, tiny_csv, tmp_path, "run", "--checkpoint-every-n-steps", "4")
+    stopped = subprocess.run([sys.executable, str(SIGNAL), signal_name, "10", "--", *argv], env=CHILD_ENV,
+                             capture_output=True, text=True, timeout=600)
+    assert stopped.returncode == code, stopped.stderr[-2000:]
+    last_line = stopped.stderr.strip().splitlines()[-1]
+    assert said in last_line and f"python train.py --resume {tmp_path / 'run'}" in last_line, last_line
+    assert not (tmp_path / "run" / "results.json").exists()
+    # SIGTERM saves the step it stopped at; Ctrl-C keeps the last periodic save (step 8)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved == (10 if signal_name == "TERM" else 8)
+    assert train.main(["--resume", str(tmp_path / "run"), "--no-progress-bar"]) == 0
+    assert_same_run(reference_run, tmp_path / "run")
 
 
 def test_resume_refuses_a_finished_run(reference_run, capsys):

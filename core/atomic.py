@@ -1,0 +1,63 @@
+"""Files and folders that appear whole or not at all, and a full disk named as such.
+
+A result file or model folder that a crash or a full disk cut in half would be read
+later as a result. Everything a run leaves behind is written next to its final name and
+renamed into place, and a failed write removes what it had written.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from core.errors import StorageFull
+
+
+def storage_error(err: OSError, target: str | Path) -> OSError | StorageFull:
+    """A StorageFull naming ``target`` for ENOSPC/EDQUOT; any other OSError as it is."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left on device writing {target}; free some space and run the command again")
+    return err
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise storage_error(err, path) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole, on any
+    failure it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except OSError as err:
+        raise storage_error(err, path) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,33 @@
+"""Run train.py and send this process a signal after optimizer step K, as a scheduler
+(SIGTERM) or a user at the keyboard (SIGINT) would.
+
+    python tests/signal_train.py TERM|INT K -- <train.py flags>
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lightning as L  # noqa: E402
+
+import train  # noqa: E402
+
+
+class SignalAtStep(L.Callback):
+    def __init__(self, signum: int, step: int) -> None:
+        self.signum, self.step, self.sent = signum, step, False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+if __name__ == "__main__":
+    name, step, flags = sys.argv[1], int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1:]
+    original_run = train.run
+    train.run = lambda args: original_run(args, extra_callbacks=[SignalAtStep(getattr(signal, "SIG" + name), step)])
+    sys.exit(train.main(flags))
