@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.errors import UsageError
+from core.errors import StorageFull, UsageError
 from core.quiet import quiet_libraries
 
 
@@ -71,11 +71,29 @@ def evaluate_model(model, datamodule, data, split: str, threshold: float, accele
     return {k.removeprefix("test/"): v for k, v in scores.items()}
 
 
+def check_trained_labels(trained: list[str] | None, model_dir: Path, dataset: str, data_labels: list[str]) -> None:
+    """Refuse to score a head on labels it was not trained for: loading it for another label set
+    would give a freshly initialised head and metrics of random weights."""
+    if trained is not None and list(trained) != list(data_labels):
+        raise UsageError(f"{model_dir} was trained on labels {list(trained)}, {dataset} has {list(data_labels)}; "
+                         "evaluate on the dataset it was trained on (or its labels in the same order)")
+    if trained is None:
+        from transformers import AutoConfig
+
+        try:
+            count = AutoConfig.from_pretrained(str(model_dir)).num_labels
+        except (OSError, ValueError):
+            return  # load_classifier says what is wrong with the folder
+        if count != len(data_labels):
+            raise UsageError(f"{model_dir} has {count} outputs and no label names, {dataset} has "
+                             f"{len(data_labels)} labels: it is not a classifier for this data")
+
+
 def run(args: argparse.Namespace) -> dict:
     from core.runs import RESULTS_FILE, dataset_slug, read_results, write_json
     from datamodules import TextClassificationDataModule
     from lora import count_parameters
-    from models.build import load_classifier, load_tokenizer
+    from models.build import load_classifier, load_tokenizer, trained_label_names
     from models.resolve import resolve_model
 
     variants = None
@@ -106,10 +124,8 @@ def run(args: argparse.Namespace) -> dict:
         label_column=args.label_column or config.get("label_column", "label"),
     )
     data = datamodule.load()
+    check_trained_labels(saved.get("label_names") or trained_label_names(model_dir), model_dir, dataset, data.label_names)
     model = load_classifier(model_dir, data.label_names, data.multi_label)
-    trained_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if is_run and trained_labels != data.label_names:
-        raise UsageError(f"the run was trained on labels {trained_labels}, {dataset} has {data.label_names}")
     split = {"val": "validation"}.get(args.split, args.split)
     threshold = args.threshold or saved.get("threshold") or config.get("threshold", 0.5)
     out_dir = target if is_run else Path(".")
@@ -138,7 +154,9 @@ def run_ledger(args, variants, model, datamodule, data, split, threshold, stem: 
     """Build, measure and evaluate every variant; write the ledger everywhere it belongs."""
     import torch
 
-    from compress.ledger import build_variant, measure_latency, parameter_counts, size_on_disk, variant_name
+    from compress.ledger import (build_variant, measure_latency, parameter_counts, save_variant, size_on_disk,
+                                 variant_name)
+    from core.atomic import atomic_directory
     from compress.ledger_report import log_to_tensorboard, to_markdown, write_files
 
     if not any(variant_name(v) == "none" for v in variants):
@@ -152,10 +170,14 @@ def run_ledger(args, variants, model, datamodule, data, split, threshold, stem: 
     for steps in variants:
         name = variant_name(steps)
         variant = build_variant(model, steps)
-        keep = Path(args.save_variants) / name.replace(":", "_") if args.save_variants else None
-        row = {"variant": name, **parameter_counts(variant), "size_mb": size_on_disk(variant, keep)}
-        if keep is not None:
-            datamodule.tokenizer.save_pretrained(keep)  # so train.py --model can fine-tune the variant
+        if args.save_variants:
+            # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
+            with atomic_directory(Path(args.save_variants) / name.replace(":", "_")) as folder:
+                size = save_variant(variant, folder)
+                datamodule.tokenizer.save_pretrained(folder)
+        else:
+            size = size_on_disk(variant)
+        row = {"variant": name, **parameter_counts(variant), "size_mb": size}
         row |= measure_latency(variant, model.config.vocab_size, args.latency_batch_size,
                                args.latency_seq_len, iters=args.latency_iters)
         metrics = evaluate_model(variant, datamodule, data, split, threshold, "cpu")
@@ -226,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"evaluate.py: error: {err}", file=sys.stderr)
         return 2
+    except StorageFull as err:
+        print(f"evaluate.py: error: {err}", file=sys.stderr)
+        return 1
     print_result(result)
     return 0
 

@@ -129,9 +129,7 @@ def save_variant(model: nn.Module, directory: Path) -> float:
     return sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 1e6
 
 
-def size_on_disk(model: nn.Module, keep_in: Path | None = None) -> float:
-    if keep_in is not None:
-        return save_variant(model, keep_in)
+def size_on_disk(model: nn.Module) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         return save_variant(model, Path(tmp))
 

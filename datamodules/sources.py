@@ -114,19 +114,50 @@ def column(rows: list[dict], name: str, path: Path, option: str) -> list:
 # ---------------------------------------------------------------- building splits
 
 
+def label_text(raw) -> str | None:
+    """A raw label cell as the name of its class: stripped text, and whole numbers written one
+    way (1, 1.0, "1.0" and " 1 " are all "1"); None for an empty or null cell."""
+    if raw is None or isinstance(raw, bool):
+        return None if raw is None else str(raw).lower()
+    if isinstance(raw, float):
+        if raw != raw:  # NaN: pandas' empty cell
+            return None
+        return str(int(raw)) if raw.is_integer() else repr(raw)
+    key = str(raw).strip()
+    if not key:
+        return None
+    try:
+        number = float(key)
+    except ValueError:
+        return key
+    return str(int(number)) if number.is_integer() and key.lstrip("+-").replace(".", "", 1).isdigit() else key
+
+
+def label_texts(labels: list, where: str, column_name: str = "label") -> list[str]:
+    """``label_text`` of every cell; an empty one is refused with its row (a class named "None"
+    or "" would be trained on silently)."""
+    out = []
+    for row, raw in enumerate(labels, start=1):
+        key = label_text(raw)
+        if key is None:
+            raise UsageError(f"{where}: row {row} has an empty label in column {column_name!r}; "
+                             "fill it in or remove the row")
+        out.append(key)
+    return out
+
+
 def to_ids(labels: list, label_names: list[str], where: str) -> list[int]:
-    """Map raw labels (names or ids, as text or int) to class ids; reject unknown ones."""
+    """Map raw labels (names or ids, as text or number) to class ids; reject unknown or empty ones."""
     index = {name: i for i, name in enumerate(label_names)}
     ids = []
-    for row, raw in enumerate(labels, start=1):
-        key = str(raw).strip()
+    for row, key in enumerate(label_texts(labels, where), start=1):
         if key in index:
             ids.append(index[key])
         elif key.lstrip("-").isdigit() and 0 <= int(key) < len(label_names):
             ids.append(int(key))
         else:
             raise UsageError(
-                f"label {raw!r} in {where} (row {row}) is not in the label set "
+                f"label {key!r} in {where} (row {row}) is not in the label set "
                 f"{label_names}; fix the row or the label column"
             )
     return ids
@@ -292,7 +323,7 @@ def local_file(path: Path, text_column: str, label_column: str) -> LabelledData:
     if not rows:
         raise UsageError(f"{path} holds no rows")
     texts = column(rows, text_column, path, "--text-column")
-    raw_labels = [str(x).strip() for x in column(rows, label_column, path, "--label-column")]
+    raw_labels = label_texts(column(rows, label_column, path, "--label-column"), str(path), label_column)
     names = sorted(set(raw_labels), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
     if len(names) < 2:
         raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct label(s); need at least 2")

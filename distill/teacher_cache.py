@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from core.errors import UsageError
+from models.build import load_tokenizer
 from models.pooling import apply_checkpoint_pooling
 from models.resolve import cache_root, sha256_of
 
@@ -46,7 +47,7 @@ def teacher_labels(model) -> list[str]:
 
 @torch.inference_mode()
 def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> tuple[torch.Tensor, list[str]]:
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    tokenizer = load_tokenizer(teacher_dir)
     model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
     apply_checkpoint_pooling(model, teacher_dir)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding

@@ -15,7 +15,17 @@ from models.pooling import apply_checkpoint_pooling, apply_pooling
 from models.resolve import resolve_model
 
 
+# A tokenizer needs its vocabulary: one of these files (fast, WordPiece, BPE, SentencePiece).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model", "sentencepiece.model")
+
+
 def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
+    """The folder's own tokenizer. A folder without vocabulary files is refused: transformers
+    would otherwise build an empty tokenizer from config.json that maps every word to [UNK]."""
+    if Path(model_dir).is_dir() and not any((Path(model_dir) / name).is_file() for name in TOKENIZER_FILES):
+        raise UsageError(f"{model_dir} has no tokenizer files (none of {', '.join(TOKENIZER_FILES[:3])}, ...); "
+                         "copy them from the model it was trained from, e.g. tokenizer.save_pretrained(folder)")
     try:
         return AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as err:

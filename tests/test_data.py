@@ -164,3 +164,35 @@ def test_sample_limits_pick_the_same_rows_for_every_seed(tiny_model_dir, tiny_cs
         dm.setup()
         subsets.append(dm.encoded["train"]["input_ids"])
     assert len(subsets[0]) == 10 and subsets[0] == subsets[1]
+
+
+@pytest.mark.parametrize("suffix, content, row", [
+    (".csv", "text,label\nhello there,a\nnothing here,\nsee you,b\n", 2),
+    (".jsonl", '{"text": "hello there", "label": "a"}\n{"text": "see you", "label": null}\n', 2),
+    (".json", '[{"text": "x y", "label": "a"}, {"text": "y z", "label": "b"}, {"text": "z w", "label": " "}]', 3),
+])
+def test_an_empty_label_is_refused_with_its_row(tmp_path, suffix, content, row):
+    path = tmp_path / f"data{suffix}"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=f"row {row} has an empty label in column 'label'"):
+        load_labelled_data(str(path))
+
+
+def test_whole_number_labels_written_two_ways_are_one_class(tmp_path):
+    import json
+
+    rows = [{"text": f"text number {i}", "label": [1, 1.0, "1.0", " 1", 0, 0.0, "0"][i % 7]} for i in range(70)]
+    path = tmp_path / "numbers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    data = load_labelled_data(str(path))
+    assert data.label_names == ["0", "1"]
+    by_text = {t: label for split in data.splits.values() for t, label in zip(split["text"], split["label"])}
+    assert all(by_text[r["text"]] == (1 if float(r["label"]) == 1 else 0) for r in rows)
+
+
+def test_label_text_keeps_names_and_real_fractions_apart():
+    from datamodules.sources import label_text
+
+    assert [label_text(x) for x in (1, 1.0, "1.0", " 1 ", "-2", -2.0)] == ["1", "1", "1", "1", "-2", "-2"]
+    assert [label_text(x) for x in (0.5, "0.5", "joy", " joy ", "1e3")] == ["0.5", "0.5", "joy", "joy", "1e3"]
+    assert [label_text(x) for x in (None, "", "  ", float("nan"))] == [None, None, None, None]

@@ -180,3 +180,33 @@ def test_a_relative_output_dir_works(tiny_model_dir, tiny_csv, tmp_path, monkeyp
     assert train.main(train_args(tiny_model_dir, tiny_csv, "runs/sub", "--run-name", "rel", "--max-epochs", "1")) == 0
     results = json.loads((tmp_path / "runs" / "sub" / "rel" / "results.json").read_text())
     assert (tmp_path / "runs" / "sub" / "rel" / results["best_checkpoint"]).is_file()
+
+
+def test_evaluate_refuses_a_dataset_with_other_labels_of_the_same_count(lora_run, tmp_path, capsys):
+    import csv
+
+    other = tmp_path / "other.csv"  # three labels like the run's (anger, calm, joy), but other ones
+    with open(other, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows([(f"some words {i}", ["red", "green", "blue"][i % 3]) for i in range(60)])
+    code, err = run_main(capsys, evaluate, [str(lora_run), "--dataset", str(other)])
+    assert code == 2 and len(err) == 1, err
+    assert "was trained on labels ['anger', 'calm', 'joy']" in err[0] and "['blue', 'green', 'red']" in err[0]
+    # the same refusal for the run's model/ folder given on its own
+    code, err = run_main(capsys, evaluate, [str(lora_run / "model"), "--dataset", str(other)])
+    assert code == 2 and "was trained on labels ['anger', 'calm', 'joy']" in err[0], err
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused(lora_run, tiny_csv, tmp_path, capsys):
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(lora_run / "model" / name, bare / name)
+    code, err = run_main(capsys, evaluate, [str(bare), "--dataset", str(tiny_csv)])
+    assert code == 2 and len(err) == 1 and f"{bare} has no tokenizer files" in err[0], err
+    code, err = run_main(capsys, train, train_args(bare, tiny_csv, tmp_path / "runs", "--run-name", "r"))
+    assert code == 2 and len(err) == 1 and f"{bare} has no tokenizer files" in err[0], err
+    assert not (tmp_path / "runs").exists()
