@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from core.errors import StorageFull, UsageError
-from core.quiet import quiet_libraries
+from tweetcls_core.errors import StorageFull, UsageError
+from tweetcls_core.quiet import quiet_libraries
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,20 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def evaluate_model(model, datamodule, data, split: str, threshold: float, accelerator: str = "auto") -> dict:
-    """The same metrics train.py reports, for ``model`` on one split."""
-    import lightning as L
-
-    from models.classifier import TextClassifier
-
-    module = TextClassifier(model.eval(), data.label_names, multi_label=data.multi_label, metric=data.metric,
-                            metric_classes=data.metric_classes, threshold=threshold)
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
-    scores = trainer.test(module, dataloaders=datamodule.split_dataloader(split), verbose=False)[0]
-    return {k.removeprefix("test/"): v for k, v in scores.items()}
-
-
 def check_trained_labels(trained: list[str] | None, model_dir: Path, dataset: str, data_labels: list[str]) -> None:
     """Refuse to score a head on labels it was not trained for: loading it for another label set
     would give a freshly initialised head and metrics of random weights."""
@@ -90,11 +75,12 @@ def check_trained_labels(trained: list[str] | None, model_dir: Path, dataset: st
 
 
 def run(args: argparse.Namespace) -> dict:
-    from core.runs import RESULTS_FILE, dataset_slug, read_results, write_json
+    from tweetcls_core.runs import RESULTS_FILE, dataset_slug, read_results, write_json
     from datamodules import TextClassificationDataModule
-    from lora import count_parameters
-    from models.build import load_classifier, load_tokenizer, trained_label_names
-    from models.resolve import resolve_model
+    from tweetcls_core.parameters import count_parameters
+    from tweetcls_core.scoring import score_model
+    from tweetcls_core.build import load_classifier, load_tokenizer, trained_label_names
+    from tweetcls_core.resolve import resolve_model
 
     variants = None
     if args.compress is not None:
@@ -131,12 +117,16 @@ def run(args: argparse.Namespace) -> dict:
     out_dir = target if is_run else Path(".")
     stem = f"{dataset_slug(dataset)}-{split}"
     if variants is not None:
-        return run_ledger(args, variants, model, datamodule, data, split, threshold,
+        from compress.ledger_run import run_ledger
+
+        return run_ledger(model, variants, datamodule, data, split, threshold,
                           Path(args.output).with_suffix("") if args.output else out_dir / f"compression-{stem}",
-                          {"target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split})
+                          {"target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split},
+                          threads=args.threads, latency_batch=(args.latency_batch_size, args.latency_seq_len),
+                          latency_iters=args.latency_iters, save_variants=args.save_variants)
 
     start = time.perf_counter()
-    metrics = evaluate_model(model, datamodule, data, split, threshold, args.accelerator)
+    metrics = score_model(model, datamodule, data, split, threshold, args.accelerator)
     total, _ = count_parameters(model)
     result = {
         "target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split,
@@ -148,64 +138,6 @@ def run(args: argparse.Namespace) -> dict:
         write_json(output, result)
         result["output"] = str(output)
     return result
-
-
-def run_ledger(args, variants, model, datamodule, data, split, threshold, stem: Path, meta: dict) -> dict:
-    """Build, measure and evaluate every variant; write the ledger everywhere it belongs."""
-    import torch
-
-    from compress.ledger import (build_variant, measure_latency, parameter_counts, save_variant, size_on_disk,
-                                 variant_name)
-    from core.atomic import atomic_directory
-    from compress.ledger_report import log_to_tensorboard, to_markdown, write_files
-
-    if not any(variant_name(v) == "none" for v in variants):
-        from compress.ledger import Step
-
-        variants = [[Step("none")], *variants]  # the uncompressed row the deltas refer to
-    torch.set_num_threads(args.threads)
-    # warm the process (thread pool, allocator) so the first row is not slower for it
-    measure_latency(model, model.config.vocab_size, args.latency_batch_size, args.latency_seq_len, iters=3)
-    rows = []
-    for steps in variants:
-        name = variant_name(steps)
-        variant = build_variant(model, steps)
-        if args.save_variants:
-            # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
-            with atomic_directory(Path(args.save_variants) / name.replace(":", "_")) as folder:
-                size = save_variant(variant, folder)
-                datamodule.tokenizer.save_pretrained(folder)
-        else:
-            size = size_on_disk(variant)
-        row = {"variant": name, **parameter_counts(variant), "size_mb": size}
-        row |= measure_latency(variant, model.config.vocab_size, args.latency_batch_size,
-                               args.latency_seq_len, iters=args.latency_iters)
-        metrics = evaluate_model(variant, datamodule, data, split, threshold, "cpu")
-        row |= {"task_metric": metrics["task_metric"],
-                "accuracy": metrics.get("accuracy", metrics.get("exact_match")),
-                "macro_f1": metrics["macro_f1"]}
-        rows.append(row)
-        print(f"  {name}: {data.metric_name} {row['task_metric']:.4f}, {row['size_mb']:.1f} MB, "
-              f"p50 {row['latency_p50_ms']:.1f} ms", file=sys.stderr)
-    baseline = next(r["task_metric"] for r in rows if r["variant"] == "none")
-    for row in rows:
-        row["delta"] = row["task_metric"] - baseline
-    meta |= {"task_metric": data.metric_name, "threads": args.threads,
-             "latency_batch": [args.latency_batch_size, args.latency_seq_len], "machine": platform_line()}
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = write_files(rows, stem, meta)
-    # one TensorBoard folder per ledger, rewritten whole, so a re-run never doubles its rows
-    tb_dir = stem.parent / "compression" / stem.name.removeprefix("compression-")
-    shutil.rmtree(tb_dir, ignore_errors=True)
-    log_to_tensorboard(rows, tb_dir, data.metric_name, meta)
-    return {"ledger": rows, "markdown": to_markdown(rows, data.metric_name), "files": [str(csv_path), str(json_path)],
-            "tensorboard": str(tb_dir), **meta}
-
-
-def platform_line() -> str:
-    import platform
-
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
 
 
 def print_result(result: dict) -> None:
@@ -232,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.compare:
-            from core.compare import compare_runs
+            from tweetcls_core.compare import compare_runs
 
             result = compare_runs(args.compare)
             print(result["markdown"])

@@ -15,28 +15,44 @@ import argparse
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError
-from core.quiet import quiet_libraries
+from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError
+from tweetcls_core.quiet import quiet_libraries
 
-METHODS = ("full", "lora", "qlora", "teacher", "distill")
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "qlora": 5e-4, "teacher": 3e-5, "distill": 5e-5}
-DEFAULT_MODEL = {"teacher": "mpnet-base"}  # every other method: minilm-l6
+@dataclass(frozen=True)
+class Method:
+    """What a training method changes; adding a method is one row of METHODS."""
+
+    lr: float  # default peak learning rate
+    help: str
+    model: str = "minilm-l6"  # default --model
+    adapters: bool = False  # LoRA: adapter-only checkpoints, adapter/ saved, merged into model/
+    int8_base: bool = False  # the frozen base stored in int8 under the adapters (QLoRA-style)
+    distill: bool = False  # a student learning from --teacher's soft labels
+
+
+METHODS = {
+    "full": Method(5e-5, "all weights"),
+    "lora": Method(5e-4, "LoRA adapters + head", adapters=True),
+    "qlora": Method(5e-4, "the same on a base stored in int8", adapters=True, int8_base=True),
+    "teacher": Method(3e-5, "full fine-tuning of the teacher", model="mpnet-base"),
+    "distill": Method(5e-5, "train a student with the teacher's soft labels", distill=True),
+}
+POOLINGS = ("auto", "cls", "mean")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
-    p.add_argument("--method", choices=METHODS, default="lora",
-                   help="full: all weights; lora: LoRA adapters + head; qlora: the same on a base stored in int8; "
-                        "teacher: full fine-tuning of the teacher (default model mpnet-base); "
-                        "distill: train a student with the teacher's soft labels")
+    p.add_argument("--method", choices=list(METHODS), default="lora",
+                   help="; ".join(f"{name}: {m.help}" for name, m in METHODS.items()))
     p.add_argument("--model", default=None,
                    help="short name (minilm-l6, mpnet-base), Hugging Face hub id, or local folder (default: minilm-l6)")
-    p.add_argument("--pooling", choices=("auto", "cls", "mean"), default="auto",
+    p.add_argument("--pooling", choices=POOLINGS, default="auto",
                    help="what the classifier reads: the first token, or the masked mean of all tokens; auto: what "
                         "the checkpoint was trained with (mean for sentence-transformers models such as MiniLM)")
     p.add_argument("--dataset", default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
@@ -59,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and report val and test with it")
     p.add_argument("--head-bias", choices=("prior", "zero"), default="prior",
                    help="multi-label data: start each label's output bias at its training frequency "
-                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see models/prior_bias.py)")
+                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see tweetcls_core/prior_bias.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True,
-                   help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see lora/dropout.py)")
+                   help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see tweetcls_core/dropout.py)")
     p.add_argument("--max-train-samples", type=int, default=None, help="train on a fixed subset of this size")
     p.add_argument("--max-eval-samples", type=int, default=None, help="validate and test on fixed subsets of this size")
     lora = p.add_argument_group("LoRA")
@@ -148,9 +164,10 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
 
 
 def check_args(args: argparse.Namespace) -> None:
+    method = METHODS[args.method]
     if args.lr is None:
-        args.lr = DEFAULT_LR[args.method]
-    if args.method == "distill":
+        args.lr = method.lr
+    if method.distill:
         if not args.teacher:
             raise UsageError("--method distill needs --teacher RUN_DIR_OR_MODEL")
         if bool(args.layers) == bool(args.student):
@@ -165,7 +182,7 @@ def check_args(args: argparse.Namespace) -> None:
         args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
     elif args.teacher or args.layers or args.student or args.hidden_loss != "none" or args.transfer_data:
         raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to --method distill")
-    args.model = args.model or DEFAULT_MODEL.get(args.method, "minilm-l6")
+    args.model = args.model or method.model
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
         (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
@@ -187,8 +204,8 @@ RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
 
 def checkpoint_to_resume(run_dir: Path) -> str:
     """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code."""
-    from core.checkpoint_io import load_checkpoint_safely
-    from core.runs import RESULTS_FILE
+    from tweetcls_core.checkpoint_io import load_checkpoint_safely
+    from tweetcls_core.runs import RESULTS_FILE
 
     if (run_dir / RESULTS_FILE).exists():
         raise UsageError(f"{run_dir} already finished ({RESULTS_FILE} exists); nothing to resume")
@@ -210,8 +227,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     Under DDP, Lightning starts the other local ranks by re-running this command; they
     find the run directory rank 0 made (and locked) in $TWEETCLS_RUN_DIR instead.
     """
-    from core.run_lock import LOCK_FILE, RunLock
-    from core.runs import check_run_name, dataset_slug, timestamp
+    from tweetcls_core.run_lock import LOCK_FILE, RunLock
+    from tweetcls_core.runs import check_run_name, dataset_slug, timestamp
 
     if is_ddp_child():
         return train_and_save(args, extra_callbacks)
@@ -236,35 +253,70 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
 
 
 def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
-    """The run itself (see ``run``)."""
+    """The run itself, phase by phase (see ``run``)."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
-    from core.checkpoint_io import AtomicCheckpointIO
-    from core.last_checkpoint import LastCheckpoint
-    from core.atomic import atomic_directory, storage_error, write_text_atomic
-    from core.runs import check_run_dir, environment, new_run_dir, write_json
-    from core.timing import TrainingClock
-    from datamodules import TextClassificationDataModule
-    from lora import count_parameters, inject_lora, mark_only_lora_as_trainable, merge_lora, save_adapter
-    from models.build import load_classifier, load_tokenizer, max_model_length
-    from models.classifier import TextClassifier
-    from models.resolve import resolve_model
+    from tweetcls_core.runs import check_run_dir
 
-    run_name = args.run_name
+    method = METHODS[args.method]
     if not args.resume and not is_ddp_child():
-        check_run_dir(args.output_dir, run_name, args.overwrite)
-
+        check_run_dir(args.output_dir, args.run_name, args.overwrite)  # before any slow work
     L.seed_everything(args.seed, workers=True, verbose=False)
-    if args.method == "distill":
-        from distill.student import build_student, teacher_model_dir
+    model_dir, teacher_dir = resolve_model_dirs(args)
+    tokenizer, datamodule, data = load_data(args, model_dir)
+    model, teacher, info = build_model(args, model_dir, teacher_dir, data, tokenizer)
+    info |= apply_method(args, method, model)
+    if method.distill:
+        from distill.data import prepare_distillation_data
 
-        teacher_dir = teacher_model_dir(args.teacher)
-        student_dir = resolve_model(args.student) if args.student else None
-        model_dir = student_dir or teacher_dir  # a layer-copied student keeps the teacher's tokenizer
-    else:
-        model_dir = resolve_model(args.model)
+        info["distill"] |= prepare_distillation_data(datamodule, teacher_dir, args.transfer_data,
+                                                     args.transfer_samples, hidden_loss=args.hidden_loss != "none")
+    run_dir, resume_from = open_run_dir(args)
+    module = make_module(args, method, model, teacher, data)
+    trainer, best_checkpoint, last_checkpoint, clock = make_trainer(args, run_dir, extra_callbacks)
+    if resume_from is None:  # a resumed run continues the TensorBoard run it already has
+        log_run_start(trainer.logger, args, info, data)
+    fit(trainer, module, datamodule, resume_from, run_dir, last_checkpoint.path, args.lr)
+    best = best_checkpoint.best_model_path or None
+    val, test, tuning = score(args, trainer, module, datamodule, data, best)
+    results = {
+        "method": args.method, "model": args.model, "model_path": str(model_dir),
+        "dataset": args.dataset, "seed": args.seed, "task_metric": data.metric_name,
+        "label_names": data.label_names, "multi_label": data.multi_label, "pooling": model.config.pooling,
+        "params_total": info["params_total"], "params_trainable": info["params_trainable"],
+        "trainable_pct": 100.0 * info["params_trainable"] / info["params_total"],
+        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "head_bias": args.head_bias if data.multi_label else None,
+        "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
+        "val": val, "test": test, "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
+        "config": vars(args),
+    }
+    if trainer.is_global_zero:
+        export(args, method, module.model, tokenizer, run_dir, results)
+        log_run_end(trainer, results)
+    return results
+
+
+def resolve_model_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """(folder of the model to train, folder of the teacher or None). A layer-copied student keeps
+    its teacher's tokenizer, so its model folder is the teacher's."""
+    from tweetcls_core.resolve import resolve_model
+
+    if not METHODS[args.method].distill:
+        return resolve_model(args.model), None
+    from distill.student import teacher_model_dir
+
+    teacher_dir = teacher_model_dir(args.teacher)
+    return (resolve_model(args.student) if args.student else teacher_dir), teacher_dir
+
+
+def load_data(args: argparse.Namespace, model_dir: Path):
+    """(tokenizer, datamodule, raw labelled data); the splits are read, not yet tokenized."""
+    from datamodules import TextClassificationDataModule
+    from tweetcls_core.build import load_tokenizer
+
     tokenizer = load_tokenizer(model_dir)
     datamodule = TextClassificationDataModule(
         args.dataset, tokenizer, data_dir=args.data_dir, max_length=args.max_length,
@@ -272,60 +324,70 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
         text_column=args.text_column, label_column=args.label_column, num_workers=args.num_workers,
     )
-    data = datamodule.load()
-    distill_info = {}
-    if args.method == "distill":
-        model, teacher_model, distill_info = build_student(teacher_dir, data.label_names, data.multi_label,
-                                                           args.layers, student_dir, args.pooling)
+    return tokenizer, datamodule, datamodule.load()
+
+
+def build_model(args: argparse.Namespace, model_dir: Path, teacher_dir: Path | None, data, tokenizer):
+    """(model with a head for the data's labels, teacher or None, info). Multi-label heads start
+    at the label priors (tweetcls_core/prior_bias.py)."""
+    import torch
+
+    from tweetcls_core.build import load_classifier, max_model_length
+
+    teacher, distill_info = None, {}
+    if teacher_dir is not None:
+        from distill.student import build_student
+
+        model, teacher, distill_info = build_student(teacher_dir, data.label_names, data.multi_label, args.layers,
+                                                     model_dir if args.student else None, args.pooling)
+        distill_info |= {"temperature": args.kd_temperature, "alpha": args.kd_alpha,
+                         "hidden_loss": args.hidden_loss, "hidden_weight": args.hidden_weight}
     else:
         model = load_classifier(model_dir, data.label_names, data.multi_label, args.pooling)
     if data.multi_label and args.head_bias == "prior" and not args.resume:
-        import torch
-
-        from models.prior_bias import init_bias_to_label_prior
+        from tweetcls_core.prior_bias import init_bias_to_label_prior
 
         init_bias_to_label_prior(model, torch.tensor(data.splits["train"]["label"]))
     limit = max_model_length(model, tokenizer)
     if args.max_length > limit:
         raise UsageError(f"--max-length {args.max_length} exceeds what {args.model} accepts ({limit})")
+    return model, teacher, {"distill": distill_info}
+
+
+def apply_method(args: argparse.Namespace, method: Method, model) -> dict:
+    """Make only what the method trains trainable (LoRA adapters, an int8 base), swap in the
+    fast dropout; returns the method's record and the parameter counts."""
+    from tweetcls_core.parameters import count_parameters
 
     lora_info = {}
-    if args.method in ("lora", "qlora"):
+    if method.adapters:
+        from lora import inject_lora, mark_only_lora_as_trainable
+
         targets = args.lora_targets.split(",") if args.lora_targets else None
         wrapped = inject_lora(model, targets, r=args.lora_r, alpha=args.lora_alpha,
                               dropout=args.lora_dropout, use_rslora=args.lora_rslora)
         mark_only_lora_as_trainable(model)
         lora_info = {"targets": wrapped, "r": args.lora_r, "alpha": args.lora_alpha,
                      "dropout": args.lora_dropout, "rslora": args.lora_rslora}
-        if args.method == "qlora":
-            from compress.int8_base import quantize_frozen_linears
+    if method.int8_base:
+        from compress.int8_base import quantize_frozen_linears
 
-            lora_info["int8_base_layers"] = len(quantize_frozen_linears(model))
+        lora_info["int8_base_layers"] = len(quantize_frozen_linears(model))
     if args.fast_dropout:
-        from lora.dropout import use_fast_dropout
+        from tweetcls_core.dropout import use_fast_dropout
 
         use_fast_dropout(model)
     total, trainable = count_parameters(model)
-    if args.method == "distill":
-        from distill.teacher_cache import cached_teacher_logits
+    return {"lora": lora_info, "params_total": total, "params_trainable": trainable}
 
-        datamodule.setup()
-        if args.transfer_data:
-            from distill.transfer_set import transfer_texts
 
-            own = {text for split in data.splits.values() for text in split["text"]}
-            extra = transfer_texts(args.transfer_data, args.data_dir, args.transfer_samples, exclude=own)
-            datamodule.add_unlabelled_train_texts(extra)
-            distill_info["transfer"] = {"data": args.transfer_data, "texts": len(extra)}
-        logits, cache = cached_teacher_logits(teacher_dir, datamodule.texts["train"], data.label_names,
-                                              args.max_length)
-        datamodule.add_train_column("teacher_logits", logits)
-        distill_info |= {"temperature": args.kd_temperature, "alpha": args.kd_alpha, "teacher_logits_cache": str(cache),
-                         "hidden_loss": args.hidden_loss, "hidden_weight": args.hidden_weight}
-        if args.hidden_loss != "none":
-            from distill.hidden_collator import AlignedDistillationCollator
+def open_run_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """(absolute run directory, checkpoint to resume from or None): a new run gets a fresh directory
+    with its config.yaml; a DDP rank > 0 finds rank 0's."""
+    import yaml
 
-            datamodule.keep_train_texts(AlignedDistillationCollator(tokenizer, load_tokenizer(teacher_dir), args.max_length))
+    from tweetcls_core.atomic import write_text_atomic
+    from tweetcls_core.runs import new_run_dir
 
     resume_from = None
     if is_ddp_child():
@@ -334,26 +396,48 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         run_dir = Path(args.resume)
         resume_from = checkpoint_to_resume(run_dir)
     else:
-        run_dir = new_run_dir(args.output_dir, run_name, args.overwrite)
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**vars(args), "run_name": run_dir.name}, sort_keys=False))
+        run_dir = new_run_dir(args.output_dir, args.run_name, args.overwrite)
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**vars(args), "run_name": run_dir.name},
+                                                                  sort_keys=False))
     run_dir = run_dir.resolve()  # Lightning reports checkpoint paths absolute
     os.environ[RUN_DIR_ENV] = str(run_dir)
+    return run_dir, resume_from
 
-    module = TextClassifier(
-        model, data.label_names, multi_label=data.multi_label, metric=data.metric,
-        metric_classes=data.metric_classes, lr=args.lr, weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio, threshold=args.threshold,
-        adapter_only_checkpoints=args.method in ("lora", "qlora"),
-        kd_alpha=args.kd_alpha if args.method == "distill" else None, kd_temperature=args.kd_temperature,
-        teacher=teacher_model if args.method == "distill" and args.hidden_loss != "none" else None,
-        hidden_loss=None if args.hidden_loss == "none" else args.hidden_loss, hidden_weight=args.hidden_weight,
-    )
+
+def make_module(args: argparse.Namespace, method: Method, model, teacher, data):
+    """The LightningModule: the classifier, or distillation's subclass with its loss terms."""
+    from tweetcls_core.classifier import TextClassifier
+
+    options = dict(multi_label=data.multi_label, metric=data.metric, metric_classes=data.metric_classes,
+                   lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+                   threshold=args.threshold, adapter_only_checkpoints=method.adapters)
+    if not method.distill:
+        return TextClassifier(model, data.label_names, **options)
+    from distill.module import DistillationClassifier
+
+    hidden = args.hidden_loss != "none"
+    return DistillationClassifier(model, data.label_names, kd_alpha=args.kd_alpha, kd_temperature=args.kd_temperature,
+                                  teacher=teacher if hidden else None, hidden_loss=args.hidden_loss if hidden else None,
+                                  hidden_weight=args.hidden_weight, **options)
+
+
+def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list | None):
+    """(Trainer, best-checkpoint callback, last-checkpoint callback, clock): TensorBoard, the best
+    checkpoint by the val task metric, last.ckpt for --resume, early stopping, atomic checkpoint writes."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from tweetcls_core.checkpoint_io import AtomicCheckpointIO
+    from tweetcls_core.last_checkpoint import LastCheckpoint
+    from tweetcls_core.timing import TrainingClock
+
     logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
-                                 monitor="val/task_metric", mode="max", save_top_k=1)
+    best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
+                           monitor="val/task_metric", mode="max", save_top_k=1)
     last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", args.checkpoint_every_n_steps)
     clock = TrainingClock()
-    callbacks = [checkpoint, last, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
+    callbacks = [best, last, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
     if args.patience:
         callbacks.append(EarlyStopping(monitor="val/task_metric", mode="max", patience=args.patience,
                                        check_on_train_epoch_end=False))
@@ -365,73 +449,92 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         enable_progress_bar=args.progress_bar, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],
     )
+    return trainer, best, last, clock
 
+
+FINAL_KEYS = ("hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
+              "hp/fit_seconds", "hp/params_trainable")
+
+
+def log_run_start(logger, args: argparse.Namespace, info: dict, data) -> None:
+    """Hyperparameters and parameter counts, once, at the start of a new run."""
+    total, trainable = info["params_total"], info["params_trainable"]
     hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
     hparams |= {"params_total": total, "params_trainable": trainable, "task_metric": data.metric_name}
-    if distill_info:
-        hparams |= {"teacher": distill_info["teacher"], "student_layers": str(distill_info["layers"]),
-                    "teacher_params": distill_info["teacher_params"],
-                    "student_to_teacher_params": distill_info["student_to_teacher_params"]}
-    final_keys = ["hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
-                  "hp/fit_seconds", "hp/params_trainable"]
-    if resume_from is None:  # a resumed run continues the TensorBoard run it already has
-        logger.log_hyperparams(hparams, {k: 0.0 for k in final_keys})
-        logger.log_metrics({"params/total": total, "params/trainable": trainable,
-                            "params/trainable_pct": 100.0 * trainable / total}, step=0)
+    if info["distill"]:
+        d = info["distill"]
+        hparams |= {"teacher": d["teacher"], "student_layers": str(d["layers"]), "teacher_params": d["teacher_params"],
+                    "student_to_teacher_params": d["student_to_teacher_params"]}
+    logger.log_hyperparams(hparams, {k: 0.0 for k in FINAL_KEYS})
+    logger.log_metrics({"params/total": total, "params/trainable": trainable,
+                        "params/trainable_pct": 100.0 * trainable / total}, step=0)
+
+
+def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, last_checkpoint: str, lr: float) -> None:
+    """``trainer.fit``, with a diverged loss, a signal or a full disk each told as one line."""
+    from tweetcls_core.atomic import storage_error
 
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except TrainingDiverged as err:
-        kept = f"the last good checkpoint is {last.path}" if Path(last.path).exists() else "no checkpoint was written yet"
-        raise TrainingDiverged(f"{err}; {kept}; lower --lr (now {args.lr})") from None
+        kept = f"the last good checkpoint is {last_checkpoint}" if Path(last_checkpoint).exists() \
+            else "no checkpoint was written yet"
+        raise TrainingDiverged(f"{err}; {kept}; lower --lr (now {lr})") from None
     except SystemExit as stop:  # Lightning turns SIGTERM and Ctrl-C into SystemExit (code 0 for SIGTERM)
-        raise interrupted(stop, trainer, run_dir, last.path) from None
+        raise interrupted(stop, trainer, run_dir, last_checkpoint) from None
     except OSError as err:
         raise storage_error(err, run_dir / "checkpoints") from None
-    best = checkpoint.best_model_path or None
+
+
+def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str | None) -> tuple[dict, dict, dict]:
+    """(val, test, threshold tuning) of the best checkpoint; a multi-label threshold is chosen on val first."""
     tuning = {}
     if data.multi_label and args.tune_threshold:
         tuning = tune_threshold_on_val(trainer, module, datamodule, data, best)
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
-    val = {k.removeprefix("val/"): v for k, v in val.items()}
-    test = {k.removeprefix("test/"): v for k, v in test.items()}
+    return ({k.removeprefix("val/"): v for k, v in val.items()}, {k.removeprefix("test/"): v for k, v in test.items()},
+            tuning)
 
-    results = {
-        "method": args.method, "model": args.model, "model_path": str(model_dir),
-        "dataset": args.dataset, "seed": args.seed, "task_metric": data.metric_name,
-        "label_names": data.label_names, "multi_label": data.multi_label, "pooling": model.config.pooling,
-        "params_total": total, "params_trainable": trainable,
-        "trainable_pct": 100.0 * trainable / total,
-        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
-        "epochs": trainer.current_epoch, "steps": trainer.global_step,
-        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
-        "head_bias": args.head_bias if data.multi_label else None,
-        "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
-        "val": val, "test": test, "lora": lora_info, "distill": distill_info, "run_dir": str(run_dir),
-        "config": vars(args), "environment": environment(),
-    }
-    if trainer.is_global_zero:
-        # each folder appears whole or not at all; results.json, written last, marks a finished run
-        if args.method in ("lora", "qlora"):
-            with atomic_directory(run_dir / "adapter") as folder:
-                save_adapter(module.model, folder, extra={"base_model": args.model, "method": args.method})
-            merge_lora(module.model)
-            if args.method == "qlora":  # the saved model is plain fp32: dequantized base + update
-                from compress.int8_base import dequantize_linears
 
-                dequantize_linears(module.model)
-        with atomic_directory(run_dir / "model") as folder:
-            module.model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-        results["inference"] = cpu_latency(module.model)
-        write_json(run_dir / "results.json", results)
-        logger.log_metrics({"hp/val_task_metric": val["task_metric"], "hp/test_task_metric": test["task_metric"],
-                            "hp/test_accuracy": test.get("accuracy", test.get("exact_match", 0.0)),
-                            "hp/test_macro_f1": test["macro_f1"], "hp/fit_seconds": clock.fit_seconds,
-                            "hp/params_trainable": trainable}, step=trainer.global_step)
-        logger.finalize("success")
-    return results
+def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: Path, results: dict) -> None:
+    """adapter/ (LoRA), model/ (plain fp32, LoRA merged), then results.json, which marks a finished run.
+    Each folder appears whole or not at all."""
+    from tweetcls_core.atomic import atomic_directory
+    from tweetcls_core.latency import cpu_latency
+    from tweetcls_core.runs import environment, write_json
+
+    if results["multi_label"]:
+        model.config.multi_label_threshold = results["threshold"]  # travels with every saved form
+    if method.adapters:
+        from lora import merge_lora, save_adapter
+
+        with atomic_directory(run_dir / "adapter") as folder:
+            save_adapter(model, folder, extra={
+                "base_model": args.model, "base_model_path": results["model_path"], "method": args.method,
+                "label_names": results["label_names"], "multi_label": results["multi_label"],
+                "pooling": results["pooling"], "threshold": results["threshold"]})
+        merge_lora(model)
+    if method.int8_base:  # the saved model is plain fp32: dequantized base + update
+        from compress.int8_base import dequantize_linears
+
+        dequantize_linears(model)
+    with atomic_directory(run_dir / "model") as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    results["inference"] = cpu_latency(model)
+    results["environment"] = environment()
+    write_json(run_dir / "results.json", results)
+
+
+def log_run_end(trainer, results: dict) -> None:
+    """The final metrics, once, as the values they are."""
+    trainer.logger.log_metrics({
+        "hp/val_task_metric": results["val"]["task_metric"], "hp/test_task_metric": results["test"]["task_metric"],
+        "hp/test_accuracy": results["test"].get("accuracy", results["test"].get("exact_match", 0.0)),
+        "hp/test_macro_f1": results["test"]["macro_f1"], "hp/fit_seconds": results["fit_seconds"],
+        "hp/params_trainable": results["params_trainable"]}, step=trainer.global_step)
+    trainer.logger.finalize("success")
 
 
 def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str) -> Interrupted:
@@ -449,7 +552,7 @@ def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -
     """Set the module's multi-label threshold to the one with the best val metric."""
     import torch
 
-    from models.threshold import tune_threshold
+    from tweetcls_core.threshold import tune_threshold
 
     outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
     probs = torch.cat([o["probs"] for o in outputs]).float().cpu()
@@ -458,17 +561,6 @@ def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -
     threshold = trainer.strategy.broadcast(threshold)  # under DDP, rank 0's choice for every rank
     module.set_threshold(threshold)
     return {"split": "validation", "chosen": threshold, "val_metric_by_threshold": {str(k): v for k, v in scores.items()}}
-
-
-def cpu_latency(model) -> dict:
-    """Forward latency of the saved model on the CPU (batch 32 x 64 random tokens), for comparisons."""
-    import torch
-
-    from compress.ledger import measure_latency
-
-    with torch.inference_mode():
-        latency = measure_latency(model.cpu(), model.config.vocab_size, warmup=2, iters=10)
-    return latency | {"batch_size": 32, "seq_len": 64, "threads": torch.get_num_threads()}
 
 
 def print_summary(results: dict) -> None:

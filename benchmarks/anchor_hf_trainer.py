@@ -82,7 +82,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from datamodules.sources import load_labelled_data
-    from models.resolve import resolve_model
+    from tweetcls_core.resolve import resolve_model
 
     data, model_dir = load_labelled_data(args.dataset), resolve_model(args.model)
     rows = [train_one(args.recipe, seed, data, model_dir) for seed in args.seeds]

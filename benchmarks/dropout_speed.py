@@ -33,7 +33,7 @@ def median_ms(fn, calls: int = 50, warmup: int = 5) -> float:
 def main() -> None:
     args = parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
-    from lora.dropout import FastDropout
+    from tweetcls_core.dropout import FastDropout
     from lora.layer import LoRALinear
 
     torch.manual_seed(0)

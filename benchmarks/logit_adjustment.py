@@ -39,22 +39,20 @@ def adjusted_macro_f1(logits: torch.Tensor, labels: torch.Tensor, log_prior: tor
 
 
 def score_run(run_dir: Path) -> dict[str, float]:
-    from core.runs import read_results
     from datamodules import TextClassificationDataModule
-    from models.build import load_classifier, load_tokenizer
+    from tweetcls.loader import load_run
 
-    saved = read_results(run_dir)
-    config = saved.get("config", {})
-    if saved.get("multi_label"):
+    run = load_run(run_dir)
+    if run.multi_label:
         raise SystemExit(f"{run_dir}: multi-label; its decision rule is the val-tuned threshold, not an argmax")
-    model_dir = run_dir / "model"
-    datamodule = TextClassificationDataModule(saved["dataset"], load_tokenizer(model_dir), data_dir=config.get("data_dir"),
-                                              max_length=config.get("max_length", 128), eval_batch_size=128,
+    config = run.results.get("config", {})
+    datamodule = TextClassificationDataModule(run.results["dataset"], run.tokenizer, data_dir=config.get("data_dir"),
+                                              max_length=run.max_length, eval_batch_size=128,
                                               text_column=config.get("text_column", "text"),
                                               label_column=config.get("label_column", "label"))
     data = datamodule.load()
     datamodule.setup()
-    model = load_classifier(model_dir, data.label_names, multi_label=False).eval()
+    model = run.model
     counts = torch.bincount(torch.tensor(data.splits["train"]["label"]), minlength=len(data.label_names)).float()
     log_prior = (counts / counts.sum()).clamp(min=1e-8).log()
     scores = {}

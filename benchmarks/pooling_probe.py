@@ -19,7 +19,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
 from common import parser, write_result
-from core.compare import model_label  # common put the repository on sys.path
+from tweetcls_core.compare import model_label  # common put the repository on sys.path
 
 
 @torch.inference_mode()
@@ -63,7 +63,7 @@ def probe(train: tuple, val: tuple, test: tuple, label_names: list[str], multi_l
     with torch.no_grad():
         if not multi_label:
             return float(multiclass_f1_score(linear(test_x).argmax(1), test_y, n, average="macro"))
-        from models.threshold import tune_threshold
+        from tweetcls_core.threshold import tune_threshold
 
         threshold, _ = tune_threshold(torch.sigmoid(linear(val_x)), val_y, label_names, "macro_f1")
         return float(multilabel_f1_score(torch.sigmoid(linear(test_x)), test_y.long(), n, threshold=threshold,
@@ -87,7 +87,7 @@ def main() -> None:
     from transformers import AutoModel, AutoTokenizer
 
     from datamodules.sources import load_labelled_data
-    from models.resolve import resolve_model
+    from tweetcls_core.resolve import resolve_model
 
     data = load_labelled_data(args.dataset)
     model_dir = resolve_model(args.model)

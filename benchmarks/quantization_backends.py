@@ -24,7 +24,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from compress.dynamic_int8 import quantize_int8
-    from compress.ledger import measure_latency
+    from tweetcls_core.latency import measure_latency
 
     fp32 = classifier(args.model).eval()
     inputs = random_batch(fp32.config.vocab_size, args.batch, args.seq)  # the batch measure_latency times

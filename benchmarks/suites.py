@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.compare import model_label  # noqa: E402
+from tweetcls_core.compare import model_label  # noqa: E402
 
 EMOTION = "tweet_eval/emotion"
 LAYER_CHOICES = ("odd", "even", "distilbert", "bottom", "top")
@@ -176,11 +176,10 @@ def add_missing_latency(run_dir: Path) -> None:
     results = json.loads(path.read_text())
     if "inference" in results:
         return
-    import train
-    from models.build import load_classifier
+    from tweetcls.loader import load_run
+    from tweetcls_core.latency import cpu_latency
 
-    model = load_classifier(run_dir / "model", results["label_names"], results["multi_label"])
-    results["inference"] = train.cpu_latency(model)
+    results["inference"] = cpu_latency(load_run(run_dir / "model").model)
     path.write_text(json.dumps(results, indent=2))
 
 
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
 
-    from core.compare import compare_runs
+    from tweetcls_core.compare import compare_runs
 
     # the teacher lives outside this suite's folder: in layer-copy, or wherever --teacher points
     also = [teacher_dir(args)] if args.suite == "cross-tokenizer" or args.teacher else []

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.pooling import apply_checkpoint_pooling
+from tweetcls_core.pooling import apply_checkpoint_pooling
 
 QUANTIZED_WEIGHTS = "model_int8.safetensors"
 QUANTIZATION_CONFIG = "quantization.json"

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lora.layer import LoRALinear
+from tweetcls_core.surgery import replace_module
 
 
 class Int8Linear(nn.Module):
@@ -45,11 +46,6 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
 def quantize_frozen_linears(model: nn.Module) -> list[str]:
     """Store every frozen ``nn.Linear`` (LoRA bases included) as ``Int8Linear``.
 
@@ -59,7 +55,7 @@ def quantize_frozen_linears(model: nn.Module) -> list[str]:
     names = [name for name, m in model.named_modules()
              if isinstance(m, nn.Linear) and not any(p.requires_grad for p in m.parameters())]
     for name in names:
-        _replace(model, name, Int8Linear(model.get_submodule(name)))
+        replace_module(model, name, Int8Linear(model.get_submodule(name)))
     return names
 
 
@@ -67,7 +63,7 @@ def dequantize_linears(model: nn.Module) -> nn.Module:
     """Turn every ``Int8Linear`` back into ``nn.Linear`` (for ``save_pretrained``)."""
     for name, module in list(model.named_modules()):
         if isinstance(module, Int8Linear):
-            _replace(model, name, module.to_linear())
+            replace_module(model, name, module.to_linear())
         elif isinstance(module, LoRALinear) and isinstance(module.base, Int8Linear):
             module.base = module.base.to_linear().requires_grad_(False)
     return model

@@ -14,9 +14,7 @@ e.g. ``none,prune:0.5,prune-structured:0.5,int8,prune-structured:0.5+int8``.
 from __future__ import annotations
 
 import copy
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from torch import nn
 from compress.dynamic_int8 import quantize_int8, save_int8
 from compress.structured import prune_ffn_neurons
 from compress.unstructured import check_amount, magnitude_prune, make_permanent
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 
 STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
 STEPS = ("none", "int8", *STEPS_WITH_AMOUNT)
@@ -132,23 +130,3 @@ def save_variant(model: nn.Module, directory: Path) -> float:
 def size_on_disk(model: nn.Module) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         return save_variant(model, Path(tmp))
-
-
-@torch.inference_mode()
-def measure_latency(model: nn.Module, vocab_size: int, batch_size: int = 32, seq_len: int = 64,
-                    warmup: int = 5, iters: int = 20, seed: int = 0) -> dict[str, float]:
-    """Forward-pass latency on a fixed random batch, after warm-up: p50, p90 and samples/s."""
-    gen = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=gen)
-    inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    model.eval()
-    for _ in range(warmup):
-        model(**inputs)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        model(**inputs)
-        times.append(time.perf_counter() - start)
-    p50 = statistics.median(times)
-    p90 = statistics.quantiles(times, n=10)[-1] if len(times) >= 2 else p50
-    return {"latency_p50_ms": 1000 * p50, "latency_p90_ms": 1000 * p90, "throughput_per_s": batch_size / p50}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from core.runs import write_json
+from tweetcls_core.runs import write_json
 
 COLUMNS = [
     ("variant", "variant", "{}"),
@@ -21,7 +21,7 @@ COLUMNS = [
 ]
 
 
-def to_markdown(rows: list[dict], metric_name: str) -> str:
+def ledger_markdown(rows: list[dict], metric_name: str) -> str:
     head = [title if key != "task_metric" else metric_name for key, title, _ in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
@@ -56,7 +56,7 @@ def log_to_tensorboard(rows: list[dict], log_dir: Path, metric_name: str, meta: 
                  "ledger/params_nonzero": row["params_nonzero"]},
                 run_name=row["variant"].replace(":", "_"),
             )
-        writer.add_text("compression/ledger", to_markdown(rows, metric_name))
+        writer.add_text("compression/ledger", ledger_markdown(rows, metric_name))
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, key, label in ((axes[0], "size_mb", "size on disk (MB)"),
                                (axes[1], "latency_p50_ms", "CPU latency per batch, p50 (ms)")):

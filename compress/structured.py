@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from compress.unstructured import check_amount
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
+from tweetcls_core.surgery import replace_module
 
 # model type -> (path of the block list in the backbone, FFN in, FFN out, config field)
 FFN_LAYOUT: dict[str, tuple[str, str, str, str]] = {
@@ -76,8 +77,7 @@ def prune_ffn_neurons(model: nn.Module, amount: float) -> dict[int, torch.Tensor
         first, second = block.get_submodule(first_path), block.get_submodule(second_path)
         keep = torch.topk(neuron_importance(first, second), keep_n).indices.sort().values
         for path, linear, dim in ((first_path, first, 0), (second_path, second, 1)):
-            parent, _, child = path.rpartition(".")
-            setattr(block.get_submodule(parent) if parent else block, child, _slice_linear(linear, keep, dim))
+            replace_module(block, path, _slice_linear(linear, keep, dim))
         kept[i] = keep
     setattr(model.config, field, keep_n)
     return kept

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from core.errors import UsageError
-from lora.inject import head_module_names
+from tweetcls_core.errors import UsageError
+from tweetcls_core.surgery import head_module_names, is_inside
 
 
 def check_amount(amount: float) -> None:
@@ -25,7 +25,7 @@ def prunable_linears(model: nn.Module) -> dict[str, nn.Linear]:
     return {
         name: module
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and not any(name == h or name.startswith(h + ".") for h in heads)
+        if isinstance(module, nn.Linear) and not is_inside(name, heads)
     }
 
 

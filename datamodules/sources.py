@@ -20,7 +20,7 @@ from typing import Callable
 
 import datasets
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from datamodules.length_grouping import LengthGroupedSampler, longest_first
 from datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
 
@@ -18,8 +18,8 @@ from datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
 class TextClassificationDataModule(L.LightningDataModule):
     """Train/validation/test loaders over ``load_labelled_data(dataset)``.
 
-    ``setup`` may be called early (train.py does, to learn the label set before building
-    the model); later calls reuse what the first one loaded.
+    ``load`` reads the raw splits (train.py calls it to learn the label set before building
+    the model); ``setup`` tokenizes them once, and later calls reuse that.
     """
 
     def __init__(
@@ -92,45 +92,20 @@ class TextClassificationDataModule(L.LightningDataModule):
                 ds = ds.shuffle(seed=SPLIT_SEED).select(range(limit))
             self.texts[split] = list(ds["text"])
             self.encoded[split] = ds.map(
-                self._tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {split}"
+                self.tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {split}"
             )
             self.lengths[split] = [len(ids) for ids in self.encoded[split]["input_ids"]]
 
-    def add_train_column(self, name: str, values) -> None:
-        """Attach per-example values (e.g. teacher logits, aligned with ``texts["train"]``)."""
+    def replace_train(self, encoded: datasets.Dataset, texts: list[str], collate=None) -> None:
+        """Swap the training split for ``encoded`` (aligned with ``texts``), batched with
+        ``collate`` (default: padding). For methods that add columns or rows, like distillation."""
         self.setup()
-        values = values.tolist() if hasattr(values, "tolist") else list(values)
-        if len(values) != len(self.encoded["train"]):
-            raise ValueError(f"{name}: {len(values)} values for {len(self.encoded['train'])} training examples")
-        self.encoded["train"] = self.encoded["train"].add_column(name, values)
+        self.encoded["train"], self.texts["train"] = encoded, list(texts)
+        self.lengths["train"] = [len(ids) for ids in encoded["input_ids"]]
+        self.train_collate = collate or self.collate
 
-    def add_unlabelled_train_texts(self, texts: list[str]) -> None:
-        """Append texts without labels to the training split (a distillation transfer set).
-
-        Every training row gets ``has_label``: 1 for the dataset's own, 0 for these, whose
-        ``label`` is a placeholder the loss must ignore (see ``distill.losses.kd_loss``).
-        """
-        self.setup()
-        train = self.encoded["train"]
-        if "has_label" not in train.column_names:
-            train = train.add_column("has_label", [1.0] * len(train))
-        placeholder = [0.0] * len(self.label_names) if self.multi_label else 0
-        extra = datasets.Dataset.from_dict({"text": texts, "label": [placeholder] * len(texts)})
-        extra = extra.map(self._tokenize, batched=True, remove_columns=["text"], desc="tokenizing transfer set")
-        extra = extra.add_column("has_label", [0.0] * len(extra))
-        extra = extra.select_columns(train.column_names).cast(train.features)
-        self.encoded["train"] = datasets.concatenate_datasets([train, extra])
-        self.texts["train"] = self.texts["train"] + list(texts)
-        self.lengths["train"] = self.lengths["train"] + [len(ids) for ids in extra["input_ids"]]
-
-    def keep_train_texts(self, collate) -> None:
-        """Put the raw text back into the training split and batch it with ``collate``
-        (for losses that re-tokenize it, like the offset-aligned hidden-state loss)."""
-        self.setup()
-        self.encoded["train"] = self.encoded["train"].add_column("text", self.texts["train"])
-        self.train_collate = collate
-
-    def _tokenize(self, batch: dict) -> dict:
+    def tokenize(self, batch: dict) -> dict:
+        """``datasets.map`` function: the texts of ``batch`` encoded with this module's settings."""
         return self.tokenizer(batch["text"], truncation=True, max_length=self.max_length)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

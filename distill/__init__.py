@@ -1,4 +1,5 @@
-"""Layer-copied students from a deeper teacher (distillation losses follow)."""
+"""Distillation: students copied from a teacher's layers or pretrained on their own, the
+KD and hidden-state losses (across tokenizers), and the LightningModule that trains them."""
 
 from distill.layer_copy import STRATEGIES, copy_layers, find_block_stack, select_layers
 

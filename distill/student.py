@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from distill.layer_copy import copy_layers, select_layers
-from distill.teacher_cache import align_labels, teacher_labels
-from lora.inject import count_parameters, head_module_names
-from models.build import load_classifier
-from models.pooling import apply_checkpoint_pooling, apply_pooling
-from models.resolve import resolve_model
+from distill.teacher_cache import align_labels
+from tweetcls_core.build import load_classifier
+from tweetcls_core.pooling import apply_checkpoint_pooling, apply_pooling
+from tweetcls_core.parameters import count_parameters
+from tweetcls_core.resolve import resolve_model
+from tweetcls_core.surgery import config_label_names, output_layer
 
 
 def teacher_model_dir(teacher: str) -> Path:
@@ -38,10 +38,7 @@ def parse_layers(text: str) -> str | list[int]:
 def reorder_labels(model: PreTrainedModel, order: list[int], label_names: list[str]) -> None:
     """Permute the head's output rows so output i is ``label_names[i]`` (labels match by name)."""
     if order != list(range(len(order))):
-        heads = head_module_names(model)
-        last = [m for name, m in model.named_modules()
-                if isinstance(m, nn.Linear) and m.out_features == len(order)
-                and any(name == h or name.startswith(h + ".") for h in heads)][-1]
+        last = output_layer(model)
         with torch.no_grad():
             last.weight.copy_(last.weight[order])
             if last.bias is not None:
@@ -53,7 +50,7 @@ def reorder_labels(model: PreTrainedModel, order: list[int], label_names: list[s
 def load_teacher(teacher_dir: Path, label_names: list[str]) -> PreTrainedModel:
     teacher = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
     apply_checkpoint_pooling(teacher, teacher_dir)
-    labels = teacher_labels(teacher)
+    labels = config_label_names(teacher.config)
     if labels == [f"LABEL_{i}" for i in range(len(labels))]:
         raise UsageError(f"teacher {teacher_dir} is not a fine-tuned classifier (no label names); "
                          "train one first: python train.py --method teacher")

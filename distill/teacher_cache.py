@@ -15,10 +15,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
-from core.errors import UsageError
-from models.build import load_tokenizer
-from models.pooling import apply_checkpoint_pooling
-from models.resolve import cache_root, sha256_of
+from tweetcls_core.errors import UsageError
+from tweetcls_core.build import load_tokenizer
+from tweetcls_core.pooling import apply_checkpoint_pooling
+from tweetcls_core.surgery import config_label_names
+from tweetcls_core.resolve import cache_root, sha256_of
 
 
 def teacher_fingerprint(teacher_dir: Path) -> str:
@@ -41,10 +42,6 @@ def align_labels(teacher_labels: list[str], student_labels: list[str]) -> list[i
     return [teacher_labels.index(name) for name in student_labels]
 
 
-def teacher_labels(model) -> list[str]:
-    return [model.config.id2label[i] for i in range(model.config.num_labels)]
-
-
 @torch.inference_mode()
 def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> tuple[torch.Tensor, list[str]]:
     tokenizer = load_tokenizer(teacher_dir)
@@ -57,7 +54,7 @@ def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int,
         batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length,
                           padding=True, return_tensors="pt")
         logits[idx] = model(**batch).logits.float()
-    return logits, teacher_labels(model)
+    return logits, config_label_names(model.config)
 
 
 def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_labels: list[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from datamodules.sources import SPLIT_SEED, load_labelled_data, read_lines
 
 

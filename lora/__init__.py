@@ -3,9 +3,7 @@
 from lora.adapter_io import load_adapter, lora_state_dict, save_adapter
 from lora.inject import (
     ALL_LINEAR,
-    count_parameters,
     default_targets,
-    head_module_names,
     inject_lora,
     lora_layers,
     mark_only_lora_as_trainable,
@@ -16,9 +14,7 @@ from lora.layer import LoRALinear
 __all__ = [
     "ALL_LINEAR",
     "LoRALinear",
-    "count_parameters",
     "default_targets",
-    "head_module_names",
     "inject_lora",
     "load_adapter",
     "lora_layers",

@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core.errors import UsageError
-from lora.inject import head_module_names, inject_lora, lora_layers
+from tweetcls_core.errors import UsageError
+from lora.inject import inject_lora, lora_layers
+from tweetcls_core.surgery import head_module_names, is_inside
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -26,7 +27,7 @@ def lora_state_dict(model: nn.Module, include_head: bool = True) -> dict[str, to
     keep = {}
     for name, tensor in model.state_dict().items():
         is_lora = name.endswith(".lora_A") or name.endswith(".lora_B")
-        is_head = any(name.startswith(h + ".") for h in heads)
+        is_head = is_inside(name, heads)
         if is_lora or is_head:
             keep[name] = tensor
     return keep

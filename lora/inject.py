@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
 from torch import nn
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from lora.layer import LoRALinear, check_lora_hyperparameters
+from tweetcls_core.surgery import head_module_names, is_inside, replace_module
 
 # Attention query and value projections per model type: the original LoRA recipe.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -34,27 +33,6 @@ def default_targets(model: nn.Module) -> list[str]:
     return list(DEFAULT_TARGETS[model_type])
 
 
-def head_module_names(model: nn.Module) -> list[str]:
-    """Modules that form the classification head and train alongside the adapters.
-
-    That is everything outside the backbone (``classifier``, ``pre_classifier``, ``score``)
-    plus BERT's pooler, which plays the part of the dense layer in RoBERTa's head.
-    """
-    prefix = getattr(model, "base_model_prefix", "")
-    backbone = getattr(model, prefix, None) if prefix else None
-    if backbone is None or backbone is model:
-        return []
-    names = [name for name, child in model.named_children() if child is not backbone]
-    names = [n for n in names if any(True for _ in getattr(model, n).parameters())]
-    if getattr(backbone, "pooler", None) is not None:
-        names.append(f"{prefix}.pooler")
-    return names
-
-
-def _is_head(name: str, head_names: Iterable[str]) -> bool:
-    return any(name == h or name.startswith(h + ".") for h in head_names)
-
-
 def _matches(name: str, pattern: str) -> bool:
     # Suffix match on whole dotted components: "value" matches "...attention.self.value".
     return name == pattern or name.endswith("." + pattern)
@@ -66,7 +44,7 @@ def find_target_linears(model: nn.Module, targets: list[str]) -> list[str]:
     linears = [
         name
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and not _is_head(name, heads)
+        if isinstance(module, nn.Linear) and not is_inside(name, heads)
     ]
     if targets == [ALL_LINEAR]:
         return linears
@@ -96,9 +74,7 @@ def inject_lora(
     check_lora_hyperparameters(r, alpha, dropout)
     names = find_target_linears(model, targets or default_targets(model))
     for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, use_rslora))
+        replace_module(model, name, LoRALinear(model.get_submodule(name), r, alpha, dropout, use_rslora))
     return names
 
 
@@ -111,7 +87,7 @@ def mark_only_lora_as_trainable(model: nn.Module, train_head: bool = True) -> No
     heads = head_module_names(model) if train_head else []
     for name, param in model.named_parameters():
         is_lora = name.endswith(".lora_A") or name.endswith(".lora_B")
-        param.requires_grad_(is_lora or _is_head(name, heads))
+        param.requires_grad_(is_lora or is_inside(name, heads))
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -121,19 +97,5 @@ def merge_lora(model: nn.Module) -> nn.Module:
     transformers install loads without this package.
     """
     for name, layer in lora_layers(model).items():
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, layer.merged_linear())
+        replace_module(model, name, layer.merged_linear())
     return model
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(total, trainable) parameter counts; shared tensors counted once."""
-    seen: set[int] = set()
-    total = trainable = 0
-    for param in model.parameters():
-        if id(param) in seen:
-            continue
-        seen.add(id(param))
-        total += param.numel()
-        trainable += param.numel() if param.requires_grad else 0
-    return total, trainable

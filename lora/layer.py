@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import UsageError
-from lora.dropout import FastDropout
+from tweetcls_core.errors import UsageError
+from tweetcls_core.dropout import FastDropout
 
 
 def check_lora_hyperparameters(r: int, alpha: float, dropout: float) -> None:
@@ -56,8 +56,6 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(base.out_features, r, **factory))
         self.lora_dropout = FastDropout(dropout) if dropout > 0 else nn.Identity()
-        self.merged = False
-        self._weight_before_merge: torch.Tensor | None = None
         self.reset_lora_parameters()
 
     @property
@@ -79,8 +77,6 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
-        if self.merged:
-            return out
         # Scale the r-wide intermediate, not the out-wide update, and let one addmm do
         # "out + h B^T": two fewer full-size passes over the activations than
         # out + (B (A x)) * s, forward and backward.
@@ -88,35 +84,10 @@ class LoRALinear(nn.Module):
         flat = torch.addmm(out.reshape(-1, out.shape[-1]), h.reshape(-1, h.shape[-1]), self.lora_B.t())
         return flat.view(out.shape)
 
-    @torch.no_grad()
-    def merge(self) -> None:
-        """Fold the update into the base weight; forward then costs one matmul.
-
-        The original weight is kept so that ``unmerge`` restores it bit for bit.
-        """
-        if self.merged:
-            return
-        if not isinstance(self.base, nn.Linear):
-            raise TypeError("merge() needs an nn.Linear base; use merged_linear() for a quantized base")
-        self._weight_before_merge = self.base.weight.detach().clone()
-        self.base.weight.add_(self.delta_weight().to(self.base.weight.dtype))
-        self.merged = True
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        """Undo ``merge`` exactly."""
-        if not self.merged:
-            return
-        assert self._weight_before_merge is not None
-        self.base.weight.copy_(self._weight_before_merge)
-        self._weight_before_merge = None
-        self.merged = False
-
     def merged_linear(self) -> nn.Linear:
-        """A plain ``nn.Linear`` holding W + s B A, for inference without this wrapper."""
-        if self.merged:
-            weight = self._weight_before_merge
-        elif hasattr(self.base, "dequantized_weight"):
+        """A plain ``nn.Linear`` holding W + s B A, for inference and saving without this wrapper
+        (``lora.merge_lora`` swaps every LoRALinear of a model for it; the wrapper is left as it was)."""
+        if hasattr(self.base, "dequantized_weight"):
             weight = self.base.dequantized_weight()
         else:
             weight = self.base.weight
@@ -131,5 +102,5 @@ class LoRALinear(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:.4g}, "
-            f"rslora={self.use_rslora}, merged={self.merged}"
+            f"rslora={self.use_rslora}"
         )

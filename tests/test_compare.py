@@ -43,7 +43,7 @@ def test_seeds_are_averaged_and_configurations_kept_apart(runs, capsys):
 
 
 def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path):
-    from core.compare import run_record, summarize, to_markdown
+    from tweetcls_core.compare import run_record, group_by_configuration, comparison_markdown
 
     base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
             "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
@@ -51,9 +51,9 @@ def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path)
     for lr in (1e-3, 5e-4):
         (tmp_path / str(lr)).mkdir()
         (tmp_path / str(lr) / "results.json").write_text(json.dumps(base | {"config": {"lr": lr, "max_epochs": 3}}))
-    rows = summarize([run_record(tmp_path / str(lr) / "results.json") for lr in (1e-3, 5e-4)])
+    rows = group_by_configuration([run_record(tmp_path / str(lr) / "results.json") for lr in (1e-3, 5e-4)])
     assert len(rows) == 2
-    table = to_markdown(rows)
+    table = comparison_markdown(rows)
     assert "| 0.001 | 3 |" in table and "| 0.0005 | 3 |" in table
     assert {line.count("|") for line in table.splitlines()} == {17}  # every line has the header's columns
 
@@ -76,7 +76,7 @@ def test_compare_on_a_folder_without_runs(tmp_path, capsys):
 
 
 def test_models_are_labelled_by_name_and_a_runs_model_folder_by_its_run():
-    from core.compare import model_label
+    from tweetcls_core.compare import model_label
 
     assert model_label("minilm-l6") == "minilm-l6"
     assert model_label("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"

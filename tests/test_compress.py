@@ -26,7 +26,7 @@ from compress import (
 )
 from compress.ledger import parse_variants
 from compress.unstructured import prunable_linears
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
 
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from datamodules import TextClassificationDataModule, load_labelled_data
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import train
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from distill import teacher_cache
 from distill.losses import kd_loss
 from distill.teacher_cache import align_labels, cached_teacher_logits

@@ -14,7 +14,7 @@ from transformers import (
     MPNetForSequenceClassification,
 )
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from distill import copy_layers, find_block_stack, select_layers
 
 

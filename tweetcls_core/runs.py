@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 
 RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
@@ -54,15 +54,15 @@ def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False
 
 
 def _holds_more_than_a_lock(run_dir: Path) -> bool:
-    from core.run_lock import LOCK_FILE
+    from tweetcls_core.run_lock import LOCK_FILE
 
     return any(p.name != LOCK_FILE for p in run_dir.iterdir())
 
 
 def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """Create ``output_dir/run_name``; refuse to reuse an existing run unless asked. The lock file
-    of the process that holds the directory (see core/run_lock.py) is kept."""
-    from core.run_lock import LOCK_FILE
+    of the process that holds the directory (see tweetcls_core/run_lock.py) is kept."""
+    from tweetcls_core.run_lock import LOCK_FILE
 
     run_dir = check_run_dir(output_dir, run_name, overwrite)
     if run_dir.exists():
@@ -123,7 +123,7 @@ def environment() -> dict:
 
 def write_json(path: str | Path, data: dict) -> None:
     """Write atomically: a crash or a full disk mid-write never leaves half a file."""
-    from core.atomic import write_text_atomic
+    from tweetcls_core.atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 

@@ -12,8 +12,8 @@ import json
 import statistics
 from pathlib import Path
 
-from core.errors import UsageError
-from core.runs import RESULTS_FILE, write_json
+from tweetcls_core.errors import UsageError
+from tweetcls_core.runs import RESULTS_FILE, write_json
 
 
 def run_record(path: Path) -> dict:
@@ -65,7 +65,7 @@ AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_
             "latency_ms")
 
 
-def summarize(records: list[dict]) -> list[dict]:
+def group_by_configuration(records: list[dict]) -> list[dict]:
     """One row per configuration; mean and sd over its seeds."""
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
@@ -90,7 +90,7 @@ def _pm(row: dict, key: str, fmt: str) -> str:
     return text + (" ± " + fmt.format(row[key + "_sd"]) if len(row["seeds"]) > 1 else "")
 
 
-def to_markdown(rows: list[dict]) -> str:
+def comparison_markdown(rows: list[dict]) -> str:
     head = ("| dataset | method | model | layers / LoRA | KD | lr | epochs | params | trainable | train s "
             "| train samples/s | CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
     lines = [head, "|" + "---|" * 16]
@@ -113,8 +113,8 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
     if not paths:
         raise UsageError(f"no runs under {folder} (no {RESULTS_FILE} found); pass the --output-dir of train.py")
     records = [run_record(p) for p in paths]
-    rows = summarize(records)
-    markdown = to_markdown(rows)
+    rows = group_by_configuration(records)
+    markdown = comparison_markdown(rows)
     (folder / "comparison.md").write_text(markdown + "\n")
     with open(folder / "comparison.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(records[0]))

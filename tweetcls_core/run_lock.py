@@ -14,7 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from core.errors import UsageError
+from tweetcls_core.errors import UsageError
 
 LOCK_FILE = ".lock"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from models.metrics import build_metrics, summarize
+from tweetcls_core.metrics import build_metrics, metric_scalars
 
 GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95
 
@@ -24,6 +24,6 @@ def tune_threshold(probs: torch.Tensor, labels: torch.Tensor, label_names: list[
     for threshold in grid:
         metrics = build_metrics(len(label_names), True, threshold)
         metrics.update(probs, labels.long())
-        scores[threshold] = summarize(metrics.compute(), label_names, metric, metric_classes or [])["task_metric"]
+        scores[threshold] = metric_scalars(metrics.compute(), label_names, metric, metric_classes or [])["task_metric"]
     best = max(grid, key=lambda t: (scores[t], -abs(t - 0.5)))
     return best, scores

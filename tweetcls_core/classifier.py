@@ -9,10 +9,8 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from core.errors import TrainingDiverged
-from distill.losses import hidden_state_loss, kd_loss
-from distill.token_alignment import aligned_teacher_states
-from models.metrics import build_metrics, loss_function, softmax_or_sigmoid, summarize
+from tweetcls_core.errors import TrainingDiverged
+from tweetcls_core.metrics import build_metrics, loss_function, softmax_or_sigmoid, metric_scalars
 
 
 class TextClassifier(L.LightningModule):
@@ -23,10 +21,11 @@ class TextClassifier(L.LightningModule):
     LoRA on MiniLM-L6 that is ~1 MB instead of 90 MB. Loading such a checkpoint into a
     module built the same way restores it (``strict_loading`` is off for that reason).
 
-    For distillation, batches carrying ``teacher_logits`` train with the KD loss
-    (``kd_alpha``, ``kd_temperature``); with a ``teacher`` and ``hidden_loss`` the student's
-    last hidden states are also pulled towards the teacher's, aligned by character offsets.
+    Distillation extends it (``distill/module.py``) with its own loss terms.
     """
+
+    # batch keys that are not model inputs (labels, and what subclasses add for their losses)
+    NON_INPUT_KEYS = frozenset({"labels"})
 
     def __init__(
         self,
@@ -40,14 +39,9 @@ class TextClassifier(L.LightningModule):
         warmup_ratio: float = 0.06,
         threshold: float = 0.5,
         adapter_only_checkpoints: bool = False,
-        kd_alpha: float | None = None,
-        kd_temperature: float = 2.0,
-        teacher: nn.Module | None = None,
-        hidden_loss: str | None = None,
-        hidden_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "teacher"], logger=False)
+        self.save_hyperparameters(ignore=["model", "teacher"], logger=False)  # modules are not hyperparameters
         self.model = model.train()  # from_pretrained returns eval mode; Lightning keeps module modes
         self.label_names = list(label_names)
         self.multi_label = multi_label
@@ -56,55 +50,30 @@ class TextClassifier(L.LightningModule):
         self.val_metrics = build_metrics(n, multi_label, threshold)
         self.test_metrics = build_metrics(n, multi_label, threshold)
         self.adapter_only_checkpoints = adapter_only_checkpoints
-        self.strict_loading = not adapter_only_checkpoints and teacher is None
-        # The hidden-state loss runs the frozen teacher each step and maps the student's
-        # last hidden states to the teacher's width when they differ.
-        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
-        self.projection = None
-        if teacher is not None and hidden_loss:
-            s_width, t_width = model.config.hidden_size, teacher.config.hidden_size
-            self.projection = nn.Identity() if s_width == t_width else nn.Linear(s_width, t_width)
+        self.strict_loading = not adapter_only_checkpoints
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model(**self._student_inputs(batch)).logits
+        return self.model(**self.model_inputs(batch)).logits
 
-    @staticmethod
-    def _student_inputs(batch: dict) -> dict:
-        extra = ("labels", "has_label", "teacher_logits", "teacher_input_ids", "teacher_attention_mask", "align_weights", "align_mask")
-        return {k: v for k, v in batch.items() if k not in extra}
-
-    def _hidden_loss(self, student_states: torch.Tensor, batch: dict) -> torch.Tensor:
-        with torch.no_grad():
-            self.teacher.eval()
-            teacher_states = self.teacher(input_ids=batch["teacher_input_ids"],
-                                          attention_mask=batch["teacher_attention_mask"],
-                                          output_hidden_states=True).hidden_states[-1]
-        target = aligned_teacher_states(batch["align_weights"], teacher_states)
-        return hidden_state_loss(self.projection(student_states), target, batch["align_mask"], self.hparams.hidden_loss)
+    def model_inputs(self, batch: dict) -> dict:
+        return {k: v for k, v in batch.items() if k not in self.NON_INPUT_KEYS}
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits, labels.float() if self.multi_label else labels)
 
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """The loss a training step minimises (distillation adds its terms here)."""
+        return self._loss(self(batch), batch["labels"])
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        use_hidden = self.projection is not None and "align_weights" in batch
-        out = self.model(**self._student_inputs(batch), output_hidden_states=use_hidden)
-        logits = out.logits
-        if "teacher_logits" in batch and self.hparams.kd_alpha is not None:
-            loss = kd_loss(logits, batch["teacher_logits"], batch["labels"], self.hparams.kd_temperature,
-                           self.hparams.kd_alpha, self.multi_label, batch.get("has_label"))
-        else:
-            loss = self._loss(logits, batch["labels"])
-        if use_hidden:
-            hidden = self._hidden_loss(out.hidden_states[-1], batch)
-            self.log("train/hidden_loss", hidden, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
-            loss = loss + self.hparams.hidden_weight * hidden
+        loss = self.training_loss(batch)
         if not torch.isfinite(loss):
             # checked here rather than with detect_anomaly, which slows every step
             raise TrainingDiverged(
                 f"training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch})"
             )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["labels"]))
+                 batch_size=len(batch["input_ids"]))
         return loss
 
     def _eval_step(self, batch: dict, stage: str) -> None:
@@ -118,7 +87,7 @@ class TextClassifier(L.LightningModule):
 
     def _eval_epoch_end(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        scalars = summarize(metrics.compute(), self.label_names,
+        scalars = metric_scalars(metrics.compute(), self.label_names,
                             self.hparams.metric, self.hparams.metric_classes or [])
         metrics.reset()
         for name, value in scalars.items():
@@ -138,7 +107,11 @@ class TextClassifier(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        return {"probs": softmax_or_sigmoid(self(batch), self.multi_label), "labels": batch["labels"]}
+        """Probabilities; and the labels, when the batch has them (unlabelled text predicts too)."""
+        out = {"probs": softmax_or_sigmoid(self(batch), self.multi_label)}
+        if "labels" in batch:
+            out["labels"] = batch["labels"]
+        return out
 
     def set_threshold(self, threshold: float) -> None:
         """Evaluate multi-label predictions at ``threshold`` from now on (e.g. one tuned on val)."""
@@ -168,8 +141,6 @@ class TextClassifier(L.LightningModule):
         if self.adapter_only_checkpoints:
             trainable = {f"{n}" for n, p in self.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-        # the frozen teacher is rebuilt from its own folder, never stored in student checkpoints
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("teacher.")}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")

@@ -10,9 +10,9 @@ from torch import nn
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
                           PreTrainedTokenizerBase)
 
-from core.errors import UsageError
-from models.pooling import apply_checkpoint_pooling, apply_pooling
-from models.resolve import resolve_model
+from tweetcls_core.errors import UsageError
+from tweetcls_core.pooling import apply_checkpoint_pooling, apply_pooling
+from tweetcls_core.surgery import config_label_names, output_layer
 
 
 # A tokenizer needs its vocabulary: one of these files (fast, WordPiece, BPE, SentencePiece).
@@ -42,7 +42,7 @@ def load_classifier(
 
     A head trained for another label set is replaced by a fresh one of the right size.
     ``pooling`` "auto" classifies from what the checkpoint was trained with (see
-    models/pooling.py): the mean for sentence-transformers models, else the first token.
+    tweetcls_core/pooling.py): the mean for sentence-transformers models, else the first token.
     """
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -71,20 +71,17 @@ def trained_label_names(model_dir: str | Path) -> list[str] | None:
         config = AutoConfig.from_pretrained(str(model_dir))
     except (OSError, ValueError):
         return None
-    names = [str(config.id2label[i]) for i in sorted(config.id2label)]
+    names = config_label_names(config)
     return None if all(re.fullmatch(r"LABEL_\d+", name) for name in names) else names
 
 
 def reset_output_layer(model: PreTrainedModel) -> None:
     """Give the head a fresh output layer, as transformers does when the label count differs: a
     model trained on another task with as many labels must not start with label i meaning its old i."""
-    backbone = {id(m) for m in getattr(model, model.base_model_prefix, nn.Module()).modules()}
-    outputs = [m for m in model.modules()
-               if isinstance(m, nn.Linear) and id(m) not in backbone and m.out_features == model.config.num_labels]
-    for layer in outputs:
-        nn.init.normal_(layer.weight, std=getattr(model.config, "initializer_range", 0.02))
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
+    layer = output_layer(model)
+    nn.init.normal_(layer.weight, std=getattr(model.config, "initializer_range", 0.02))
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
 
 
 def max_model_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
@@ -95,5 +92,3 @@ def max_model_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
     tok_limit = tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else limit
     return min(limit, tok_limit)
 
-
-__all__ = ["load_classifier", "load_tokenizer", "max_model_length", "resolve_model"]

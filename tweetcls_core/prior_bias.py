@@ -16,17 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tweetcls_core.surgery import output_layer
+
 EPS = 1e-4  # labels never (or always) on in the training data get a finite bias
-
-
-def output_layer(model: nn.Module) -> nn.Linear:
-    """The linear layer that produces a Hugging Face classifier's logits."""
-    head = getattr(model, "classifier", None)
-    if isinstance(head, nn.Linear):
-        return head  # BERT, DistilBERT-style heads
-    if head is not None and isinstance(getattr(head, "out_proj", None), nn.Linear):
-        return head.out_proj  # MPNet, RoBERTa
-    raise ValueError(f"cannot find the output layer of {type(model).__name__}")
 
 
 def label_prior_logits(labels: torch.Tensor) -> torch.Tensor:

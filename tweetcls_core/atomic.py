@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from core.errors import StorageFull
+from tweetcls_core.errors import StorageFull
 
 
 def storage_error(err: OSError, target: str | Path) -> OSError | StorageFull:

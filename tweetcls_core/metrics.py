@@ -29,7 +29,7 @@ def build_metrics(num_labels: int, multi_label: bool, threshold: float = 0.5) ->
     })
 
 
-def summarize(
+def metric_scalars(
     computed: dict[str, torch.Tensor],
     label_names: list[str],
     metric: str,

@@ -1,0 +1,65 @@
+"""The compression ledger end to end: build, save, time and score every variant of a
+model, then write the table as Markdown, CSV, JSON and to TensorBoard."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from compress.ledger import Step, build_variant, parameter_counts, save_variant, size_on_disk, variant_name
+from compress.ledger_report import ledger_markdown, log_to_tensorboard, write_files
+from tweetcls_core.atomic import atomic_directory
+from tweetcls_core.latency import measure_latency
+from tweetcls_core.scoring import score_model
+
+
+def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, split: str, threshold: float,
+               stem: Path, meta: dict, threads: int = 2, latency_batch: tuple[int, int] = (32, 64),
+               latency_iters: int = 20, save_variants: str | Path | None = None) -> dict:
+    """Build, measure and evaluate every variant (the uncompressed ``none`` row first, for the
+    deltas); write the ledger beside ``stem`` and keep each variant in ``save_variants``/NAME."""
+    if not any(variant_name(v) == "none" for v in variants):
+        variants = [[Step("none")], *variants]
+    torch.set_num_threads(threads)
+    batch_size, seq_len = latency_batch
+    # warm the process (thread pool, allocator) so the first row is not slower for it
+    measure_latency(model, model.config.vocab_size, batch_size, seq_len, iters=3)
+    rows = []
+    for steps in variants:
+        name = variant_name(steps)
+        variant = build_variant(model, steps)
+        if save_variants:
+            # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
+            with atomic_directory(Path(save_variants) / name.replace(":", "_")) as folder:
+                size = save_variant(variant, folder)
+                datamodule.tokenizer.save_pretrained(folder)
+        else:
+            size = size_on_disk(variant)
+        row = {"variant": name, **parameter_counts(variant), "size_mb": size}
+        row |= measure_latency(variant, model.config.vocab_size, batch_size, seq_len, iters=latency_iters)
+        metrics = score_model(variant, datamodule, data, split, threshold, "cpu")
+        row |= {"task_metric": metrics["task_metric"],
+                "accuracy": metrics.get("accuracy", metrics.get("exact_match")),
+                "macro_f1": metrics["macro_f1"]}
+        rows.append(row)
+        print(f"  {name}: {data.metric_name} {row['task_metric']:.4f}, {row['size_mb']:.1f} MB, "
+              f"p50 {row['latency_p50_ms']:.1f} ms", file=sys.stderr)
+    baseline = next(r["task_metric"] for r in rows if r["variant"] == "none")
+    for row in rows:
+        row["delta"] = row["task_metric"] - baseline
+    meta = meta | {"task_metric": data.metric_name, "threads": threads, "latency_batch": [batch_size, seq_len],
+                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"}
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = write_files(rows, stem, meta)
+    # one TensorBoard folder per ledger, rewritten whole, so a re-run never doubles its rows
+    tb_dir = stem.parent / "compression" / stem.name.removeprefix("compression-")
+    shutil.rmtree(tb_dir, ignore_errors=True)
+    log_to_tensorboard(rows, tb_dir, data.metric_name, meta)
+    return {"ledger": rows, "markdown": ledger_markdown(rows, data.metric_name),
+            "files": [str(csv_path), str(json_path)], "tensorboard": str(tb_dir), **meta}

@@ -1,1 +1,0 @@
-"""Model loading (hub, local folders, offline PyPI mirrors) and the Lightning classifier."""

@@ -1,0 +1,143 @@
+"""One loader for every form a trained classifier is saved in.
+
+- a run directory of train.py (``results.json`` + its merged ``model/``);
+- a LoRA ``adapter/`` (of a run, or any folder ``lora.save_adapter`` wrote), put on its base model;
+- an int8 variant written by ``evaluate.py --save-variants`` (``compress.save_int8``);
+- a plain Hugging Face classifier folder, a hub id, or a short name of models/resolve's table.
+
+Each comes back as a ``LoadedRun``: the model in eval mode with the pooling it was trained
+with, its tokenizer, label names, whether it is multi-label, its decision threshold, and
+the run's results where there is a run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+from transformers import AutoConfig, PreTrainedTokenizerBase
+
+from compress.dynamic_int8 import QUANTIZATION_CONFIG, QUANTIZED_WEIGHTS, load_int8
+from compress.int8_base import quantize_frozen_linears
+from lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
+from lora.inject import mark_only_lora_as_trainable, merge_lora
+from tweetcls_core.build import load_classifier, load_tokenizer
+from tweetcls_core.errors import UsageError
+from tweetcls_core.resolve import resolve_model
+from tweetcls_core.runs import RESULTS_FILE, read_results
+from tweetcls_core.surgery import config_label_names
+
+MULTI_LABEL = "multi_label_classification"
+
+
+@dataclass
+class LoadedRun:
+    """A trained classifier and what a consumer needs to use it as it was trained."""
+
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    label_names: list[str]
+    multi_label: bool
+    threshold: float | None  # multi-label decision threshold (tuned on val when the run did); None: argmax
+    pooling: str
+    kind: str  # "run", "adapter", "int8" or "model"
+    path: Path  # the folder the weights came from
+    results: dict = field(default_factory=dict)  # the run's results.json, where there is a run
+
+    @property
+    def max_length(self) -> int:
+        """The --max-length the run trained with (128 where unknown)."""
+        return int(self.results.get("config", {}).get("max_length", 128))
+
+
+def load_run(target: str | Path) -> LoadedRun:
+    """Load ``target`` (see the module docstring for the forms); a wrong folder is a UsageError."""
+    path = Path(target)
+    if path.is_dir():
+        if (path / RESULTS_FILE).is_file():
+            return _from_run_dir(path)
+        if (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file():
+            return _from_adapter(path)
+        if (path / QUANTIZATION_CONFIG).is_file() and (path / QUANTIZED_WEIGHTS).is_file():
+            return _from_int8(path)
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{path} holds no run ({RESULTS_FILE}), adapter ({ADAPTER_CONFIG}), int8 variant "
+                             f"({QUANTIZATION_CONFIG}) or saved model (config.json)")
+    return _from_model_dir(resolve_model(str(target)))
+
+
+def _from_run_dir(run_dir: Path) -> LoadedRun:
+    results = read_results(run_dir)
+    if not isinstance(results, dict):
+        raise UsageError(f"{run_dir / RESULTS_FILE} is not a JSON object; it was not written by train.py")
+    model_dir = run_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        raise UsageError(f"{run_dir} has no saved model in {model_dir}; the run did not finish")
+    loaded = _from_model_dir(model_dir)
+    loaded.kind, loaded.results = "run", results
+    if results.get("multi_label") and results.get("threshold") is not None:
+        loaded.threshold = float(results["threshold"])
+    return loaded
+
+
+def _from_model_dir(model_dir: Path) -> LoadedRun:
+    config = _config(model_dir)
+    multi_label = config.problem_type == MULTI_LABEL
+    labels = config_label_names(config)
+    model = load_classifier(model_dir, labels, multi_label)
+    return LoadedRun(model.eval(), load_tokenizer(model_dir), labels, multi_label, _threshold(config),
+                     model.config.pooling, "model", model_dir)
+
+
+def _from_int8(folder: Path) -> LoadedRun:
+    config = _config(folder)
+    model = load_int8(folder)
+    multi_label = config.problem_type == MULTI_LABEL
+    return LoadedRun(model.eval(), load_tokenizer(folder), config_label_names(config), multi_label,
+                     _threshold(config), model.config.pooling, "int8", folder)
+
+
+def _from_adapter(folder: Path) -> LoadedRun:
+    """The adapter on a fresh copy of its base model, then merged (as train.py merges it)."""
+    saved = json.loads((folder / ADAPTER_CONFIG).read_text())
+    run = read_results(folder.parent) if (folder.parent / RESULTS_FILE).is_file() else {}
+    labels = saved.get("label_names") or run.get("label_names")
+    base = saved.get("base_model_path") or run.get("model_path") or saved.get("base_model")
+    if not labels or not base:
+        raise UsageError(f"{folder / ADAPTER_CONFIG} names no label set or base model, and {folder.parent} is not "
+                         "its run; load the run directory instead")
+    multi_label = bool(saved.get("multi_label", run.get("multi_label", False)))
+    pooling = saved.get("pooling") or run.get("pooling") or "auto"
+    base_dir = resolve_model(str(base))
+    model = load_classifier(base_dir, labels, multi_label, pooling)
+    if saved.get("method") == "qlora":
+        # the factors were trained on an int8 copy of the base: rebuild that copy, as training had it
+        from lora.inject import inject_lora
+
+        inject_lora(model, saved["target_modules"], r=saved["r"], alpha=saved["alpha"],
+                    dropout=saved.get("dropout", 0.0), use_rslora=saved.get("use_rslora", False))
+        mark_only_lora_as_trainable(model)
+        quantize_frozen_linears(model)
+    load_adapter(model, folder)
+    merge_lora(model)
+    if saved.get("method") == "qlora":
+        from compress.int8_base import dequantize_linears
+
+        dequantize_linears(model)
+    threshold = saved.get("threshold", run.get("threshold") if multi_label else None)
+    return LoadedRun(model.eval(), load_tokenizer(base_dir), labels, multi_label, threshold, model.config.pooling,
+                     "adapter", folder, run)
+
+
+def _config(folder: Path):
+    try:
+        return AutoConfig.from_pretrained(str(folder))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read the model config in {folder}: {str(err).splitlines()[0]}") from None
+
+
+def _threshold(config) -> float | None:
+    value = getattr(config, "multi_label_threshold", None)
+    return float(value) if value is not None else None
