@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,84 +57,90 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_trained_labels(trained: list[str] | None, model_dir: Path, dataset: str, data_labels: list[str]) -> None:
-    """Refuse to score a head on labels it was not trained for: loading it for another label set
-    would give a freshly initialised head and metrics of random weights."""
-    if trained is not None and list(trained) != list(data_labels):
-        raise UsageError(f"{model_dir} was trained on labels {list(trained)}, {dataset} has {list(data_labels)}; "
-                         "evaluate on the dataset it was trained on (or its labels in the same order)")
-    if trained is None:
-        from transformers import AutoConfig
+def check_args(args: argparse.Namespace) -> None:
+    """Flag values argparse cannot check; 0 is a value here, never "not given"."""
+    checks = [
+        (args.max_eval_samples is None or args.max_eval_samples > 0,
+         f"--max-eval-samples must be > 0, got {args.max_eval_samples}"),
+        (args.max_length is None or args.max_length > 0, f"--max-length must be > 0, got {args.max_length}"),
+        (args.threshold is None or 0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
+        (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
+        (args.threads > 0, f"--threads must be > 0, got {args.threads}"),
+        (args.latency_batch_size > 0 and args.latency_seq_len > 0 and args.latency_iters > 0,
+         "--latency-batch-size, --latency-seq-len and --latency-iters must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
 
-        try:
-            count = AutoConfig.from_pretrained(str(model_dir)).num_labels
-        except (OSError, ValueError):
-            return  # load_classifier says what is wrong with the folder
-        if count != len(data_labels):
-            raise UsageError(f"{model_dir} has {count} outputs and no label names, {dataset} has "
-                             f"{len(data_labels)} labels: it is not a classifier for this data")
+
+def check_trained_labels(run, dataset: str, data) -> None:
+    """Refuse to score a head on labels it was not trained for: its outputs would be read as
+    another task's classes (or, loaded for another label set, come from a fresh random head)."""
+    placeholder = all(re.fullmatch(r"LABEL_\d+", name) for name in run.label_names)
+    if placeholder and len(run.label_names) != len(data.label_names):
+        raise UsageError(f"{run.path} has {len(run.label_names)} outputs and no label names, {dataset} has "
+                         f"{len(data.label_names)} labels: it is not a classifier for this data")
+    if not placeholder and run.label_names != list(data.label_names):
+        raise UsageError(f"{run.path} was trained on labels {run.label_names}, {dataset} has {list(data.label_names)}; "
+                         "evaluate on the dataset it was trained on (or its labels in the same order)")
+    if run.multi_label != data.multi_label:
+        kind = "multi-label" if run.multi_label else "single-label"
+        raise UsageError(f"{run.path} is a {kind} classifier and {dataset} is not {kind} data")
 
 
 def run(args: argparse.Namespace) -> dict:
-    from tweetcls_core.runs import RESULTS_FILE, dataset_slug, read_results, write_json
     from datamodules import TextClassificationDataModule
+    from tweetcls.loader import load_run
     from tweetcls_core.parameters import count_parameters
+    from tweetcls_core.runs import dataset_slug, write_json
     from tweetcls_core.scoring import score_model
-    from tweetcls_core.build import load_classifier, load_tokenizer, trained_label_names
-    from tweetcls_core.resolve import resolve_model
 
+    check_args(args)
     variants = None
     if args.compress is not None:
         from compress.ledger import parse_variants
 
         variants = parse_variants(args.compress)  # a typo fails before any loading
-    target = Path(args.target)
-    is_run = target.is_dir() and (target / RESULTS_FILE).exists()
-    if target.is_dir() and not is_run and not (target / "config.json").exists():
-        raise UsageError(f"{target} holds no run (no {RESULTS_FILE}) and no saved model (no config.json)")
-    saved = read_results(target) if is_run else {}
-    config = saved.get("config", {})
-    model_dir = target / "model" if is_run else resolve_model(args.target)
-    if is_run and not (model_dir / "config.json").is_file():
-        raise UsageError(f"{target} has no saved model in {model_dir}; the run did not finish")
-
-    dataset = args.dataset or saved.get("dataset")
+    loaded = load_run(args.target)
+    config = loaded.results.get("config", {})
+    dataset = args.dataset or loaded.results.get("dataset")
     if not dataset:
         raise UsageError("pass --dataset: a saved model does not say what data it was trained on")
-    tokenizer = load_tokenizer(model_dir)
     datamodule = TextClassificationDataModule(
-        dataset, tokenizer, data_dir=args.data_dir or config.get("data_dir"),
-        max_length=args.max_length or config.get("max_length", 128),
+        dataset, loaded.tokenizer, data_dir=args.data_dir or config.get("data_dir"),
+        max_length=args.max_length if args.max_length is not None else loaded.max_length,
         batch_size=args.batch_size, eval_batch_size=args.batch_size,
-        max_eval_samples=args.max_eval_samples, max_train_samples=args.max_eval_samples,
+        max_eval_samples=args.max_eval_samples,
+        max_train_samples=args.max_eval_samples if args.split == "train" else None,
         text_column=args.text_column or config.get("text_column", "text"),
         label_column=args.label_column or config.get("label_column", "label"),
     )
     data = datamodule.load()
-    check_trained_labels(saved.get("label_names") or trained_label_names(model_dir), model_dir, dataset, data.label_names)
-    model = load_classifier(model_dir, data.label_names, data.multi_label)
+    check_trained_labels(loaded, dataset, data)
+    model = loaded.model
     split = {"val": "validation"}.get(args.split, args.split)
-    threshold = args.threshold or saved.get("threshold") or config.get("threshold", 0.5)
-    out_dir = target if is_run else Path(".")
+    threshold = next(t for t in (args.threshold, loaded.threshold, config.get("threshold"), 0.5) if t is not None)
+    target = Path(args.target)
+    out_dir = target if loaded.kind == "run" else Path(".")
     stem = f"{dataset_slug(dataset)}-{split}"
+    meta = {"target": str(target), "model_path": str(loaded.path), "dataset": dataset, "split": split}
     if variants is not None:
         from compress.ledger_run import run_ledger
 
         return run_ledger(model, variants, datamodule, data, split, threshold,
                           Path(args.output).with_suffix("") if args.output else out_dir / f"compression-{stem}",
-                          {"target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split},
-                          threads=args.threads, latency_batch=(args.latency_batch_size, args.latency_seq_len),
+                          meta, threads=args.threads, latency_batch=(args.latency_batch_size, args.latency_seq_len),
                           latency_iters=args.latency_iters, save_variants=args.save_variants)
 
     start = time.perf_counter()
     metrics = score_model(model, datamodule, data, split, threshold, args.accelerator)
     total, _ = count_parameters(model)
-    result = {
-        "target": str(target), "model_path": str(model_dir), "dataset": dataset, "split": split,
+    result = meta | {
         "task_metric": data.metric_name, "examples": len(datamodule.encoded[split]),
         "params_total": total, "eval_seconds": time.perf_counter() - start, "metrics": metrics,
     }
-    output = Path(args.output) if args.output else (target / f"eval-{stem}.json" if is_run else None)
+    output = Path(args.output) if args.output else (target / f"eval-{stem}.json" if loaded.kind == "run" else None)
     if output:
         write_json(output, result)
         result["output"] = str(output)

@@ -149,7 +149,8 @@ def test_existing_run_is_not_overwritten(lora_run, tiny_model_dir, tiny_csv, cap
 
 def test_evaluate_on_a_directory_without_a_run(tmp_path, capsys):
     code, err = run_main(capsys, evaluate, [str(tmp_path)])
-    assert code == 2 and err == [f"evaluate.py: error: {tmp_path} holds no run (no results.json) and no saved model (no config.json)"]
+    assert code == 2 and err == [f"evaluate.py: error: {tmp_path} holds no run (results.json), adapter "
+                                 "(adapter_config.json), int8 variant (quantization.json) or saved model (config.json)"]
 
 
 @pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
