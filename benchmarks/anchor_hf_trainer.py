@@ -1,6 +1,6 @@
 """The standard Hugging Face route, timed on this machine: the anchor our defaults must beat.
 
-    python benchmarks/anchor_hf_trainer.py [--seeds 0 1] [--recipe lora|full]
+    python -m benchmarks.anchor_hf_trainer [--seeds 0 1] [--recipe lora|full]
 
 transformers.Trainer + peft LoRA (r=8, alpha=32, dropout 0.1, query+value; lr 1e-3, 5
 epochs) or full fine-tuning (lr 5e-5, 3 epochs), all-MiniLM-L6-v2, TweetEval emotion,
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from common import parser, write_result
+from benchmarks.common import parser, write_result
 
 RECIPES = {"lora": {"lr": 1e-3, "epochs": 5}, "full": {"lr": 5e-5, "epochs": 3}}
 

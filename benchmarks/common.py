@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
+import torch
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -41,9 +38,10 @@ def random_batch(vocab_size: int, batch: int, seq: int) -> dict[str, torch.Tenso
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-def write_result(name: str, args: argparse.Namespace, result: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, args: argparse.Namespace, result: dict, folder: Path = RESULTS) -> Path:
+    """``folder/name.json`` with the date, machine and torch version beside the numbers."""
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps({"date": date.today().isoformat(),
                                 "machine": f"{platform.machine()}, {platform.platform()}",
                                 "torch": torch.__version__, "config": vars(args), **result}, indent=2))

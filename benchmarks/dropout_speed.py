@@ -1,6 +1,6 @@
 """Where a LoRA layer's time goes on the CPU, and what the cheaper dropout mask saves.
 
-    python benchmarks/dropout_speed.py [--batch 32 --seq 64 --threads 2]
+    python -m benchmarks.dropout_speed [--batch 32 --seq 64 --threads 2]
 
 Median ms (50 calls after 5 warm-up) on a batch x seq x 384 activation: torch's
 nn.Dropout vs FastDropout (forward; forward + backward), and one LoRALinear (r=8) around a
@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from common import parser, write_result
+from benchmarks.common import parser, write_result
 
 
 def median_ms(fn, calls: int = 50, warmup: int = 5) -> float:

@@ -1,6 +1,6 @@
 """Our LoRA against peft's on the same model, side by side in one process.
 
-    python benchmarks/lora_speed.py [--model minilm-l6] [--steps 20] [--batch 32 --seq 64 --threads 2]
+    python -m benchmarks.lora_speed [--model minilm-l6] [--steps 20] [--batch 32 --seq 64 --threads 2]
 
 1. identical logits after copying A and B into peft (max |diff|, must be <= 1e-5);
 2. training step (forward + backward + AdamW) ours vs peft, interleaved, median of --steps
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from common import classifier, parser, random_batch, write_result
+from benchmarks.common import classifier, parser, random_batch, write_result
 
 
 def step_timer(model, batch, labels):

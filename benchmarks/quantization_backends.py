@@ -1,7 +1,7 @@
 """Int8 backends side by side: fp32 vs torch.ao dynamic int8 vs torchao (if installed).
 
     pip install torchao   # optional, only for this comparison
-    python benchmarks/quantization_backends.py [--model minilm-l6] [--batch 32 --seq 64 --threads 2]
+    python -m benchmarks.quantization_backends [--model minilm-l6] [--batch 32 --seq 64 --threads 2]
 
 Prints a table (median forward latency, speed-up, max |logit - fp32|) and writes
 benchmarks/results/quantization_backends.json. The choice in compress/dynamic_int8.py
@@ -16,7 +16,7 @@ import warnings
 
 import torch
 
-from common import classifier, parser, random_batch, write_result
+from benchmarks.common import classifier, parser, random_batch, write_result
 
 
 def main() -> None:

@@ -8,13 +8,10 @@ exception handlers.
 import os
 import signal
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lightning as L
 
-import lightning as L  # noqa: E402
-
-import train  # noqa: E402
+import train
 
 
 class KillAtStep(L.Callback):

@@ -9,12 +9,10 @@ re-run pytest itself in the child process.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lightning as L
+from safetensors.torch import save_file
 
-import lightning as L  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
-import train  # noqa: E402
+import train
 
 
 class SaveRankWeights(L.Callback):

@@ -7,13 +7,10 @@
 import os
 import signal
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lightning as L
 
-import lightning as L  # noqa: E402
-
-import train  # noqa: E402
+import train
 
 
 class SignalAtStep(L.Callback):

@@ -1,16 +1,13 @@
-"""benchmarks/logit_adjustment.py: tau=0 is the plain argmax; tau>0 moves close calls to rarer classes."""
+"""experiments/logit_adjustment.py: tau=0 is the plain argmax; tau>0 moves close calls to rarer classes."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import torch
 from torchmetrics.functional.classification import multiclass_f1_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from logit_adjustment import adjusted_macro_f1  # noqa: E402
+from experiments.logit_adjustment import adjusted_macro_f1
 
 LOG_PRIOR = torch.tensor([0.9, 0.1]).log()
 

@@ -1,13 +1,10 @@
-"""benchmarks/pooling_probe.py: where its results go."""
+"""experiments/pooling_probe.py: where its results go."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from pooling_probe import result_name  # noqa: E402
+from experiments.pooling_probe import result_name
 
 
 def test_a_probe_of_another_encoder_gets_its_own_result_file():

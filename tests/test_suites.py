@@ -1,17 +1,14 @@
-"""benchmarks/suites.py: finished runs are skipped, stopped ones resumed, seeds run outermost."""
+"""experiments/suites.py: finished runs are skipped, stopped ones resumed, seeds run outermost."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import suites  # noqa: E402
+from experiments import suites
 
-from tweetcls_core.compare import distillation_label  # noqa: E402
+from tweetcls_core.compare import distillation_label
 
 
 def test_a_run_is_started_resumed_or_skipped_by_what_its_folder_holds(tmp_path):

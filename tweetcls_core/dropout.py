@@ -4,7 +4,7 @@ On the CPU ``nn.Dropout`` draws one Bernoulli sample per element (~5 ms forward 
 32 x 64 x 384 activation on 2 threads; the dropout was over half of a LoRA adapter's own
 cost in a training step). Here one 64-bit random word gives four 15-bit uniforms, so the
 forward takes ~2.4 ms, and forward + backward ~2.4-3.1 ms instead of ~7-8 ms
-(``python benchmarks/dropout_speed.py``). Each element is kept independently with probability 1 - round(p * 2^15) /
+(``python -m benchmarks.dropout_speed``). Each element is kept independently with probability 1 - round(p * 2^15) /
 2^15 (|error| <= 1.6e-5) and scaled by 1 / (1 - p), as nn.Dropout does. Other devices use
 torch's own dropout.
 """

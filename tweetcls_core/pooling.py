@@ -4,7 +4,7 @@ HF's BERT and MPNet classifiers read the first token's vector. sentence-transfor
 checkpoints (all-MiniLM-L6-v2, all-mpnet-base-v2) were trained on the masked mean of all
 token vectors instead, and their first token carries less: a frozen linear probe on
 TweetEval emotion scores 0.63 macro-F1 on [CLS] and 0.67 on the mean
-(``python benchmarks/pooling_probe.py``).
+(``python -m experiments.pooling_probe``).
 
 Two forward pre-hooks do it without touching the state dict, so ``save_pretrained`` /
 ``from_pretrained`` and LoRA keep working: one on the backbone keeps the attention mask,
@@ -20,8 +20,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-POOLING_CHOICES = ("auto", "cls", "mean")
 
 
 def checkpoint_pooling(model_dir: str | Path, config=None) -> str:

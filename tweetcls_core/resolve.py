@@ -79,7 +79,6 @@ MODEL_TABLE: dict[str, KnownModel] = {
         ),
     ),
 }
-DEFAULT_MODEL = "minilm-l6"
 
 
 def cache_root() -> Path:

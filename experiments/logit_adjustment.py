@@ -1,13 +1,13 @@
 """Would correcting finished single-label runs' logits for the label priors raise their macro-F1?
 
-    python benchmarks/logit_adjustment.py runs/suites/cross-tokenizer/minilm-ce-s0 [RUN ...]
+    python -m experiments.logit_adjustment runs/suites/cross-tokenizer/minilm-ce-s0 [RUN ...]
 
 Logit adjustment (Menon et al., ICLR 2021) predicts argmax(z - tau * log prior), with the
 prior the training split's label frequencies; tau = 1 is the correction that is optimal for
 balanced error. Macro-F1 weighs a rare class (TweetEval emotion's "optimism": 9% of train)
 as much as a common one, so a model trained for plain cross-entropy may leave macro-F1 on
 the table, and this measures how much, with no retraining. Prints val and test macro-F1 for
-each tau and run, and the mean over runs; writes benchmarks/results/logit_adjustment.json.
+each tau and run, and the mean over runs; writes experiments/results/logit_adjustment.json.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from torchmetrics.functional.classification import multiclass_f1_score
 
-from common import write_result
+from benchmarks.common import write_result
 
 TAUS = (0.0, 0.5, 1.0)
+
+EXPERIMENT_RESULTS = Path(__file__).with_name("results")
 
 
 @torch.inference_mode()
@@ -77,7 +79,7 @@ def main() -> None:
     means = {c: statistics.mean(s[c] for s in rows.values()) for c in columns}
     print("| mean | " + " | ".join(f"{means[c]:.4f}" for c in columns) + " |")
     args.runs = [str(run) for run in args.runs]
-    print(write_result("logit_adjustment", args, {"runs": rows, "mean": means}))
+    print(write_result("logit_adjustment", args, {"runs": rows, "mean": means}, EXPERIMENT_RESULTS))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Named experiment suites, run end to end on the CPU; resumable.
 
-    python benchmarks/suites.py default-lora      # `python train.py --method lora` as it comes, per seed
-    python benchmarks/suites.py lora-vs-full      # MiniLM-L6: full vs LoRA q+v vs LoRA all-linear
-    python benchmarks/suites.py layer-copy        # MPNet-12 teacher -> 6-layer students, with/without KD
-    python benchmarks/suites.py cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
-    python benchmarks/suites.py goemotions        # 28-label multi-label, threshold tuned on val
-    python benchmarks/suites.py intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
-    python benchmarks/suites.py SUITE --seeds 0 --dry-run   # print the commands only
-    python benchmarks/suites.py goemotions --only '*lora*'  # just the runs whose name matches
+    python -m experiments.suites default-lora      # `python train.py --method lora` as it comes, per seed
+    python -m experiments.suites lora-vs-full      # MiniLM-L6: full vs LoRA q+v vs LoRA all-linear
+    python -m experiments.suites layer-copy        # MPNet-12 teacher -> 6-layer students, with/without KD
+    python -m experiments.suites cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
+    python -m experiments.suites goemotions        # 28-label multi-label, threshold tuned on val
+    python -m experiments.suites intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
+    python -m experiments.suites SUITE --seeds 0 --dry-run   # print the commands only
+    python -m experiments.suites goemotions --only '*lora*'  # just the runs whose name matches
 
 Each run goes to OUT/SUITE/RUN (OUT: --out, default runs/suites). A run whose results.json
 exists is skipped; one that stopped midway resumes from its last checkpoint. A finished run
@@ -29,10 +29,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tweetcls_core.compare import model_label
 
-from tweetcls_core.compare import model_label  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 EMOTION = "tweet_eval/emotion"
 LAYER_CHOICES = ("odd", "even", "distilbert", "bottom", "top")

@@ -1,13 +1,13 @@
 """How much a frozen checkpoint's first token vs the mean of its tokens knows about a task.
 
-    python benchmarks/pooling_probe.py [--model minilm-l6] [--dataset tweet_eval/emotion]
-    python benchmarks/pooling_probe.py --dataset go_emotions --max-train-samples 20000
-    python benchmarks/pooling_probe.py --model runs/RUN/model   # a fine-tuned encoder's features
+    python -m experiments.pooling_probe [--model minilm-l6] [--dataset tweet_eval/emotion]
+    python -m experiments.pooling_probe --dataset go_emotions --max-train-samples 20000
+    python -m experiments.pooling_probe --model runs/RUN/model   # a fine-tuned encoder's features
 
 Embeds train and test with the frozen encoder three ways (the [CLS] vector, BERT's pooler
 on it, the masked mean of all tokens), fits a logistic-regression probe on train
 (L-BFGS, standardized features) and prints test macro-F1 for each; writes
-benchmarks/results/pooling_probe[-DATASET].json. This is why --pooling auto picks the mean for
+experiments/results/pooling_probe[-DATASET].json. This is why --pooling auto picks the mean for
 sentence-transformers checkpoints. On multi-label data the probe is one sigmoid per label
 (BCE) and test is scored at the threshold with the best val macro-F1, as train.py does: the
 floor any fine-tuning run should clear.
@@ -15,11 +15,15 @@ floor any fine-tuning run should clear.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
-from common import parser, write_result
-from tweetcls_core.compare import model_label  # common put the repository on sys.path
+from benchmarks.common import parser, write_result
+from tweetcls_core.compare import model_label
+
+EXPERIMENT_RESULTS = Path(__file__).with_name("results")
 
 
 @torch.inference_mode()
@@ -106,7 +110,7 @@ def main() -> None:
     print("| features | macro-F1 |\n|---|---|")
     for name, score in scores.items():
         print(f"| {name} | {score:.4f} |")
-    write_result(result_name(args.dataset, args.model), args, {"test_macro_f1": scores})
+    write_result(result_name(args.dataset, args.model), args, {"test_macro_f1": scores}, EXPERIMENT_RESULTS)
 
 
 if __name__ == "__main__":
