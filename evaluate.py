@@ -72,6 +72,8 @@ def check_args(args: argparse.Namespace) -> None:
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
+    if args.save_variants and Path(args.save_variants).exists() and not Path(args.save_variants).is_dir():
+        raise UsageError(f"--save-variants {args.save_variants} is a file; give a folder to keep the variants in")
 
 
 def check_trained_labels(run, dataset: str, data) -> None:
@@ -92,6 +94,7 @@ def check_trained_labels(run, dataset: str, data) -> None:
 def run(args: argparse.Namespace) -> dict:
     from datamodules import TextClassificationDataModule
     from tweetcls.loader import load_run
+    from tweetcls_core.build import max_model_length
     from tweetcls_core.parameters import count_parameters
     from tweetcls_core.runs import dataset_slug, write_json
     from tweetcls_core.scoring import score_model
@@ -119,6 +122,11 @@ def run(args: argparse.Namespace) -> dict:
     data = datamodule.load()
     check_trained_labels(loaded, dataset, data)
     model = loaded.model
+    limit = max_model_length(model, loaded.tokenizer)
+    if datamodule.max_length > limit:
+        raise UsageError(f"--max-length {datamodule.max_length} exceeds what the model accepts ({limit})")
+    if variants is not None and args.latency_seq_len > limit:
+        raise UsageError(f"--latency-seq-len {args.latency_seq_len} exceeds what the model accepts ({limit})")
     split = {"val": "validation"}.get(args.split, args.split)
     threshold = next(t for t in (args.threshold, loaded.threshold, config.get("threshold"), 0.5) if t is not None)
     target = Path(args.target)

@@ -134,7 +134,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not saved.is_file():
             raise UsageError(f"{pre.resume} holds no run to resume (no config.yaml); pass a run directory")
         # the run's own options, so the resumed run trains exactly as the first one did
-        parser.set_defaults(**load_config(str(saved), parser))
+        options = load_config(str(saved), parser)
+        refuse_changes_on_resume(parser, argv, options)
+        parser.set_defaults(**options)
     elif pre.config:
         parser.set_defaults(**load_config(pre.config, parser))
     args = parser.parse_args(argv)
@@ -144,11 +146,70 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# what may differ when a run is resumed: where the data lives, how it is shown, which hardware
+CHANGEABLE_ON_RESUME = {"resume", "config", "data_dir", "progress_bar", "num_workers", "checkpoint_every_n_steps",
+                        "accelerator", "devices", "strategy", "num_nodes"}
+
+
+def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | None, saved: dict) -> None:
+    """A resumed run continues the run it was: a flag that would change what its checkpoint was
+    built with (--lora-r, --method, ...) is refused, not half-applied."""
+    explicit = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            explicit._add_action(_without_default(action))
+    given, _ = explicit.parse_known_args(argv)
+    for dest, value in vars(given).items():
+        if dest not in CHANGEABLE_ON_RESUME and dest in saved and saved[dest] != value:
+            flag = "--" + dest.replace("_", "-")
+            raise UsageError(f"--resume continues the run as it was started: it has {flag} {saved[dest]}, not "
+                             f"{value}; start a new run (another --run-name) to change it")
+
+
+def _without_default(action: argparse.Action) -> argparse.Action:
+    import copy
+
+    action = copy.copy(action)
+    action.default = argparse.SUPPRESS
+    action.required = False
+    return action
+
+
+def coerce_config_value(action: argparse.Action, value, path: str):
+    """A YAML value checked and converted as argparse would convert the flag's text."""
+    flag = action.option_strings[-1] if action.option_strings else action.dest
+    if value is None:
+        return None
+    if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):  # store_true and --x/--no-x
+        if not isinstance(value, bool):
+            raise UsageError(f"config file {path}: {action.dest} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, (list, dict)) or isinstance(value, bool):
+        raise UsageError(f"config file {path}: {action.dest} must be a single value like {flag} takes, got {value!r}")
+    if action.type in (int, float):
+        try:
+            converted = action.type(value)
+        except (TypeError, ValueError):
+            converted = None
+        if converted is None or (action.type is int and float(value) != converted):
+            kind = "an integer" if action.type is int else "a number"
+            raise UsageError(f"config file {path}: {action.dest} must be {kind}, got {value!r}")
+        value = converted
+    elif action.type is None and action.dest != "config":
+        value = str(value)
+    if action.choices is not None and value not in action.choices:
+        raise UsageError(f"config file {path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, "
+                         f"got {value!r}")
+    return value
+
+
 def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise UsageError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read config file {path}: {err}") from None
     except yaml.YAMLError as err:
         raise UsageError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(values, dict):
@@ -158,9 +219,8 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
     unknown = sorted(set(config) - known - {"config"})
     if unknown:
         raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; see python train.py --help")
-    if config.get("method") not in (None, *METHODS):
-        raise UsageError(f"config file {path}: method must be one of {', '.join(METHODS)}")
-    return config
+    actions = {a.dest: a for a in parser._actions}
+    return {k: coerce_config_value(actions[k], v, path) for k, v in config.items() if k != "config"}
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -188,6 +248,8 @@ def check_args(args: argparse.Namespace) -> None:
         (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
         (args.max_steps == -1 or args.max_steps > 0, f"--max-steps must be > 0 or -1, got {args.max_steps}"),
         (0 <= args.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}"),
+        (0 <= args.weight_decay < float("inf"), f"--weight-decay must be >= 0, got {args.weight_decay}"),
+        (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
         (0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
         (args.patience >= 0, f"--patience must be >= 0, got {args.patience}"),
         (args.eval_batch_size > 0, f"--eval-batch-size must be > 0, got {args.eval_batch_size}"),

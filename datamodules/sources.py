@@ -79,8 +79,15 @@ def read_lines(path: Path) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
+MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long review; far beyond any max_length
+
+
 def read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+    csv.field_size_limit(MAX_CELL)
+    try:
+        return list(csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+    except csv.Error as err:
+        raise UsageError(f"{path} is not a readable {'CSV' if delimiter == ',' else 'TSV'} file ({err})") from None
 
 
 def read_records(path: Path) -> list[dict]:
@@ -90,24 +97,36 @@ def read_records(path: Path) -> list[dict]:
         return read_table(path, "," if suffix == ".csv" else "\t")
     if suffix in (".json", ".jsonl"):
         text = read_text(path)
-        try:
-            if suffix == ".jsonl":
-                return [json.loads(line) for line in text.splitlines() if line.strip()]
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UsageError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
-        data = data.get("data", data) if isinstance(data, dict) else data
+        if suffix == ".jsonl":
+            data = []
+            for number, line in enumerate(text.split("\n"), start=1):
+                if line.strip():
+                    try:
+                        data.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise UsageError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
+            data = data.get("data", data) if isinstance(data, dict) else data
         if not isinstance(data, list):
             raise UsageError(f"{path} must hold a list of records (or {{\"data\": [...]}})")
+        for number, row in enumerate(data, start=1):
+            if not isinstance(row, dict):
+                raise UsageError(f"{path}: record {number} is not an object with named fields "
+                                 f"(got {type(row).__name__}); each record needs the text and label fields")
         return data
     raise UsageError(f"unsupported data file type {suffix!r} for {path}; use .csv, .tsv, .json or .jsonl")
 
 
 def column(rows: list[dict], name: str, path: Path, option: str) -> list:
-    if rows and name not in rows[0]:
-        raise UsageError(
-            f"column {name!r} not in {path} (columns: {', '.join(map(str, rows[0]))}); pass {option}"
-        )
+    for number, row in enumerate(rows, start=1):
+        if name not in row:
+            where = f"{path}" if number == 1 else f"record {number} of {path}"
+            raise UsageError(f"column {name!r} not in {where} (columns: {', '.join(map(str, row))}); "
+                             f"pass {option}" + ("" if number == 1 else " or fix the record"))
     return [row[name] for row in rows]
 
 
@@ -176,6 +195,9 @@ def make_split(texts: list[str], labels: list, where: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict(
         {"text": [texts[i] for i in keep], "label": [labels[i] for i in keep]}
     )
+
+
+MIN_ROWS = 20  # a file split 80/10/10 needs at least a couple of rows in validation and test
 
 
 def split_off(ds: datasets.Dataset, fraction: float, stratify: bool) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -329,6 +351,9 @@ def local_file(path: Path, text_column: str, label_column: str) -> LabelledData:
         raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct label(s); need at least 2")
     index = {name: i for i, name in enumerate(names)}
     full = make_split(texts, [index[x] for x in raw_labels], str(path))
+    if len(full) < MIN_ROWS:
+        raise UsageError(f"{path} has {len(full)} usable rows; at least {MIN_ROWS} are needed to split off "
+                         "validation and test (10% each)")
     rest, test = split_off(full, 0.1, stratify=_can_stratify(full))
     train, val = split_off(rest, 1 / 9, stratify=_can_stratify(rest))
     return LabelledData({"train": train, "validation": val, "test": test}, names)

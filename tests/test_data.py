@@ -196,3 +196,16 @@ def test_label_text_keeps_names_and_real_fractions_apart():
     assert [label_text(x) for x in (1, 1.0, "1.0", " 1 ", "-2", -2.0)] == ["1", "1", "1", "1", "-2", "-2"]
     assert [label_text(x) for x in (0.5, "0.5", "joy", " joy ", "1e3")] == ["0.5", "0.5", "joy", "joy", "1e3"]
     assert [label_text(x) for x in (None, "", "  ", float("nan"))] == [None, None, None, None]
+
+
+def test_a_csv_cell_over_csvs_default_limit_loads(tmp_path):
+    long_review = "word " * 40_000  # 200 KB: over csv's 128 KB field limit, as a long review can be
+    rows = [(long_review if i == 0 else f"short text {i}", "ab"[i % 2]) for i in range(30)]
+    path = tmp_path / "long.csv"
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    data = load_labelled_data(str(path))
+    texts = [t for split in data.splits.values() for t in split["text"]]
+    assert len(texts) == 30 and long_review in texts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def load_classifier(
             problem_type="multi_label_classification" if multi_label else "single_label_classification",
             ignore_mismatched_sizes=True,
         )
+    except pickle.UnpicklingError:
+        raise UsageError(f"refusing {model_dir}: its weights file holds pickled objects other than tensors, which "
+                         "could run code; convert it to safetensors where you trust it") from None
     except (OSError, ValueError, SafetensorError) as err:
         raise UsageError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
     saved = trained_label_names(model_dir)

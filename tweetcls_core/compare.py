@@ -8,16 +8,24 @@ Markdown, CSV and JSON beside the runs, and to TensorBoard (text and figures) in
 from __future__ import annotations
 
 import csv
-import json
 import statistics
+import sys
 from pathlib import Path
 
 from tweetcls_core.errors import UsageError
-from tweetcls_core.runs import RESULTS_FILE, write_json
+from tweetcls_core.atomic import write_text_atomic
+from tweetcls_core.runs import RESULTS_FILE, read_results, write_json
 
 
 def run_record(path: Path) -> dict:
-    r = json.loads(path.read_text())
+    """One row of the table from a run's results.json; a file train.py did not write is a UsageError."""
+    try:
+        return _record(read_results(path.parent), path)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise UsageError(f"{path} lacks what train.py writes ({type(err).__name__}: {err})") from None
+
+
+def _record(r: dict, path: Path) -> dict:
     cfg = r.get("config", {})
     info = r.get("distill") or {}
     layers = info.get("layers")
@@ -112,10 +120,17 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
     paths = sorted(folder.rglob(RESULTS_FILE)) + [Path(d) / RESULTS_FILE for d in also]
     if not paths:
         raise UsageError(f"no runs under {folder} (no {RESULTS_FILE} found); pass the --output-dir of train.py")
-    records = [run_record(p) for p in paths]
+    records = []
+    for path in paths:
+        try:
+            records.append(run_record(path))
+        except UsageError as err:  # one broken run must not take the whole table down
+            print(f"warning: skipping {path.parent}: {err}", file=sys.stderr)
+    if not records:
+        raise UsageError(f"no readable runs under {folder}; every {RESULTS_FILE} found was skipped")
     rows = group_by_configuration(records)
     markdown = comparison_markdown(rows)
-    (folder / "comparison.md").write_text(markdown + "\n")
+    write_text_atomic(folder / "comparison.md", markdown + "\n")
     with open(folder / "comparison.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(records[0]))
         writer.writeheader()

@@ -133,6 +133,11 @@ def read_results(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise UsageError(f"{run_dir} holds no run ({RESULTS_FILE} missing); pass a directory written by train.py")
     try:
-        return json.loads(path.read_text())
+        results = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise UsageError(f"{path} is corrupt ({err.msg} at line {err.lineno})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+    if not isinstance(results, dict):
+        raise UsageError(f"{path} is not a JSON object; it was not written by train.py")
+    return results
