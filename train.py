@@ -337,7 +337,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     module = make_module(args, method, model, teacher, data)
     trainer, best_checkpoint, last_checkpoint, clock = make_trainer(args, run_dir, extra_callbacks)
     if resume_from is None:  # a resumed run continues the TensorBoard run it already has
-        log_run_start(trainer.logger, args, info, data)
+        log_run_start(trainer.logger, info)
     fit(trainer, module, datamodule, resume_from, run_dir, last_checkpoint.path, args.lr)
     best = best_checkpoint.best_model_path or None
     val, test, tuning = score(args, trainer, module, datamodule, data, best)
@@ -355,9 +355,11 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         "val": val, "test": test, "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
         "config": vars(args),
     }
+    if module.test_tensors.get("confusion") is not None:
+        results["test"]["confusion_matrix"] = module.test_tensors["confusion"].tolist()  # true label by row
     if trainer.is_global_zero:
         export(args, method, module.model, tokenizer, run_dir, results)
-        log_run_end(trainer, results)
+        log_run_end(trainer, results, module.test_tensors, data)
     return results
 
 
@@ -514,22 +516,15 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     return trainer, best, last, clock
 
 
-FINAL_KEYS = ("hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
-              "hp/fit_seconds", "hp/params_trainable")
+def log_run_start(logger, info: dict) -> None:
+    """Parameter counts and the review layout, once, at the start of a new run (the hyperparameters
+    go in with the final metrics at the end: see tweetcls_core/review.py)."""
+    from tweetcls_core.review import log_layout
 
-
-def log_run_start(logger, args: argparse.Namespace, info: dict, data) -> None:
-    """Hyperparameters and parameter counts, once, at the start of a new run."""
     total, trainable = info["params_total"], info["params_trainable"]
-    hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
-    hparams |= {"params_total": total, "params_trainable": trainable, "task_metric": data.metric_name}
-    if info["distill"]:
-        d = info["distill"]
-        hparams |= {"teacher": d["teacher"], "student_layers": str(d["layers"]), "teacher_params": d["teacher_params"],
-                    "student_to_teacher_params": d["student_to_teacher_params"]}
-    logger.log_hyperparams(hparams, {k: 0.0 for k in FINAL_KEYS})
     logger.log_metrics({"params/total": total, "params/trainable": trainable,
                         "params/trainable_pct": 100.0 * trainable / total}, step=0)
+    log_layout(logger.experiment)
 
 
 def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, last_checkpoint: str, lr: float) -> None:
@@ -589,13 +584,17 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     write_json(run_dir / "results.json", results)
 
 
-def log_run_end(trainer, results: dict) -> None:
-    """The final metrics, once, as the values they are."""
-    trainer.logger.log_metrics({
-        "hp/val_task_metric": results["val"]["task_metric"], "hp/test_task_metric": results["test"]["task_metric"],
-        "hp/test_accuracy": results["test"].get("accuracy", results["test"].get("exact_match", 0.0)),
-        "hp/test_macro_f1": results["test"]["macro_f1"], "hp/fit_seconds": results["fit_seconds"],
-        "hp/params_trainable": results["params_trainable"]}, step=trainer.global_step)
+def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:
+    """HPARAMS with the final metrics (one point each), the test pictures and the summary, once."""
+    import torch
+
+    from tweetcls_core.review import final_metrics, log_hparams, log_pictures, log_summary, review_hparams
+
+    writer, step = trainer.logger.experiment, trainer.global_step
+    log_hparams(writer, review_hparams(results["config"], results), final_metrics(results), step)
+    frequency = torch.tensor(data.splits["train"]["label"]).float().mean(dim=0) if data.multi_label else None
+    log_pictures(writer, test_tensors, data.label_names, step, frequency)
+    log_summary(writer, results, step)
     trainer.logger.finalize("success")
 
 
@@ -626,21 +625,9 @@ def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -
 
 
 def print_summary(results: dict) -> None:
-    metric = results["task_metric"]
-    print(f"\nrun directory: {results['run_dir']}")
-    print(f"  {results['method']} on {results['dataset']} with {results['model']} (seed {results['seed']})")
-    print(f"  parameters: {results['params_trainable']:,} trainable of {results['params_total']:,}"
-          f" ({results['trainable_pct']:.2f}%)")
-    print(f"  training: {results['fit_seconds']:.1f} s, {results['train_samples_per_sec']:.1f} samples/s,"
-          f" {results['epochs']} epochs, {results['steps']} steps")
-    if "inference" in results:
-        inf = results["inference"]
-        print(f"  CPU inference: {inf['latency_p50_ms']:.0f} ms per batch of {inf['batch_size']} x {inf['seq_len']}"
-              f" ({inf['throughput_per_s']:.0f} samples/s, {inf['threads']} threads)")
-    for split in ("val", "test"):
-        scores = results[split]
-        extra = ", ".join(f"{k} {scores[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1", "micro_f1") if k in scores)
-        print(f"  {split}: {metric} {scores['task_metric']:.4f} ({extra})")
+    from tweetcls_core.review import summary_lines
+
+    print("\n" + "\n".join(summary_lines(results)))
     print(f"  TensorBoard: tensorboard --logdir {Path(results['run_dir']).parent}")
 
 

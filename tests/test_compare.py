@@ -83,3 +83,19 @@ def test_models_are_labelled_by_name_and_a_runs_model_folder_by_its_run():
     assert model_label("runs/suites/intermediate/intermediate-minilm-go_emotions-s0/model") == \
         "intermediate-minilm-go_emotions-s0"
     assert model_label("runs/teacher-odd/") == "teacher-odd"
+
+
+def test_comparison_figure_names_every_row_of_a_large_table():
+    from tweetcls_core.compare import comparison_figure
+
+    rows = [{"method": "distill", "model": f"teacher-{i}", "layers": ",".join(map(str, range(i % 6 + 1))),
+             "lora": "", "kd": "logits T=2 a=0.5", "lr": 5e-5, "dataset": "tweet_eval/emotion",
+             "params_trainable": 1_000_000 * (i + 1), "latency_ms": 50.0 + i, "test_metric": 0.7 + i / 100,
+             "test_metric_sd": 0.01} for i in range(12)]
+    fig = comparison_figure(rows)
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert len(texts) == 12 and len(set(texts)) == 12  # one distinct entry per row: nothing lost to overlap
+    assert texts[0].startswith("1. distill teacher-0 0 ") and texts[11].startswith("12. ")
+    numbers = {a.get_text() for ax in fig.axes for a in ax.texts}
+    assert numbers == {str(i) for i in range(1, 13)}

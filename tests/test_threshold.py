@@ -35,3 +35,18 @@ def test_train_reports_val_and_test_at_the_tuned_threshold(tiny_model_dir, share
     fixed = json.loads((tmp_path / "fixed" / "results.json").read_text())
     assert fixed["threshold"] == 0.5 and fixed["threshold_tuning"] == {}
     assert fixed["val"]["task_metric"] == pytest.approx(by_threshold["0.5"], abs=1e-6)  # same seed, same model
+
+    # the tuned threshold travels with the saved model: every loader, and so evaluate.py, uses it
+    from tweetcls import load_run
+
+    plain = load_run(tmp_path / "tuned" / "model")
+    assert plain.multi_label and plain.threshold == tuned["threshold"]
+    # multi-label pictures: per-label F1 (against frequency), and no single-label confusion matrix
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    images = set()
+    for path in (tmp_path / "tuned").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(path), size_guidance={"images": 0})
+        acc.Reload()
+        images |= set(acc.Tags()["images"])
+    assert "test/per_class_f1" in images and "test/confusion_matrix" not in images

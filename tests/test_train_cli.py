@@ -70,7 +70,16 @@ def test_saved_model_is_merged_and_reproduces_test_metrics(lora_run, capsys):
     assert "macro_f1" in capsys.readouterr().out
 
 
-def test_tensorboard_has_params_time_and_real_hparams(lora_run):
+def event_accumulators(run_dir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path), size_guidance={"images": 0, "tensors": 0})
+        acc.Reload()
+        yield acc
+
+
+def test_tensorboard_has_params_time_and_final_metrics_once(lora_run):
     values = scalars(lora_run)
     results = json.loads((lora_run / "results.json").read_text())
     assert values["params/trainable"] == [results["params_trainable"]]
@@ -78,19 +87,53 @@ def test_tensorboard_has_params_time_and_real_hparams(lora_run):
     assert values["time/fit_seconds"][0] > 0
     assert any(tag.startswith("lr-") for tag in values)
     assert "train/loss_step" in values and "val/task_metric" in values
-    # HPARAMS shows the latest value: the placeholder 0 at step 0, then the real metric
-    assert values["hp/test_task_metric"] == [0.0, pytest.approx(results["test"]["task_metric"])]
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    # a final metric is one point, the value itself: no placeholder for smoothing to draw a ramp from
+    finals = {tag: v for tag, v in values.items() if tag.startswith("hp/")}
+    assert len(finals) == 7 and all(len(v) == 1 for v in finals.values()), finals
+    assert finals["hp/test_task_metric"] == [pytest.approx(results["test"]["task_metric"])]
+    assert finals["hp/val_task_metric"] == [pytest.approx(results["val"]["task_metric"])]
+    assert finals["hp/cpu_latency_ms"] == [pytest.approx(results["inference"]["latency_p50_ms"])]
 
-    plugins = set()
-    for events in lora_run.glob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(events))
-        acc.Reload()
+
+def test_hparams_open_with_method_model_and_dataset_and_leave_paths_out(lora_run):
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    experiments = []
+    for acc in event_accumulators(lora_run):
         try:
-            plugins |= set(acc.PluginTagToContent("hparams"))
+            content = acc.PluginTagToContent("hparams")
         except KeyError:  # validate/test write event files of their own, without hparams
+            continue
+        if "_hparams_/experiment" in content:
+            experiments.append(HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment)
+    assert len(experiments) == 1  # written once, at the end
+    infos = sorted(experiments[0].hparam_infos, key=lambda h: h.name)  # TensorBoard's order: by name
+    assert [h.display_name for h in infos][:5] == ["method", "model", "dataset", "lr", "epochs"]
+    names = {h.display_name for h in infos}
+    assert {"seed", "lora_r", "lora_alpha", "lora_targets"} <= names
+    assert not names & {"output_dir", "data_dir", "accelerator", "checkpoint_every_n_steps", "config", "run_name"}
+    metrics = {m.name.tag for m in experiments[0].metric_infos}
+    assert {"hp/test_task_metric", "hp/val_task_metric", "hp/params_trainable", "hp/fit_seconds"} <= metrics
+
+
+def test_run_pictures_and_summary_in_tensorboard(lora_run):
+    results = json.loads((lora_run / "results.json").read_text())
+    images, texts, layouts = set(), set(), set()
+    for acc in event_accumulators(lora_run):
+        images |= set(acc.Tags()["images"])
+        texts |= set(acc.Tags()["tensors"])
+        try:
+            layouts |= set(acc.PluginTagToContent("custom_scalars"))
+        except KeyError:
             pass
-    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    assert {"test/confusion_matrix", "test/per_class_f1"} <= images
+    assert any(tag.startswith("summary") for tag in texts)
+    assert layouts  # the review layout: train vs val loss, val task metric
+    confusion = results["test"]["confusion_matrix"]
+    n = len(results["label_names"])
+    assert len(confusion) == n and all(len(row) == n for row in confusion)
+    correct = sum(confusion[i][i] for i in range(n))
+    assert correct / sum(map(sum, confusion)) == pytest.approx(results["test"]["accuracy"])
 
 
 def test_full_fine_tuning_learns_the_tiny_task(tiny_model_dir, tiny_csv, tmp_path):

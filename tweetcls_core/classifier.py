@@ -51,6 +51,7 @@ class TextClassifier(L.LightningModule):
         self.test_metrics = build_metrics(n, multi_label, threshold)
         self.adapter_only_checkpoints = adapter_only_checkpoints
         self.strict_loading = not adapter_only_checkpoints
+        self.test_tensors: dict[str, torch.Tensor] = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.model(**self.model_inputs(batch)).logits
@@ -87,9 +88,11 @@ class TextClassifier(L.LightningModule):
 
     def _eval_epoch_end(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        scalars = metric_scalars(metrics.compute(), self.label_names,
-                            self.hparams.metric, self.hparams.metric_classes or [])
+        computed = metrics.compute()
+        scalars = metric_scalars(computed, self.label_names, self.hparams.metric, self.hparams.metric_classes or [])
         metrics.reset()
+        if stage == "test":  # per-class F1 and the confusion matrix, for the pictures of the run
+            self.test_tensors = {k: v.detach().cpu() for k, v in computed.items() if v.numel() > 1}
         for name, value in scalars.items():
             # values are already reduced across processes by torchmetrics
             self.log(f"{stage}/{name}", value, prog_bar=name == "task_metric")

@@ -140,29 +140,51 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
     return {"rows": rows, "runs": records, "markdown": markdown, "folder": str(folder)}
 
 
-def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
-    """The table as text, and test metric vs trainable parameters and vs CPU inference latency."""
+def row_label(row: dict) -> str:
+    """How a row is named in the figure: method, model, and what else sets it apart."""
+    parts = [row["method"], model_label(row["model"]), row["layers"] or row["lora"], row["kd"],
+             f"lr {row['lr']:g}" if row["lr"] is not None else ""]
+    return " ".join(p for p in parts if p)
+
+
+def comparison_figure(rows: list[dict]):
+    """Test metric against trainable parameters and against CPU latency. Each row is a numbered
+    point explained in the legend, so 10+ rows stay readable (labels beside points overlap)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab20").colors
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5 + 0.12 * max(0, len(rows) - 10)))
+    for ax, key, label in ((axes[0], "params_trainable", "trainable parameters"),
+                           (axes[1], "latency_ms", "CPU inference ms per batch of 32 x 64")):
+        for number, r in enumerate(rows, start=1):
+            if r[key] is None:
+                continue
+            color = colors[(number - 1) % len(colors)]
+            ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o", color=color,
+                        label=f"{number}. {row_label(r)} ({r['dataset']})")
+            ax.annotate(str(number), (r[key], r["test_metric"]), fontsize=8, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test task metric (mean ± sd over seeds)")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
+    """The table as text, and the comparison figure (also saved as PNG beside the table)."""
+    import matplotlib.pyplot as plt
     from torch.utils.tensorboard import SummaryWriter
 
+    fig = comparison_figure(rows)
+    fig.savefig(log_dir.parent / "comparison.png", dpi=90, bbox_inches="tight")
     with SummaryWriter(str(log_dir)) as writer:
         writer.add_text("comparison/table", markdown)
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, key, label, log in ((axes[0], "params_trainable", "trainable parameters", True),
-                                    (axes[1], "latency_ms", "CPU inference ms per batch of 32 x 64", True)):
-            for r in rows:
-                if r[key] is None:
-                    continue
-                ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o")
-                ax.annotate(f"{r['method']} {model_label(r['model'])} {r['layers'] or r['lora']}".strip(),
-                            (r[key], r["test_metric"]), fontsize=7)
-            ax.set_xscale("log" if log else "linear")
-            ax.set_xlabel(label)
-            ax.set_ylabel("test task metric")
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
         writer.add_figure("comparison/metric_vs_params_and_latency", fig)
-        plt.close(fig)
+    plt.close(fig)

@@ -7,6 +7,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassConfusionMatrix,
     MulticlassF1Score,
     MultilabelExactMatch,
     MultilabelF1Score,
@@ -22,6 +23,7 @@ def build_metrics(num_labels: int, multi_label: bool, threshold: float = 0.5) ->
             "exact_match": MultilabelExactMatch(num_labels, threshold=threshold),
         })
     return MetricCollection({
+        "confusion": MulticlassConfusionMatrix(num_labels),  # counts, true label by row (a picture, not a scalar)
         "accuracy": MulticlassAccuracy(num_labels, average="micro"),
         "macro_f1": MulticlassF1Score(num_labels, average="macro"),
         "weighted_f1": MulticlassF1Score(num_labels, average="weighted"),
