@@ -341,6 +341,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     fit(trainer, module, datamodule, resume_from, run_dir, last_checkpoint.path, args.lr)
     best = best_checkpoint.best_model_path or None
     val, test, tuning = score(args, trainer, module, datamodule, data, best)
+    calibration = {} if data.multi_label else calibrate(trainer, module, datamodule, best)
     results = {
         "method": args.method, "model": args.model, "model_path": str(model_dir),
         "dataset": args.dataset, "seed": args.seed, "task_metric": data.metric_name,
@@ -352,6 +353,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
         "head_bias": args.head_bias if data.multi_label else None,
         "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
+        "calibration": calibration,
         "val": val, "test": test, "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
         "config": vars(args),
     }
@@ -554,6 +556,21 @@ def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str
             tuning)
 
 
+def calibrate(trainer, module, datamodule, best: str | None) -> dict:
+    """Temperature scaling fitted on val's logits, with ECE on test before and after
+    (tweetcls_core/calibration.py); predictions and metrics are unchanged by it."""
+    import torch
+
+    from tweetcls_core.calibration import calibration_report
+
+    def logits_and_labels(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = trainer.predict(module, dataloaders=datamodule.split_dataloader(split), ckpt_path=best,
+                                  weights_only=True)
+        return torch.cat([o["logits"] for o in outputs]).float(), torch.cat([o["labels"] for o in outputs])
+
+    return calibration_report(logits_and_labels("validation"), logits_and_labels("test"))
+
+
 def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: Path, results: dict) -> None:
     """adapter/ (LoRA), model/ (plain fp32, LoRA merged), then results.json, which marks a finished run.
     Each folder appears whole or not at all."""
@@ -561,8 +578,11 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     from tweetcls_core.latency import cpu_latency
     from tweetcls_core.runs import environment, write_json
 
+    # the decision rule travels with every saved form (model/, int8 variants, ONNX)
     if results["multi_label"]:
-        model.config.multi_label_threshold = results["threshold"]  # travels with every saved form
+        model.config.multi_label_threshold = results["threshold"]
+    if results["calibration"]:
+        model.config.calibration_temperature = results["calibration"]["temperature"]
     if method.adapters:
         from lora import merge_lora, save_adapter
 
@@ -570,7 +590,8 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
             save_adapter(model, folder, extra={
                 "base_model": args.model, "base_model_path": results["model_path"], "method": args.method,
                 "label_names": results["label_names"], "multi_label": results["multi_label"],
-                "pooling": results["pooling"], "threshold": results["threshold"]})
+                "pooling": results["pooling"], "threshold": results["threshold"],
+                "temperature": (results["calibration"] or {}).get("temperature")})
         merge_lora(model)
     if method.int8_base:  # the saved model is plain fp32: dequantized base + update
         from compress.int8_base import dequantize_linears

@@ -107,6 +107,9 @@ def test_a_real_runs_adapter_gives_its_model_logits(tiny_model_dir, tiny_csv, tm
     assert adapter.label_names == run.label_names and adapter.pooling == run.pooling
     # the same merge of the same factors on the same (int8-rounded, for qlora) base: the same numbers
     assert torch.equal(logits(adapter), logits(run))
+    # the temperature fitted on val travels with both forms
+    fitted = json.loads((tmp_path / method / "results.json").read_text())["calibration"]["temperature"]
+    assert fitted > 0 and run.temperature == pytest.approx(fitted) and adapter.temperature == pytest.approx(fitted)
     config = json.loads((tmp_path / method / "adapter" / "adapter_config.json").read_text())
     assert config["method"] == method and config["base_model_path"] == str(tiny_model_dir)
 

@@ -42,6 +42,7 @@ class LoadedRun:
     multi_label: bool
     threshold: float | None  # multi-label decision threshold (tuned on val when the run did); None: argmax
     pooling: str
+    temperature: float  # softmax temperature fitted on val (1.0 where none was fitted)
     kind: str  # "run", "adapter", "int8" or "model"
     path: Path  # the folder the weights came from
     results: dict = field(default_factory=dict)  # the run's results.json, where there is a run
@@ -88,7 +89,7 @@ def _from_model_dir(model_dir: Path) -> LoadedRun:
     labels = config_label_names(config)
     model = load_classifier(model_dir, labels, multi_label)
     return LoadedRun(model.eval(), load_tokenizer(model_dir), labels, multi_label, _threshold(config),
-                     model.config.pooling, "model", model_dir)
+                     model.config.pooling, _temperature(config), "model", model_dir)
 
 
 def _from_int8(folder: Path) -> LoadedRun:
@@ -96,7 +97,7 @@ def _from_int8(folder: Path) -> LoadedRun:
     model = load_int8(folder)
     multi_label = config.problem_type == MULTI_LABEL
     return LoadedRun(model.eval(), load_tokenizer(folder), config_label_names(config), multi_label,
-                     _threshold(config), model.config.pooling, "int8", folder)
+                     _threshold(config), model.config.pooling, _temperature(config), "int8", folder)
 
 
 def _from_adapter(folder: Path) -> LoadedRun:
@@ -127,8 +128,9 @@ def _from_adapter(folder: Path) -> LoadedRun:
 
         dequantize_linears(model)
     threshold = saved.get("threshold", run.get("threshold") if multi_label else None)
+    temperature = float((run.get("calibration") or {}).get("temperature", saved.get("temperature") or 1.0))
     return LoadedRun(model.eval(), load_tokenizer(base_dir), labels, multi_label, threshold, model.config.pooling,
-                     "adapter", folder, run)
+                     temperature, "adapter", folder, run)
 
 
 def _config(folder: Path):
@@ -136,6 +138,10 @@ def _config(folder: Path):
         return AutoConfig.from_pretrained(str(folder))
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read the model config in {folder}: {str(err).splitlines()[0]}") from None
+
+
+def _temperature(config) -> float:
+    return float(getattr(config, "calibration_temperature", None) or 1.0)
 
 
 def _threshold(config) -> float | None:

@@ -111,7 +111,8 @@ class TextClassifier(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Probabilities; and the labels, when the batch has them (unlabelled text predicts too)."""
-        out = {"probs": softmax_or_sigmoid(self(batch), self.multi_label)}
+        logits = self(batch)
+        out = {"logits": logits, "probs": softmax_or_sigmoid(logits, self.multi_label)}
         if "labels" in batch:
             out["labels"] = batch["labels"]
         return out
