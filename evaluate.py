@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "validation", "val", "test"))
     p.add_argument("--text-column", default=None)
     p.add_argument("--label-column", default=None)
+    p.add_argument("--encoding", default=None, help="text encoding of a local data file (default: the run's, else utf-8)")
     p.add_argument("--max-length", type=int, default=None, help="default: the run's --max-length, else 128")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--max-eval-samples", type=int, default=None)
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> dict:
         max_train_samples=args.max_eval_samples if args.split == "train" else None,
         text_column=args.text_column or config.get("text_column", "text"),
         label_column=args.label_column or config.get("label_column", "label"),
+        encoding=args.encoding or config.get("encoding", "utf-8"),
     )
     data = datamodule.load()
     check_trained_labels(loaded, dataset, data)

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
     p.add_argument("--text-column", default="text", help="text column of a local data file")
     p.add_argument("--label-column", default="label", help="label column of a local data file")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of a local data file (e.g. latin-1, cp1252)")
     p.add_argument("--max-length", type=int, default=128, help="truncate inputs to this many tokens")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--eval-batch-size", type=int, default=128)
@@ -389,6 +390,7 @@ def load_data(args: argparse.Namespace, model_dir: Path):
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, seed=args.seed,
         max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
         text_column=args.text_column, label_column=args.label_column, num_workers=args.num_workers,
+        encoding=args.encoding,
     )
     return tokenizer, datamodule, datamodule.load()
 

@@ -58,22 +58,26 @@ def default_data_dir() -> Path | None:
 # ---------------------------------------------------------------- reading files
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The file's text; a UTF-8 byte-order mark is dropped. Another encoding is one flag away."""
     if not path.is_file():
-        raise UsageError(f"data file {path} not found; check --data-dir (or ${DATA_DIR_ENV})")
+        raise UsageError(f"data file {path} not found; check the path, --data-dir (or ${DATA_DIR_ENV})")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+                              else encoding)
+    except LookupError:
+        raise UsageError(f"unknown --encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252") from None
     except UnicodeDecodeError as err:
         raise UsageError(
-            f"data file {path} is not UTF-8 (byte {err.start}); convert it, e.g. iconv -f latin1 -t utf-8"
+            f"data file {path} is not {encoding} (byte {err.start}); pass its encoding, e.g. --encoding latin-1"
         ) from None
     except OSError as err:
         raise UsageError(f"cannot read data file {path}: {err.strerror}") from None
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
     # split on "\n" only: str.splitlines would also break at U+2028 and friends inside tweets
-    lines = read_text(path).split("\n")
+    lines = read_text(path, encoding).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
@@ -82,21 +86,21 @@ def read_lines(path: Path) -> list[str]:
 MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long review; far beyond any max_length
 
 
-def read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
+def read_table(path: Path, delimiter: str, encoding: str = "utf-8") -> list[dict[str, str]]:
     csv.field_size_limit(MAX_CELL)
     try:
-        return list(csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+        return list(csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter))
     except csv.Error as err:
         raise UsageError(f"{path} is not a readable {'CSV' if delimiter == ',' else 'TSV'} file ({err})") from None
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
     """Rows of a .csv, .tsv, .json (a list, or {"data": list}) or .jsonl file."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return read_table(path, "," if suffix == ".csv" else "\t")
+        return read_table(path, "," if suffix == ".csv" else "\t", encoding)
     if suffix in (".json", ".jsonl"):
-        text = read_text(path)
+        text = read_text(path, encoding)
         if suffix == ".jsonl":
             data = []
             for number, line in enumerate(text.split("\n"), start=1):
@@ -339,9 +343,9 @@ def _from_hub(hub_id: str, config: str, metric: str, classes: list[str], name: s
     return LabelledData(splits, names, multi_label=multi, metric=metric, metric_classes=classes)
 
 
-def local_file(path: Path, text_column: str, label_column: str) -> LabelledData:
+def local_file(path: Path, text_column: str, label_column: str, encoding: str = "utf-8") -> LabelledData:
     """Any CSV/TSV/JSON/JSONL file: labels are the sorted distinct values of the label column."""
-    rows = read_records(path)
+    rows = read_records(path, encoding)
     if not rows:
         raise UsageError(f"{path} holds no rows")
     texts = column(rows, text_column, path, "--text-column")
@@ -375,8 +379,9 @@ def load_labelled_data(
     data_dir: str | Path | None = None,
     text_column: str = "text",
     label_column: str = "label",
+    encoding: str = "utf-8",
 ) -> LabelledData:
-    """Load a named dataset, or a local data file when ``name`` is a path to one."""
+    """Load a named dataset, or a local data file (read in ``encoding``) when ``name`` is a path to one."""
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir or ${DATA_DIR_ENV}")
@@ -385,7 +390,7 @@ def load_labelled_data(
     elif name in NAMED:
         data = NAMED[name](data_dir)
     elif Path(name).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl"):
-        data = local_file(Path(name), text_column, label_column)
+        data = local_file(Path(name), text_column, label_column, encoding)
     else:
         raise UsageError(f"unknown dataset {name!r}; use one of {', '.join(known_datasets())}, "
                          f"or a .csv/.tsv/.json/.jsonl file")

@@ -37,6 +37,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         label_column: str = "label",
         num_workers: int = 0,
         group_by_length: bool = True,
+        encoding: str = "utf-8",
     ) -> None:
         super().__init__()
         if max_length <= 0:
@@ -59,6 +60,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.label_column = label_column
         self.num_workers = num_workers
         self.group_by_length = group_by_length
+        self.encoding = encoding
         self.lengths: dict[str, list[int]] = {}
         self.texts: dict[str, list[str]] = {}
         self._resume_at: tuple[int, int] | None = None
@@ -78,7 +80,8 @@ class TextClassificationDataModule(L.LightningDataModule):
     def load(self) -> LabelledData:
         """Read the raw splits (no tokenization); cheap enough to call before the model exists."""
         if self.data is None:
-            self.data = load_labelled_data(self.dataset_name, self.data_dir, self.text_column, self.label_column)
+            self.data = load_labelled_data(self.dataset_name, self.data_dir, self.text_column, self.label_column,
+                                           self.encoding)
         return self.data
 
     def setup(self, stage: str | None = None) -> None:

@@ -110,10 +110,15 @@ def test_label_outside_the_label_set(shared_data, tmp_path):
         load_labelled_data("tweet_eval/emotion", tmp_path)
 
 
-def test_non_utf8_file(tmp_path):
-    path = write(tmp_path / "d.csv", "text,label\ncaf\u00e9,0\n", encoding="latin-1")
-    with pytest.raises(UsageError, match="is not UTF-8"):
+def test_non_utf8_file_names_the_encoding_option_which_reads_it(tmp_path):
+    rows = "text,label\n" + "".join(f"caf\u00e9 cr\u00e8me number {i},{'ab'[i % 2]}\n" for i in range(30))
+    path = write(tmp_path / "d.csv", rows, encoding="latin-1")
+    with pytest.raises(UsageError, match="is not utf-8 .*pass its encoding, e.g. --encoding latin-1"):
         load_labelled_data(str(path))
+    data = load_labelled_data(str(path), encoding="latin-1")
+    assert all("caf\u00e9 cr\u00e8me" in t for split in data.splits.values() for t in split["text"])
+    with pytest.raises(UsageError, match="unknown --encoding 'klingon'"):
+        load_labelled_data(str(path), encoding="klingon")
 
 
 def test_missing_file_and_unknown_dataset(tmp_path):

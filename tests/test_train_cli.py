@@ -206,7 +206,7 @@ def test_shipped_configs_parse(config):
 
 
 @pytest.mark.parametrize("content, extra, message", [
-    ("text,label\ncaf\u00e9 au lait,0\n".encode("latin-1"), [], "is not UTF-8"),
+    ("text,label\ncaf\u00e9 au lait,0\n".encode("latin-1"), [], "is not utf-8 (byte 14); pass its encoding, e.g. --encoding"),
     (b"tweet,label\nhello,0\n", [], "column 'text' not in"),
     (b"text,label\nhello,0\n", ["--label-column", "sentiment"], "column 'sentiment' not in"),
     (b"text,label\n ,0\n\t,1\n", [], "has no non-empty texts"),
