@@ -10,5 +10,6 @@ all load them the same way.
 """
 
 from tweetcls.loader import LoadedRun, load_run
+from tweetcls.predictor import Predictor
 
-__all__ = ["LoadedRun", "load_run"]
+__all__ = ["LoadedRun", "Predictor", "load_run"]

@@ -1,0 +1,225 @@
+"""Classify new text with a trained model.
+
+    python predict.py runs/<run> "what a day" "so angry right now"
+    cat tweets.txt | python predict.py runs/<run>
+    python predict.py runs/<run> --input tweets.csv --text-column text --output predictions.csv
+    python predict.py runs/<run> --backend onnx-int8 --input tweets.txt --output out.jsonl --top-k 3
+    python predict.py runs/<run> --abstain-precision 0.9 "maybe"     # say "uncertain" below 90% precision
+
+RUN_OR_MODEL is a run directory, its adapter/, an int8 variant, an ONNX export folder or
+file, a model folder, or a model name. Each result row has the input's row id, the label,
+its probability and the labels' probabilities, in input order; an empty text gets a row
+marked empty. Output files appear whole or not at all. Bad input is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tweetcls_core.errors import StorageFull, UsageError
+
+BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
+INPUT_TYPES = (".txt", ".csv", ".tsv", ".json", ".jsonl")
+OUTPUT_TYPES = (".csv", ".jsonl")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p.add_argument("texts", nargs="*", help="texts to classify (default: --input, else one per line on stdin)")
+    p.add_argument("--input", default=None, help=f"a file of texts: {', '.join(INPUT_TYPES)}")
+    p.add_argument("--text-column", default="text", help="text column of a .csv/.tsv/.json/.jsonl input")
+    p.add_argument("--id-column", default="id", help="row id column of the input, if it has one (else the row number)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the input file (e.g. latin-1)")
+    p.add_argument("--output", default=None, help=f"write the predictions to a {' or '.join(OUTPUT_TYPES)} file")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch: fp32; int8: torch dynamic int8; onnx / onnx-int8: ONNX Runtime (exported on first use)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=None, help="report the k most probable labels (default: all)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    abstain = p.add_argument_group("abstaining (single-label runs)")
+    abstain.add_argument("--min-confidence", type=float, default=None,
+                         help="answer 'uncertain' when the top (calibrated) probability is below this")
+    abstain.add_argument("--abstain-precision", type=float, default=None,
+                         help="choose --min-confidence on the validation split for this precision, and save it "
+                              "with the run (abstain.json) for later predictions and the service")
+    p.add_argument("--data-dir", default=None, help="for --abstain-precision: the run's data (default: as trained)")
+    p.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    checks = [
+        (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
+        (args.top_k is None or args.top_k > 0, f"--top-k must be > 0, got {args.top_k}"),
+        (args.threads is None or args.threads > 0, f"--threads must be > 0, got {args.threads}"),
+        (args.min_confidence is None or 0 < args.min_confidence < 1,
+         f"--min-confidence must be in (0, 1), got {args.min_confidence}"),
+        (args.abstain_precision is None or 0 < args.abstain_precision <= 1,
+         f"--abstain-precision must be in (0, 1], got {args.abstain_precision}"),
+        (not (args.min_confidence is not None and args.abstain_precision is not None),
+         "give --min-confidence or --abstain-precision, not both"),
+        (not (args.texts and args.input), "give texts or --input, not both"),
+        (args.input is None or Path(args.input).suffix.lower() in INPUT_TYPES,
+         f"--input must be one of {', '.join(INPUT_TYPES)}, got {args.input}"),
+        (args.output is None or Path(args.output).suffix.lower() in OUTPUT_TYPES,
+         f"--output must be a {' or '.join(OUTPUT_TYPES)} file, got {args.output}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"--output {args.output} is a folder; give a file name")
+
+
+def read_inputs(args: argparse.Namespace) -> tuple[list, list[str]]:
+    """(row ids, texts) from the arguments, the input file or stdin, in order."""
+    from datamodules.sources import column, read_lines, read_records
+
+    if args.texts:
+        return list(range(1, len(args.texts) + 1)), list(args.texts)
+    if args.input:
+        path = Path(args.input)
+        if path.suffix.lower() == ".txt":
+            texts = read_lines(path, args.encoding)
+            return list(range(1, len(texts) + 1)), texts
+        rows = read_records(path, args.encoding)
+        texts = [t if isinstance(t, str) else "" for t in column(rows, args.text_column, path, "--text-column")]
+        ids = [row.get(args.id_column, n) for n, row in enumerate(rows, start=1)]
+        return ids, texts
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("no texts: give them as arguments, with --input FILE, or one per line on stdin")
+    texts = [line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding=args.encoding,
+                                                                 errors="strict")]
+    return list(range(1, len(texts) + 1)), texts
+
+
+def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
+    """--abstain-precision: the lowest confidence threshold reaching that precision on val; saved."""
+    import torch
+
+    from datamodules.sources import load_labelled_data
+    from tweetcls_core.atomic import write_text_atomic
+    from tweetcls_core.calibration import threshold_for_precision
+    from tweetcls_core.runs import read_results
+    from tweetcls.predictor import ABSTAIN_FILE
+
+    if predictor.multi_label:
+        raise UsageError("--abstain-precision is for single-label runs; a multi-label run uses its tuned threshold")
+    if predictor.run_dir is None:
+        raise UsageError("--abstain-precision needs a run directory (its validation data); use --min-confidence")
+    results = read_results(predictor.run_dir)
+    config = results.get("config", {})
+    data = load_labelled_data(results["dataset"], args.data_dir or config.get("data_dir"),
+                              config.get("text_column", "text"), config.get("label_column", "label"),
+                              config.get("encoding", "utf-8"))
+    if data.label_names != predictor.label_names:
+        raise UsageError(f"the run's data now has labels {data.label_names}, the model {predictor.label_names}")
+    val = data.splits["validation"]
+    probs = predictor.probabilities(list(val["text"]))
+    confidence, predicted = probs.max(dim=-1)
+    chosen = threshold_for_precision(confidence, predicted == torch.tensor(val["label"]), args.abstain_precision)
+    if chosen["threshold"] is None:
+        raise UsageError(f"no threshold reaches precision {args.abstain_precision} on the validation split; "
+                         "ask for a lower precision")
+    chosen |= {"split": "validation", "backend": predictor.backend, "temperature": predictor.temperature}
+    write_text_atomic(predictor.run_dir / ABSTAIN_FILE, json.dumps(chosen, indent=2) + "\n")
+    return chosen
+
+
+def write_outputs(path: Path, ids: list, texts: list[str], results: list[dict], labels: list[str],
+                  top_k: int | None) -> None:
+    from tweetcls_core.atomic import write_text_atomic
+
+    buffer = io.StringIO()
+    if path.suffix.lower() == ".jsonl":
+        for row_id, text, result in zip(ids, texts, results):
+            buffer.write(json.dumps({"id": row_id, "text": text, **result}, ensure_ascii=False) + "\n")
+    else:
+        if top_k:
+            extra = [f"top{k}_{part}" for k in range(1, top_k + 1) for part in ("label", "probability")]
+        else:
+            extra = [f"p_{label}" for label in labels]
+        writer = csv.writer(buffer)
+        writer.writerow(["id", "text", "label", "probability", "empty", *extra])
+        for row_id, text, result in zip(ids, texts, results):
+            probs = result["probabilities"]
+            if top_k:
+                ranked = list(probs.items())[:top_k]
+                cells = [c for pair in ranked for c in (pair[0], f"{pair[1]:.6f}")]
+                cells += [""] * (len(extra) - len(cells))
+            else:
+                cells = [f"{probs[label]:.6f}" if label in probs else "" for label in labels]
+            probability = "" if result["probability"] is None else f"{result['probability']:.6f}"
+            writer.writerow([row_id, text, result["label"], probability, result["empty"], *cells])
+    write_text_atomic(path, buffer.getvalue())
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from tweetcls.predictor import Predictor
+
+    check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ids, texts = read_inputs(args)
+    predictor = Predictor.from_run(args.target, args.backend, args.batch_size, args.min_confidence)
+    chosen = choose_abstain_threshold(predictor, args) if args.abstain_precision is not None else None
+    if chosen:
+        predictor.min_confidence = chosen["threshold"]
+        print(f"abstain below {chosen['threshold']:.4f}: precision {chosen['precision']:.4f} at coverage "
+              f"{chosen['coverage']:.1%} on the validation split (saved in {predictor.run_dir}/abstain.json)",
+              file=sys.stderr)
+    bar = tqdm(total=sum(1 for t in texts if t.strip()), unit="text", disable=not (args.progress_bar and args.input),
+               file=sys.stderr)
+    start = time.perf_counter()
+    results = predictor.predict(texts, args.top_k, progress=bar.update)
+    seconds = time.perf_counter() - start
+    bar.close()
+    if args.output:
+        write_outputs(Path(args.output), ids, texts, results, predictor.label_names, args.top_k)
+    else:
+        for row_id, text, result in zip(ids, texts, results):
+            probability = "" if result["probability"] is None else f"{result['probability']:.3f}"
+            print(f"{row_id}\t{result['label'] or '(empty)'}\t{probability}\t{text}")
+    print(f"{len(texts)} texts in {seconds:.2f} s ({len(texts) / max(seconds, 1e-9):.0f} texts/s, backend "
+          f"{predictor.backend}, batch size {args.batch_size}, {torch.get_num_threads()} threads)"
+          + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
+    return {"results": results, "seconds": seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args = build_parser().parse_intermixed_args(argv)
+        from tweetcls_core.quiet import quiet_libraries
+
+        quiet_libraries()
+        run(args)
+    except UsageError as err:
+        print(f"predict.py: error: {err}", file=sys.stderr)
+        return 2
+    except StorageFull as err:
+        print(f"predict.py: error: {err}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as err:
+        print(f"predict.py: error: standard input is not {args.encoding} (byte {err.start}); pass --encoding",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("predict.py: interrupted; no output file was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
