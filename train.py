@@ -494,13 +494,12 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     checkpoint by the val task metric, last.ckpt for --resume, early stopping, atomic checkpoint writes."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     from tweetcls_core.checkpoint_io import AtomicCheckpointIO
     from tweetcls_core.last_checkpoint import LastCheckpoint
+    from tweetcls_core.review import ReviewLogger
     from tweetcls_core.timing import TrainingClock
 
-    logger = TensorBoardLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
+    logger = ReviewLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
                            monitor="val/task_metric", mode="max", save_top_k=1)
     last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", args.checkpoint_every_n_steps)

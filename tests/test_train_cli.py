@@ -87,6 +87,7 @@ def test_tensorboard_has_params_time_and_final_metrics_once(lora_run):
     assert values["time/fit_seconds"][0] > 0
     assert any(tag.startswith("lr-") for tag in values)
     assert "train/loss_step" in values and "val/task_metric" in values
+    assert "epoch" not in values  # a counter drawn as a curve, smoothed into fractions
     # a final metric is one point, the value itself: no placeholder for smoothing to draw a ramp from
     finals = {tag: v for tag, v in values.items() if tag.startswith("hp/")}
     assert len(finals) == 7 and all(len(v) == 1 for v in finals.values()), finals

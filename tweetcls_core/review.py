@@ -11,15 +11,25 @@
 - IMAGES: the test confusion matrix (rows normalised, label names on the axes) and per-class
   F1; for multi-label data, per-label F1 against the label's training frequency.
 - TEXT: the one-screen summary train.py prints.
+- No ``epoch`` curve (see ``ReviewLogger``): TIME SERIES opens on the final metrics.
 """
 
 from __future__ import annotations
 
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from tweetcls_core.compare import model_label
+
+class ReviewLogger(TensorBoardLogger):
+    """TensorBoardLogger without Lightning's ``epoch`` scalar: a step counter drawn as a curve
+    opened TIME SERIES (its section sorts first) and smoothing showed epoch 3 as "2.40"."""
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
 
 FIRST_COLUMNS = ("method", "model", "dataset", "lr", "epochs")  # the columns HPARAMS opens with
 FINAL_METRICS = ("hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
