@@ -1,0 +1,73 @@
+"""export.py: ONNX (and its int8 variant) and peft's adapter format, each loaded by its own
+runtime and giving this project's logits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+import export
+import train
+from conftest import make_texts
+from tweetcls import Predictor, load_run
+
+TEXTS = [text for text, _ in make_texts(12, seed=5)]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export")
+    assert train.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
+                       "--run-name", "run", "--method", "lora", "--lora-targets", "query,value,dense",
+                       "--batch-size", "16", "--max-epochs", "2", "--lr", "5e-3", "--no-progress-bar"]) == 0
+    return out / "run"
+
+
+def our_logits(run_dir: Path) -> torch.Tensor:
+    run = load_run(run_dir)
+    with torch.no_grad():
+        return run.model(**run.tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
+
+
+def test_peft_loads_the_exported_adapter_and_gives_our_logits(lora_run, tiny_model_dir, tmp_path):
+    peft = pytest.importorskip("peft")
+    assert export.main([str(lora_run), "--format", "peft", "--out", str(tmp_path / "peft")]) == 0
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 8 and config["lora_alpha"] == 16
+    labels = json.loads((lora_run / "results.json").read_text())["label_names"]
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=len(labels))
+    model = peft.PeftModel.from_pretrained(base, tmp_path / "peft").eval()
+    tokenizer = load_run(lora_run).tokenizer
+    with torch.no_grad():
+        theirs = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
+    torch.testing.assert_close(theirs, our_logits(lora_run), rtol=0, atol=1e-5)
+
+
+def test_onnx_export_runs_in_onnx_runtime_with_our_logits(lora_run, tmp_path, capsys):
+    import onnxruntime as ort
+
+    assert export.main([str(lora_run), "--format", "onnx-int8", "--out", str(tmp_path / "onnx")]) == 0
+    assert "written:" in capsys.readouterr().out
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    tokenizer = load_run(lora_run).tokenizer
+    for texts in (TEXTS, TEXTS[:1], [t * 3 for t in TEXTS[:4]]):  # other batch sizes and lengths: dynamic axes
+        batch = tokenizer(texts, padding=True, return_tensors="np")
+        onnx_logits = session.run(None, {i.name: batch[i.name] for i in session.get_inputs()})[0]
+        with torch.no_grad():
+            ours = load_run(lora_run).model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+        torch.testing.assert_close(torch.from_numpy(onnx_logits), ours, rtol=0, atol=1e-4)
+    meta = {p.key: json.loads(p.value) for p in __import__("onnx").load(str(tmp_path / "onnx" / "model.onnx")).metadata_props}
+    assert meta["label_names"] == load_run(lora_run).label_names and meta["pooling"] == load_run(lora_run).pooling
+    int8 = Predictor.from_run(tmp_path / "onnx", backend="onnx-int8")
+    assert int8.backend == "onnx-int8" and (tmp_path / "onnx" / "model-int8.onnx").is_file()
+
+
+def test_export_refuses_what_it_cannot_export(lora_run, tmp_path, capsys):
+    assert export.main([str(lora_run / "model"), "--format", "peft"]) == 2
+    assert "holds no LoRA adapter" in capsys.readouterr().err
+    assert export.main([str(tmp_path), "--format", "onnx"]) == 2
+    assert "holds no run" in capsys.readouterr().err

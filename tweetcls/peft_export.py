@@ -1,0 +1,63 @@
+"""A LoRA adapter of this project in peft's own format, so that peft users can take it into
+their tools: ``PeftModel.from_pretrained(base_model, folder)`` gives this project's logits.
+
+Only files are rewritten (no peft import): tensor names get peft's prefix and ``.weight``
+suffix, the head becomes ``modules_to_save``, and the config speaks peft's keys. peft knows
+nothing of mean pooling: a run trained with it needs ``tweetcls_core.pooling.apply_pooling``
+on the base model first (``tweetcls.json`` in the folder says which pooling and labels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from tweetcls_core.atomic import atomic_directory
+from tweetcls_core.errors import UsageError
+from tweetcls_core.resolve import MODEL_TABLE
+
+PEFT_PREFIX = "base_model.model."
+
+
+def peft_state_dict(tensors: dict) -> dict:
+    """Our names -> peft's: ``x.lora_A`` -> ``base_model.model.x.lora_A.weight``; head tensors keep theirs."""
+    out = {}
+    for name, tensor in tensors.items():
+        if name.endswith((".lora_A", ".lora_B")):
+            out[f"{PEFT_PREFIX}{name}.weight"] = tensor
+        else:
+            out[f"{PEFT_PREFIX}{name}"] = tensor
+    return out
+
+
+def export_peft(adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write ``out_dir`` (adapter_config.json + adapter_model.safetensors in peft's format)."""
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if not (adapter_dir / ADAPTER_CONFIG).is_file() or not (adapter_dir / ADAPTER_WEIGHTS).is_file():
+        raise UsageError(f"{adapter_dir} holds no LoRA adapter ({ADAPTER_CONFIG}, {ADAPTER_WEIGHTS}); "
+                         "only LoRA runs (--method lora) export to peft")
+    ours = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+    if ours.get("method") == "qlora":
+        raise UsageError("a qlora adapter was trained on an int8 copy of its base: peft would put it on the fp32 "
+                         "base and give other logits; export the merged model (ONNX) instead")
+    base = ours.get("base_model")
+    base = MODEL_TABLE[base].hub_id if base in MODEL_TABLE else (ours.get("base_model_path") or base)
+    config = {
+        "peft_type": "LORA", "task_type": "SEQ_CLS", "base_model_name_or_path": base,
+        "r": ours["r"], "lora_alpha": ours["alpha"], "lora_dropout": ours.get("dropout", 0.0),
+        "use_rslora": ours.get("use_rslora", False), "target_modules": ours["target_modules"],
+        "modules_to_save": ours.get("head_modules", []), "bias": "none", "fan_in_fan_out": False,
+        "inference_mode": True, "init_lora_weights": True,
+    }
+    tensors = peft_state_dict(load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
+    with atomic_directory(out_dir) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "adapter_model.safetensors"))
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
+        (tmp / "tweetcls.json").write_text(json.dumps({
+            "label_names": ours.get("label_names"), "multi_label": ours.get("multi_label", False),
+            "pooling": ours.get("pooling"), "threshold": ours.get("threshold"),
+            "temperature": ours.get("temperature")}, indent=2))
+    return out_dir
