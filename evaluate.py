@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import StorageFull, UsageError
+from tweetcls_core.errors import StorageFull, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
 
 
@@ -194,12 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" per variant
         result = run(args)
-    except UsageError as err:
-        print(f"evaluate.py: error: {err}", file=sys.stderr)
-        return 2
-    except StorageFull as err:
-        print(f"evaluate.py: error: {err}", file=sys.stderr)
-        return 1
+    except (UsageError, StorageFull) as err:
+        return report("evaluate.py", err)
     print_result(result)
     return 0
 

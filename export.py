@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tweetcls_core.errors import StorageFull, UsageError
+from tweetcls_core.errors import StorageFull, UsageError, report
 
 FORMATS = ("onnx", "onnx-int8", "peft")
 
@@ -52,12 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         written = run(args)
-    except UsageError as err:
-        print(f"export.py: error: {err}", file=sys.stderr)
-        return 2
-    except StorageFull as err:
-        print(f"export.py: error: {err}", file=sys.stderr)
-        return 1
+    except (UsageError, StorageFull) as err:
+        return report("export.py", err)
     print(f"written: {written}")
     return 0
 

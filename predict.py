@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import StorageFull, UsageError
+from tweetcls_core.errors import StorageFull, UsageError, report
 
 BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
 INPUT_TYPES = (".txt", ".csv", ".tsv", ".json", ".jsonl")
@@ -205,12 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         run(args)
-    except UsageError as err:
-        print(f"predict.py: error: {err}", file=sys.stderr)
-        return 2
-    except StorageFull as err:
-        print(f"predict.py: error: {err}", file=sys.stderr)
-        return 1
+    except (UsageError, StorageFull) as err:
+        return report("predict.py", err)
     except UnicodeDecodeError as err:
         print(f"predict.py: error: standard input is not {args.encoding} (byte {err.start}); pass --encoding",
               file=sys.stderr)

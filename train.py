@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError
+from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
 
 @dataclass(frozen=True)
@@ -659,12 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         quiet_libraries()
         results = run(args)
-    except UsageError as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return 2
-    except (TrainingDiverged, StorageFull) as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return 1
+    except (UsageError, TrainingDiverged, StorageFull) as err:
+        return report("train.py", err)
     except Interrupted as err:
         print(f"train.py: {err}", file=sys.stderr)
         return err.exit_code

@@ -1,4 +1,4 @@
-"""One exception type for mistakes the user can fix.
+"""The errors a command reports as one line, and how it reports them.
 
 The command-line entry points catch it, print its message as one line and exit with
 code 2, so bad input never surfaces as a traceback from deep inside a library.
@@ -23,3 +23,11 @@ class Interrupted(RuntimeError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def report(program: str, err: Exception) -> int:
+    """Print ``err`` as the one line a command ends with; return its exit code (2: usage, else 1)."""
+    import sys
+
+    print(f"{program}: error: {err}", file=sys.stderr)
+    return 2 if isinstance(err, UsageError) else 1

@@ -113,7 +113,7 @@ def confusion_figure(counts: torch.Tensor, label_names: list[str]):
             for j in range(n):
                 ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_title("test confusion matrix (rows sum to 1)")
+    ax.set_title("test confusion, rows sum to 1", fontsize=10)
     fig.tight_layout()
     return fig
 
