@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = p.add_argument_group("compression ledger")
     ledger.add_argument("--compress", default=None, metavar="VARIANTS",
                         help="comma-separated variants, steps joined by +: none, prune:A, prune-global:A, "
-                             "prune-structured:A, int8 (last)")
+                             "prune-structured:A, then at most one of int8, onnx, onnx-int8 (last)")
     ledger.add_argument("--threads", type=int, default=2, help="CPU threads for latency measurements")
     ledger.add_argument("--latency-batch-size", type=int, default=32)
     ledger.add_argument("--latency-seq-len", type=int, default=64)

@@ -23,7 +23,7 @@ FORMATS = ("onnx", "onnx-int8", "peft")
 
 def run(args: argparse.Namespace) -> Path:
     from tweetcls.loader import load_run
-    from tweetcls.onnx_export import FP32_FILE, export_onnx, quantize_onnx
+    from compress.onnx_export import FP32_FILE, export_onnx, quantize_onnx
 
     target = Path(args.target)
     if args.format == "peft":

@@ -7,6 +7,8 @@ A variant is a ``+``-joined list of steps applied in order to a copy of the fp32
     prune-global:A        the same with one global threshold over all encoder Linears
     prune-structured:A    remove A of every block's FFN neurons (smaller dense model)
     int8                  dynamic int8 quantization for CPU (must come last)
+    onnx                  the model exported to ONNX, run by ONNX Runtime (last)
+    onnx-int8             the same, quantized by ONNX Runtime (dynamic, per-channel int8; last)
 
 e.g. ``none,prune:0.5,prune-structured:0.5,int8,prune-structured:0.5+int8``.
 """
@@ -27,7 +29,8 @@ from compress.unstructured import check_amount, magnitude_prune, make_permanent
 from tweetcls_core.errors import UsageError
 
 STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
-STEPS = ("none", "int8", *STEPS_WITH_AMOUNT)
+LAST_STEPS = ("int8", "onnx", "onnx-int8")  # each turns the model into something no other step can change
+STEPS = ("none", *LAST_STEPS, *STEPS_WITH_AMOUNT)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ def parse_variants(spec: str) -> list[list[Step]]:
                 raise UsageError(f"{kind} takes no amount (got {part!r})")
             else:
                 steps.append(Step(kind))
-        if any(s.kind == "int8" for s in steps[:-1]):
-            raise UsageError(f"int8 must be the last step of a variant (got {text!r})")
+        if any(s.kind in LAST_STEPS for s in steps[:-1]):
+            raise UsageError(f"{', '.join(LAST_STEPS)} must be the last step of a variant (got {text!r})")
         variants.append(steps)
     if not variants:
         raise UsageError("--compress needs at least one variant, e.g. none,int8")
@@ -73,8 +76,9 @@ def variant_name(steps: list[Step]) -> str:
     return "+".join(str(s) for s in steps)
 
 
-def build_variant(model: nn.Module, steps: list[Step]) -> nn.Module:
-    """A compressed copy of ``model``; the original is untouched."""
+def build_variant(model: nn.Module, steps: list[Step], tokenizer=None, workdir: Path | None = None) -> nn.Module:
+    """A compressed copy of ``model``; the original is untouched. The ONNX steps need the
+    tokenizer (its input names) and a folder to export into."""
     variant = copy.deepcopy(model).eval()
     for step in steps:
         if step.kind in ("prune", "prune-global"):
@@ -84,6 +88,12 @@ def build_variant(model: nn.Module, steps: list[Step]) -> nn.Module:
             prune_ffn_neurons(variant, step.amount)
         elif step.kind == "int8":
             variant = quantize_int8(variant, inplace=True)
+        elif step.kind in ("onnx", "onnx-int8"):
+            from compress.onnx_export import onnx_runtime_variant
+
+            if tokenizer is None or workdir is None:
+                raise ValueError("the onnx steps need a tokenizer and a workdir")
+            variant = onnx_runtime_variant(variant, tokenizer, workdir, int8=step.kind == "onnx-int8")
     return variant
 
 
@@ -110,6 +120,8 @@ def _weight_tensors(model: nn.Module):
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Total and non-zero weights (int8 ones included), and the fp32 parameters left to train."""
+    if hasattr(model, "source_counts"):  # ONNX Runtime: the weights of the model it was exported from
+        return dict(model.source_counts)
     total = nonzero = 0
     for tensor in _weight_tensors(model):
         total += tensor.numel()
@@ -119,7 +131,13 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 
 
 def save_variant(model: nn.Module, directory: Path) -> float:
-    """Write the variant (save_pretrained, or safetensors int8) and return its weights' MB."""
+    """Write the variant (save_pretrained, safetensors int8, or its .onnx file) and return its weights' MB."""
+    if hasattr(model, "session"):
+        import shutil
+
+        shutil.copy(model.path, directory / model.path.name)
+        model.config.save_pretrained(directory)
+        return (directory / model.path.name).stat().st_size / 1e6
     if is_quantized(model):
         save_int8(model, directory)
     else:

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -31,9 +32,10 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
     # warm the process (thread pool, allocator) so the first row is not slower for it
     measure_latency(model, model.config.vocab_size, batch_size, seq_len, iters=3)
     rows = []
-    for steps in variants:
+    workdir = tempfile.TemporaryDirectory()  # ONNX exports of the variants that need one
+    for number, steps in enumerate(variants):
         name = variant_name(steps)
-        variant = build_variant(model, steps)
+        variant = build_variant(model, steps, datamodule.tokenizer, Path(workdir.name) / f"onnx-{number}")
         if save_variants:
             # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
             with atomic_directory(Path(save_variants) / name.replace(":", "_")) as folder:
@@ -50,6 +52,7 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
         rows.append(row)
         print(f"  {name}: {data.metric_name} {row['task_metric']:.4f}, {row['size_mb']:.1f} MB, "
               f"p50 {row['latency_p50_ms']:.1f} ms", file=sys.stderr)
+    workdir.cleanup()
     baseline = next(r["task_metric"] for r in rows if r["variant"] == "none")
     for row in rows:
         row["delta"] = row["task_metric"] - baseline

@@ -71,3 +71,28 @@ def test_export_refuses_what_it_cannot_export(lora_run, tmp_path, capsys):
     assert "holds no LoRA adapter" in capsys.readouterr().err
     assert export.main([str(tmp_path), "--format", "onnx"]) == 2
     assert "holds no run" in capsys.readouterr().err
+
+
+def test_onnx_runtime_variants_are_rows_of_the_compression_ledger(lora_run, tmp_path, capsys):
+    import evaluate
+
+    out = tmp_path / "ledger"
+    assert evaluate.main([str(lora_run), "--compress", "none,onnx,onnx-int8,prune-structured:0.5+onnx",
+                          "--latency-iters", "3", "--output", str(out) + ".json",
+                          "--save-variants", str(tmp_path / "variants")]) == 0
+    rows = {r["variant"]: r for r in json.loads(out.with_suffix(".json").read_text())["rows"]}
+    assert set(rows) == {"none", "onnx", "onnx-int8", "prune-structured:0.5+onnx"}
+    # the fp32 export computes what torch computes: same metric, same weights counted
+    assert rows["onnx"]["task_metric"] == pytest.approx(rows["none"]["task_metric"], abs=1e-6)
+    assert rows["onnx"]["params_total"] == rows["none"]["params_total"]
+    assert rows["prune-structured:0.5+onnx"]["params_total"] < rows["none"]["params_total"]
+    assert rows["onnx-int8"]["size_mb"] < rows["onnx"]["size_mb"]  # int8 MatMul weights (the tiny model is mostly embeddings)
+    assert all(rows[v]["latency_p50_ms"] > 0 for v in rows)
+    assert (tmp_path / "variants" / "onnx-int8" / "model-int8.onnx").is_file()
+
+
+def test_onnx_steps_must_come_last(capsys, tmp_path):
+    import evaluate
+
+    assert evaluate.main([str(tmp_path), "--compress", "onnx+prune:0.5"]) == 2
+    assert "must be the last step" in capsys.readouterr().err

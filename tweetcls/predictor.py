@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import torch
 
 from tweetcls.loader import LoadedRun, load_run
-from tweetcls.onnx_export import FP32_FILE, INT8_FILE, export_onnx, quantize_onnx, read_metadata
+from compress.onnx_export import FP32_FILE, INT8_FILE, export_onnx, quantize_onnx, read_metadata
 from tweetcls_core.errors import UsageError
 
 BACKENDS = ("torch", "int8", "onnx", "onnx-int8")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -84,3 +85,39 @@ def read_metadata(folder: str | Path) -> dict:
     if not path.is_file():
         raise UsageError(f"{folder} has no {META_FILE}; export it with predict.py --backend onnx")
     return json.loads(path.read_text())
+
+
+class OnnxRuntimeClassifier(nn.Module):
+    """An exported classifier run by ONNX Runtime behind the interface of a Hugging Face one
+    (``model(**inputs).logits``, ``.config``), so the compression ledger times and scores it
+    like the torch variants. It holds no torch weights: its counts are the source model's."""
+
+    def __init__(self, path: str | Path, config, source_counts: dict[str, int]) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        self.path, self.config, self.source_counts = Path(path), config, source_counts
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **extra):
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask, **extra}
+        if feeds.get("attention_mask") is None:
+            feeds["attention_mask"] = torch.ones_like(input_ids)
+        if "token_type_ids" in self.input_names and feeds.get("token_type_ids") is None:
+            feeds["token_type_ids"] = torch.zeros_like(input_ids)
+        logits = self.session.run(None, {n: feeds[n].cpu().numpy() for n in self.input_names})[0]
+        return SimpleNamespace(logits=torch.from_numpy(logits))
+
+
+def onnx_runtime_variant(model: nn.Module, tokenizer, folder: str | Path, int8: bool) -> OnnxRuntimeClassifier:
+    """Export ``model`` (fp32) into ``folder``, quantize it if asked, and load it in ONNX Runtime."""
+    from compress.ledger import parameter_counts
+
+    counts = parameter_counts(model)
+    path = export_onnx(model, tokenizer, folder, {"pooling": getattr(model.config, "pooling", "cls")})
+    if int8:
+        path = quantize_onnx(folder)
+    return OnnxRuntimeClassifier(path, model.config, counts)
