@@ -15,7 +15,6 @@ marked empty. Output files appear whole or not at all. Bad input is one line and
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
@@ -136,30 +135,12 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
 
 def write_outputs(path: Path, ids: list, texts: list[str], results: list[dict], labels: list[str],
                   top_k: int | None) -> None:
+    from tweetcls.prediction_files import predictions_csv, predictions_jsonl
     from tweetcls_core.atomic import write_text_atomic
 
-    buffer = io.StringIO()
-    if path.suffix.lower() == ".jsonl":
-        for row_id, text, result in zip(ids, texts, results):
-            buffer.write(json.dumps({"id": row_id, "text": text, **result}, ensure_ascii=False) + "\n")
-    else:
-        if top_k:
-            extra = [f"top{k}_{part}" for k in range(1, top_k + 1) for part in ("label", "probability")]
-        else:
-            extra = [f"p_{label}" for label in labels]
-        writer = csv.writer(buffer)
-        writer.writerow(["id", "text", "label", "probability", "empty", *extra])
-        for row_id, text, result in zip(ids, texts, results):
-            probs = result["probabilities"]
-            if top_k:
-                ranked = list(probs.items())[:top_k]
-                cells = [c for pair in ranked for c in (pair[0], f"{pair[1]:.6f}")]
-                cells += [""] * (len(extra) - len(cells))
-            else:
-                cells = [f"{probs[label]:.6f}" if label in probs else "" for label in labels]
-            probability = "" if result["probability"] is None else f"{result['probability']:.6f}"
-            writer.writerow([row_id, text, result["label"], probability, result["empty"], *cells])
-    write_text_atomic(path, buffer.getvalue())
+    text = predictions_jsonl(ids, texts, results) if path.suffix.lower() == ".jsonl" else \
+        predictions_csv(ids, texts, results, labels, top_k)
+    write_text_atomic(path, text)
 
 
 def run(args: argparse.Namespace) -> dict:
