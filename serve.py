@@ -1,0 +1,75 @@
+"""Serve a trained model as an HTTP API and a web page.
+
+    python serve.py runs/<run>                       # http://127.0.0.1:8000 : the page; /docs: the API
+    python serve.py runs/<run> --backend onnx-int8 --port 8080
+    curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["what a day"]}'
+
+RUN_OR_MODEL is anything predict.py takes. The server binds to 127.0.0.1 unless --host
+says otherwise (binding to another address exposes the model to that network: your choice).
+uvicorn serves it; Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tweetcls_core.errors import UsageError, report
+
+BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-texts", type=int, default=64, help="texts per request")
+    p.add_argument("--max-chars", type=int, default=2000, help="characters per text")
+    p.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    p.add_argument("--batch-window-ms", type=float, default=5.0, help="collect concurrent requests this long")
+    p.add_argument("--min-confidence", type=float, default=None, help="abstain below this (default: the run's)")
+    p.add_argument("--data-dir", default=None, help="for the page's example texts (default: as trained)")
+    return p
+
+
+def make_app(args: argparse.Namespace):
+    from tweetcls.model_card import model_card
+    from tweetcls.predictor import Predictor
+    from tweetcls.service import Limits, create_app
+
+    for flag, value in (("--max-texts", args.max_texts), ("--max-chars", args.max_chars),
+                        ("--max-body-bytes", args.max_body_bytes)):
+        if value <= 0:
+            raise UsageError(f"{flag} must be > 0, got {value}")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {args.port}")
+    predictor = Predictor.from_run(args.target, args.backend, min_confidence=args.min_confidence)
+    limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
+                    batch_window_ms=args.batch_window_ms, max_batch_texts=max(64, args.max_texts))
+    return create_app(predictor, model_card(predictor, data_dir=args.data_dir), limits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        from tweetcls_core.quiet import quiet_libraries
+
+        quiet_libraries()
+        app = make_app(args)
+    except UsageError as err:
+        return report("serve.py", err)
+    import uvicorn
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"serve.py: listening on {args.host}: reachable from other machines on that network", file=sys.stderr)
+    print(f"serving {args.target} ({args.backend}) at http://{args.host}:{args.port}/", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

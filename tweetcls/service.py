@@ -1,0 +1,200 @@
+"""An HTTP API and a page for a trained model (FastAPI; served by uvicorn from serve.py).
+
+    POST /predict        {"texts": [...]} -> {"predictions": [...]} (label, probability, probabilities)
+    POST /predict/file   a CSV (with a "text" column) or TXT upload -> the predictions as a CSV download
+    GET  /model          the model card as JSON
+    GET  /health         {"status": "ok"}
+    GET  /               the page; /docs and /openapi.json: FastAPI's API docs
+
+Inference runs off the event loop in one worker thread, and requests arriving within a few
+milliseconds are classified as one batch (tweetcls/batching.py). Every limit is checked
+before a request reaches the model, and is named in the 4xx answer: texts per request,
+characters per text, request body size; malformed JSON, a wrong content type or a non-string
+text is a 4xx too, never a 500, and never affects another request.
+"""
+
+
+import csv
+import io
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
+
+from tweetcls.batching import MicroBatcher
+from tweetcls.prediction_files import predictions_csv
+
+STATIC = Path(__file__).with_name("static")
+
+
+class Limits(BaseModel):
+    max_texts: int = 64  # per request
+    max_chars: int = 2000  # per text
+    max_body_bytes: int = 1_000_000
+    max_file_texts: int = 10_000
+    batch_window_ms: float = 5.0
+    max_batch_texts: int = 64
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="the predicted label; 'uncertain' below the abstain threshold; '' for an empty text")
+    labels: list[str] | None = Field(None, description="multi-label runs: every label over the threshold")
+    probability: float | None = Field(description="the top label's probability (None for an empty text)")
+    probabilities: dict[str, float]
+    empty: bool
+    uncertain: bool = False
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415, 422)}
+
+
+class BodyLimit:
+    """ASGI middleware: a body over ``max_bytes`` (declared or streamed) ends in 413, unread."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await _too_large(self.max_bytes)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge()
+            return message
+
+        try:
+            return await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            return await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"request body is over the limit of {limit} bytes"}, status_code=413)
+
+
+def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
+    batcher = MicroBatcher(predictor.predict, limits.batch_window_ms, limits.max_batch_texts)
+    Text = Annotated[StrictStr, StringConstraints(max_length=limits.max_chars)]
+    PredictRequest = create_model(
+        "PredictRequest", __config__=ConfigDict(extra="forbid"),
+        texts=(list[Text], Field(min_length=1, max_length=limits.max_texts,
+                                 description=f"1 to {limits.max_texts} texts of at most {limits.max_chars} characters")))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await batcher.close()
+
+    app = FastAPI(title="tweetcls", version="1", lifespan=lifespan,
+                  description=f"{card.get('method', '')} classifier of {card.get('dataset', 'text')}: "
+                              f"labels {', '.join(card.get('label_names', []))}")
+    app.state.batcher, app.state.limits = batcher, limits
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            message, where = "the body is not valid JSON", "body"
+        return JSONResponse({"error": f"{where}: {message}"}, status_code=422)
+
+    @app.middleware("http")
+    async def json_only(request: Request, call_next):
+        if request.method == "POST" and request.url.path == "/predict":
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return JSONResponse({"error": f"send the texts as JSON (Content-Type: application/json), "
+                                              f"not {kind or 'no content type'}"}, status_code=415)
+        return await call_next(request)
+
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
+    async def predict(request: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]  (a runtime class: no postponed annotations in this module)
+        results = await batcher.submit(list(request.texts))
+        return PredictResponse(predictions=[_prediction(r) for r in results])
+
+    @app.post("/predict/file", responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
+    async def predict_file(file: UploadFile = File(description="a .csv with a 'text' column, or a .txt, UTF-8")):
+        raw = await file.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "the file is not UTF-8 text"}, status_code=400)
+        name = (file.filename or "").lower()
+        if name.endswith(".csv"):
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            if rows and "text" not in rows[0]:
+                return JSONResponse({"error": f"the CSV has no 'text' column (columns: {', '.join(rows[0])})"},
+                                    status_code=400)
+            texts = [r.get("text") or "" for r in rows]
+            ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]
+        elif name.endswith(".txt"):
+            texts = text.split("\n")
+            if texts and texts[-1] == "":
+                texts.pop()
+            ids = list(range(1, len(texts) + 1))
+        else:
+            return JSONResponse({"error": "upload a .csv (with a 'text' column) or a .txt file"}, status_code=400)
+        if len(texts) > limits.max_file_texts:
+            return JSONResponse({"error": f"the file has {len(texts)} texts; the limit is {limits.max_file_texts}"},
+                                status_code=413)
+        texts = [t[:limits.max_chars] for t in texts]
+        results = await batcher.submit(texts) if texts else []
+        body = predictions_csv(ids, texts, results, predictor.label_names)
+        stem = Path(file.filename or "texts").stem
+        return Response(body, media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}-predictions.csv"'})
+
+    @app.get("/model")
+    async def model_card() -> dict:
+        return card
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    return app
+
+
+def _prediction(result: dict) -> Prediction:
+    return Prediction(label=result["label"], labels=result.get("labels"), probability=result["probability"],
+                      probabilities=result["probabilities"], empty=result["empty"],
+                      uncertain=result["label"] == "uncertain")
