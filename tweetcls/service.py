@@ -146,7 +146,8 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
         return PredictResponse(predictions=[_prediction(r) for r in results])
 
     @app.post("/predict/file", responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
-    async def predict_file(file: UploadFile = File(description="a .csv with a 'text' column, or a .txt, UTF-8")):
+    async def predict_file(file: UploadFile = File(description="UTF-8 text: a .csv with a 'text' column, or one "
+                                                               "text a line")):
         raw = await file.read()
         try:
             text = raw.decode("utf-8-sig")
@@ -160,13 +161,12 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
                                     status_code=400)
             texts = [r.get("text") or "" for r in rows]
             ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]
-        elif name.endswith(".txt"):
+        else:  # .txt, or any other name: one text a line
             texts = text.split("\n")
             if texts and texts[-1] == "":
                 texts.pop()
+            texts = [t.rstrip("\r") for t in texts]
             ids = list(range(1, len(texts) + 1))
-        else:
-            return JSONResponse({"error": "upload a .csv (with a 'text' column) or a .txt file"}, status_code=400)
         if len(texts) > limits.max_file_texts:
             return JSONResponse({"error": f"the file has {len(texts)} texts; the limit is {limits.max_file_texts}"},
                                 status_code=413)
