@@ -4,7 +4,6 @@ order, empty texts kept in place, files in and out, abstaining, bad input as one
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 import subprocess

@@ -7,7 +7,6 @@ import csv
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -15,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 import train
 from conftest import make_texts
-from live_server import live_server, post_json
+from benchmarks.live_server import live_server, post_json
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,4 +1,4 @@
-"""serve.py started for a test: a real uvicorn on a free loopback port, stopped afterwards."""
+"""serve.py started for a test or a benchmark: a real uvicorn on a free loopback port, stopped afterwards."""
 
 from __future__ import annotations
 
