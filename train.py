@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-bias", choices=("prior", "zero"), default="prior",
                    help="multi-label data: start each label's output bias at its training frequency "
                         "(prior) or at 0 as Hugging Face does (zero; learns far slower, see tweetcls_core/prior_bias.py)")
+    p.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
+                   help="score the test split when training ends (tune.py turns it off: a search never scores test)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True,
                    help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see tweetcls_core/dropout.py)")
@@ -342,7 +344,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     fit(trainer, module, datamodule, resume_from, run_dir, last_checkpoint.path, args.lr)
     best = best_checkpoint.best_model_path or None
     val, test, tuning = score(args, trainer, module, datamodule, data, best)
-    calibration = {} if data.multi_label else calibrate(trainer, module, datamodule, best)
+    calibration = {} if data.multi_label or not args.test else calibrate(trainer, module, datamodule, best)
     results = {
         "method": args.method, "model": args.model, "model_path": str(model_dir),
         "dataset": args.dataset, "seed": args.seed, "task_metric": data.metric_name,
@@ -552,6 +554,8 @@ def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str
     if data.multi_label and args.tune_threshold:
         tuning = tune_threshold_on_val(trainer, module, datamodule, data, best)
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
+    if not args.test:
+        return {k.removeprefix("val/"): v for k, v in val.items()}, {}, tuning
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     return ({k.removeprefix("val/"): v for k, v in val.items()}, {k.removeprefix("test/"): v for k, v in test.items()},
             tuning)

@@ -40,7 +40,7 @@ def _record(r: dict, path: Path) -> dict:
         "train_samples_per_sec": r["train_samples_per_sec"],
         "size_mb": model_file.stat().st_size / 1e6 if model_file.is_file() else None,
         "latency_ms": (r.get("inference") or {}).get("latency_p50_ms"),
-        "metric_name": r["task_metric"], "test_metric": r["test"]["task_metric"],
+        "metric_name": r["task_metric"], "test_metric": r["test"].get("task_metric"),
         "test_accuracy": r["test"].get("accuracy"), "test_macro_f1": r["test"].get("macro_f1"),
         "val_metric": r["val"]["task_metric"],
     }
@@ -160,7 +160,7 @@ def comparison_figure(rows: list[dict]):
     for ax, key, label in ((axes[0], "params_trainable", "trainable parameters"),
                            (axes[1], "latency_ms", "CPU inference ms per batch of 32 x 64")):
         for number, r in enumerate(rows, start=1):
-            if r[key] is None:
+            if r[key] is None or r["test_metric"] is None:  # a search trial scores no test
                 continue
             color = colors[(number - 1) % len(colors)]
             ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o", color=color,

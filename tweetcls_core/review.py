@@ -56,13 +56,15 @@ def ranked_name(name: str) -> str:
 
 
 def final_metrics(results: dict) -> dict[str, float]:
+    """The run's final numbers; without test metrics for a run that did not score test (a search trial)."""
     test = results["test"]
-    return {
-        "hp/val_task_metric": results["val"]["task_metric"], "hp/test_task_metric": test["task_metric"],
-        "hp/test_accuracy": test.get("accuracy", test.get("exact_match", 0.0)), "hp/test_macro_f1": test["macro_f1"],
-        "hp/fit_seconds": results["fit_seconds"], "hp/params_trainable": results["params_trainable"],
-        "hp/cpu_latency_ms": (results.get("inference") or {}).get("latency_p50_ms", 0.0),
-    }
+    metrics = {"hp/val_task_metric": results["val"]["task_metric"]}
+    if test:
+        metrics |= {"hp/test_task_metric": test["task_metric"],
+                    "hp/test_accuracy": test.get("accuracy", test.get("exact_match", 0.0)),
+                    "hp/test_macro_f1": test["macro_f1"]}
+    return metrics | {"hp/fit_seconds": results["fit_seconds"], "hp/params_trainable": results["params_trainable"],
+                      "hp/cpu_latency_ms": (results.get("inference") or {}).get("latency_p50_ms", 0.0)}
 
 
 def log_hparams(writer, values: dict, metrics: dict, step: int) -> None:
@@ -172,6 +174,9 @@ def summary_lines(results: dict) -> list[str]:
                      f"{inf['seq_len']} ({inf['throughput_per_s']:.0f} samples/s, {inf['threads']} threads)")
     for split in ("val", "test"):
         scores = results[split]
+        if not scores:
+            lines.append(f"  {split}: not scored")
+            continue
         extra = ", ".join(f"{k} {scores[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1", "micro_f1")
                           if k in scores)
         lines.append(f"  {split}: {metric} {scores['task_metric']:.4f} ({extra})")

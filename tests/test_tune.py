@@ -1,0 +1,202 @@
+"""tune.py: a study of ordinary runs that never score test, resumable after a crash, shared by
+workers (SQLite and a real PostgreSQL), with bad input as one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+import train
+import tune
+
+SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\nlora_r: {type: categorical, choices: [2, 4]}\n"
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "TWEETCLS_RUN_DIR"}
+
+
+def tune_argv(model_dir, csv, out, space, trials, *extra):
+    return ["--method", "lora", "--model", str(model_dir), "--dataset", str(csv), "--output-dir", str(out),
+            "--trials", str(trials), "--space", str(space), "--batch-size", "16", "--max-epochs", "2",
+            "--study-name", "s", *extra]
+
+
+def load(out: Path, storage: str | None = None) -> optuna.Study:
+    return optuna.load_study(study_name="s", storage=storage or f"sqlite:///{out / 's' / 'study.db'}")
+
+
+@pytest.fixture()
+def space(tmp_path) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE)
+    return path
+
+
+def test_a_study_of_runs_that_never_score_test_then_the_best_retrained(tiny_model_dir, tiny_csv, tmp_path, space):
+    assert tune.main(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--pruner", "none")) == 0
+    study_dir = tmp_path / "s"
+    study = load(tmp_path)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for t in trials:  # each trial is an ordinary run directory with its TensorBoard events
+        results = json.loads((Path(t.user_attrs["run_dir"]) / "results.json").read_text())
+        assert results["test"] == {} and results["val"]["task_metric"] == pytest.approx(t.value)
+        assert results["config"]["lr"] == pytest.approx(t.params["lr"]) and results["lora"]["r"] == t.params["lora_r"]
+        assert list(Path(t.user_attrs["run_dir"]).glob("events.out.tfevents.*"))
+    best = yaml.safe_load((study_dir / "best.yaml").read_text())
+    assert best["lr"] == pytest.approx(study.best_params["lr"]) and best["dataset"] == str(tiny_csv)
+    args = train.parse_args(["--config", str(study_dir / "best.yaml")])  # train.py takes it as it is
+    assert args.lora_r == study.best_params["lora_r"]
+    retrained = json.loads((study_dir / "best" / "results.json").read_text())
+    assert retrained["test"]["task_metric"] >= 0 and retrained["config"]["lora_r"] == study.best_params["lora_r"]
+    summary = (study_dir / "summary.md").read_text()
+    assert summary.count("| COMPLETE |") == 3 and "3 trials: 3 complete, 0 pruned" in summary
+    assert (study_dir / "optimization_history.png").is_file()
+
+
+def test_the_same_command_continues_the_study(tiny_model_dir, tiny_csv, tmp_path, space):
+    assert tune.main(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 2, "--no-retrain")) == 0
+    assert tune.main(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4, "--no-retrain")) == 0
+    numbers = [t.number for t in load(tmp_path).get_trials()]
+    assert numbers == [0, 1, 2, 3]
+    assert tune.main(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4, "--no-retrain")) == 0  # nothing left
+    assert len(load(tmp_path).get_trials()) == 4
+
+
+def test_a_worker_killed_mid_trial_loses_no_finished_trial_and_its_trial_is_retried(
+        tiny_model_dir, tiny_csv, tmp_path, space):
+    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--no-retrain", "--max-epochs", "400",
+                     "--heartbeat-seconds", "1", "--pruner", "none", "--checkpoint-every-n-steps", "5")
+    worker = subprocess.Popen([sys.executable, str(Path(tune.__file__)), *argv], env=CHILD_ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = None
+    try:
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline:  # a trial training after a finished one
+            time.sleep(0.3)
+            try:
+                trials = load(tmp_path).get_trials()
+            except Exception:  # the database is not there yet
+                continue
+            finished = [t.number for t in trials if t.state.name == "COMPLETE"]
+            running = [t.number for t in trials if t.state.name == "RUNNING" and
+                       (tmp_path / "s" / "trials" / f"trial-{t.number}" / "checkpoints" / "last.ckpt").exists()]
+            if finished and running:
+                victim = running[0]
+        assert victim is not None, "the worker never finished a trial and started the next"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    before = {t.number: t.state.name for t in load(tmp_path).get_trials()}
+    assert before[victim] == "RUNNING"  # dead, but nobody knows yet
+    time.sleep(4)  # past the grace period: 3 heartbeats
+    short = argv[:argv.index("--max-epochs") + 1] + ["2"] + argv[argv.index("--max-epochs") + 2:]
+    assert tune.main(short) == 0
+    trials = load(tmp_path).get_trials()
+    states = {t.number: t.state.name for t in trials}
+    assert all(states[n] == "COMPLETE" for n, s in before.items() if s == "COMPLETE")  # no finished trial lost
+    assert states[victim] == "FAIL" and list(states.values()).count("COMPLETE") == 3
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim]
+    assert len(retried) == 1 and retried[0].params == trials[victim].params  # the same point, tried again
+
+
+def two_workers(argv: list[str]) -> None:
+    workers = [subprocess.Popen([sys.executable, str(Path(tune.__file__)), *argv], env=CHILD_ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-2000:]
+
+
+def test_two_workers_share_one_sqlite_study(tiny_model_dir, tiny_csv, tmp_path, space):
+    tmp_path.joinpath("s").mkdir()
+    two_workers(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4, "--no-retrain", "--pruner", "none"))
+    trials = load(tmp_path).get_trials()
+    assert [t.number for t in trials] == list(range(len(trials)))  # no number given twice
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+    assert len({Path(t.user_attrs["run_dir"]).name for t in trials}) == 4  # one run directory each
+
+
+@pytest.fixture()
+def postgres(tmp_path):
+    """A PostgreSQL 15 server on a free loopback port in a temporary folder, stopped afterwards."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's initdb and pg_ctl must be on PATH under CI")
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl) here")
+    from benchmarks.live_server import free_port
+
+    import tempfile
+
+    # initdb refuses root: as root the server runs as nobody, in a folder nobody can reach
+    # (pytest's tmp_path sits under a folder only root may enter)
+    base = Path(tempfile.mkdtemp(prefix="tweetcls-pg-"))
+    base.chmod(0o755)
+    data = base / "data"
+    run_as = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    data.mkdir()
+    if run_as:
+        shutil.chown(data, "nobody")
+    subprocess.run([*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True, timeout=120)
+    port = free_port()
+    subprocess.run([*run_as, pg_ctl, "-D", str(data), "-l", str(data / "log"), "-w", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        connection.autocommit = True
+        connection.cursor().execute("CREATE DATABASE optuna")
+        connection.close()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(tiny_model_dir, tiny_csv, tmp_path, space, postgres):
+    two_workers(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4, "--no-retrain", "--pruner", "none",
+                          "--storage", postgres))
+    trials = load(tmp_path, postgres).get_trials()
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+
+
+@pytest.mark.parametrize("space_text, extra, words", [
+    ("learning_rate: {type: float, low: 0.1, high: 1}\n", [], "'learning_rate' is not a train.py option"),
+    ("lr: {type: float, low: 0.1, high: 0.1}\n", [], "lr has an empty range (low 0.1, high 0.1)"),
+    ("lr: {type: gaussian, low: 0.1, high: 1}\n", [], "lr needs type: float | int | categorical"),
+    ("lora_r: {type: categorical, choices: []}\n", [], "lora_r needs a non-empty list of choices"),
+    ("lr: {type: float, low: 0, high: 1, log: true}\n", [], "so low must be > 0"),
+    ("method: {type: categorical, choices: [lora, full]}\n", [], "'method' is fixed for a study"),
+    ("- just a list\n", [], "must map option names to ranges"),
+    (SPACE, ["--trials", "0"], "--trials must be > 0"),
+    (SPACE, ["--storage", "nosuchdb://x"], "cannot open the study storage nosuchdb://x"),
+    (SPACE, ["--method", "magic"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, tiny_csv, tmp_path, capsys, space_text, extra, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(space_text)
+    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path / "out", path, 2) + extra
+    if "--method" in extra:
+        with pytest.raises(SystemExit) as stop:
+            tune.main(argv)
+        assert stop.value.code == 2 and words in capsys.readouterr().err
+        return
+    assert tune.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tune.py: error: ") and words in err[0], err
+    assert not (tmp_path / "out" / "s" / "trials").exists()

@@ -1,0 +1,189 @@
+"""Search hyperparameters with Optuna: TPE, pruned trials, a study in a database.
+
+    python tune.py --method lora --dataset disaster_tweets --trials 20
+    python tune.py --method lora --dataset my.csv --trials 10 --max-train-samples 2000 --space my_space.yaml
+    python tune.py ... --storage postgresql://user@dbhost/optuna --study-name disaster-lora   # a worker
+
+Every option tune.py does not know is a train.py option, fixed for every trial. Each trial
+is an ordinary train.py run (`<output-dir>/<study>/trials/trial-N`: TensorBoard, results.json)
+that never scores the test split; its objective is the validation task metric, reported
+each epoch to a median (or Hyperband) pruner that stops hopeless trials early. The study
+lives in SQLite in the study folder, or any SQLAlchemy URL (--storage): running the same
+command again continues it, a killed worker's trial is marked failed and retried, and any
+number of workers on one storage share the trials until --trials are finished.
+At the end: best.yaml (the best trial's options, for train.py --config), the best
+configuration retrained once and scored on test (best/), and the study summary
+(summary.md/.csv, Optuna's plots as PNG and in TensorBoard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from tweetcls_core.errors import StorageFull, UsageError, report
+
+PRUNERS = ("median", "hyperband", "none")
+DEFAULT_SPACE = {"lora": "lora", "qlora": "lora", "full": "full", "teacher": "full", "distill": "distill"}
+SPACES = Path(__file__).resolve().parent / "configs" / "search"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="Other options are train.py's (python train.py --help), fixed for every trial.")
+    p.add_argument("--trials", type=int, required=True, help="finished (complete or pruned) trials the study needs")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    p.add_argument("--space", default=None, help="search space YAML (default: configs/search/<method>.yaml)")
+    p.add_argument("--storage", default=None, help="SQLAlchemy URL of the study (default: SQLite in the study folder)")
+    p.add_argument("--study-name", default=None, help="default: <dataset>-<method>")
+    p.add_argument("--pruner", choices=PRUNERS, default="median")
+    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--heartbeat-seconds", type=float, default=10.0,
+                   help="a worker's trial is declared dead after 3 heartbeats without news, then retried")
+    p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
+                   help="retrain the best configuration once and score it on test")
+    return p
+
+
+def parse(argv: list[str] | None):
+    """(tune's options, train.py's fixed options as a Namespace, their argv)."""
+    import train
+
+    args, train_argv = build_parser().parse_known_args(argv)
+    if args.trials <= 0:
+        raise UsageError(f"--trials must be > 0, got {args.trials}")
+    if args.heartbeat_seconds <= 0:
+        raise UsageError(f"--heartbeat-seconds must be > 0, got {args.heartbeat_seconds}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0, got {args.timeout}")
+    if any(flag in train_argv for flag in ("--resume", "--run-name", "--overwrite", "--test", "--no-test")):
+        raise UsageError("--resume, --run-name, --overwrite and --test are set by tune.py for each trial")
+    fixed = train.parse_args(train_argv)  # checks the fixed options once, before any trial
+    return args, fixed, train_argv
+
+
+def study_storage(url: str, heartbeat: float = 10.0):
+    """Optuna's RDB storage with heartbeats: a worker that dies mid-trial leaves a RUNNING trial whose
+    heartbeat stops; the next worker marks it FAIL and queues its parameters again."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat)),
+                              grace_period=max(3, round(3 * heartbeat)),
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as err:  # SQLAlchemy's ArgumentError, OperationalError, a missing driver...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if "already exists" in first and attempt < 4:  # another worker is creating the tables right now
+                time.sleep(0.5 + attempt)
+                continue
+            raise UsageError(f"cannot open the study storage {url}: {first[:200]}") from None
+
+
+def finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def objective_for(space: dict, train_argv: list[str], trials_dir: Path):
+    import optuna
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    import train
+    from tweetcls.search_space import suggest
+
+    def objective(trial) -> float:
+        values = suggest(trial, space)
+        argv = [*train_argv, *[f"--{k.replace('_', '-')}={v}" for k, v in values.items()],
+                "--output-dir", str(trials_dir), "--run-name", f"trial-{trial.number}", "--overwrite",
+                "--no-test", "--no-progress-bar"]
+        args = train.parse_args(argv)
+        start = time.perf_counter()
+        try:
+            results = train.run(args, extra_callbacks=[PyTorchLightningPruningCallback(trial, "val/task_metric")])
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            raise
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        trial.set_user_attr("run_dir", results["run_dir"])
+        return results["val"]["task_metric"]
+
+    return objective
+
+
+def run(argv: list[str] | None) -> dict:
+    import optuna
+    import yaml
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    import train
+    from tweetcls.search_space import load_space
+    from tweetcls.study_report import write_study_report
+    from tweetcls_core.runs import dataset_slug
+
+    args, fixed, train_argv = parse(argv)
+    known = {a.dest for a in train.build_parser()._actions}
+    space = load_space(args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml", known)
+    name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
+    study_dir = Path(fixed.output_dir) / name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage = study_storage(args.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}", args.heartbeat_seconds)
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+              "hyperband": optuna.pruners.HyperbandPruner(), "none": optuna.pruners.NopPruner()}[args.pruner]
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=args.sampler_seed), pruner=pruner)
+    already = finished(study)
+    if already < args.trials:
+        print(f"tune.py: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)
+        study.optimize(objective_for(space, train_argv, study_dir / "trials"), timeout=args.timeout,
+                       # running trials count too, so workers sharing the study stop at --trials in all
+                       callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                         TrialState.RUNNING))],
+                       catch=())
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")
+    best = study.best_trial
+    options = {k: v for k, v in vars(fixed).items() if k not in ("resume", "config", "run_name", "output_dir")}
+    best_options = options | best.params
+    (study_dir / "best.yaml").write_text(yaml.safe_dump(best_options, sort_keys=False))
+    summary = write_study_report(study, study_dir)
+    retrained = None
+    if args.retrain and finished(study) >= args.trials and not (study_dir / "best" / "results.json").exists():
+        retrained = train.run(train.parse_args(["--config", str(study_dir / "best.yaml"), "--output-dir",
+                                                str(study_dir), "--run-name", "best", "--overwrite",
+                                                "--no-progress-bar"]))
+    return {"study": name, "study_dir": str(study_dir), "best_trial": best.number, "best_value": best.value,
+            "best_params": best.params, "summary": summary, "retrained": retrained}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from tweetcls_core.quiet import quiet_libraries
+
+        quiet_libraries()
+        result = run(argv)
+    except (UsageError, StorageFull) as err:
+        return report("tune.py", err)
+    print(result["summary"]["markdown"])
+    print(f"best: trial {result['best_trial']}, val {result['best_value']:.4f}, {result['best_params']}")
+    print(f"  {result['study_dir']}/best.yaml: python train.py --config {result['study_dir']}/best.yaml")
+    if result["retrained"]:
+        r = result["retrained"]
+        print(f"  retrained on test: {r['task_metric']} {r['test']['task_metric']:.4f} ({r['run_dir']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

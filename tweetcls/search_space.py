@@ -1,0 +1,67 @@
+"""A hyperparameter search space, read from YAML and checked against train.py's options.
+
+    lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
+    lora_r: {type: categorical, choices: [4, 8, 16]}
+    max_epochs: {type: int, low: 2, high: 5}
+
+Keys are train.py options (as in a --config file); each becomes an Optuna distribution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tweetcls_core.errors import UsageError
+
+TYPES = ("float", "int", "categorical")
+
+
+def load_space(path: str | Path, known_options: set[str]) -> dict[str, dict]:
+    """The space in ``path``; an unknown option or type, or an empty range, is a UsageError."""
+    try:
+        space = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"search space {path} not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UsageError(f"search space {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(space, dict) or not space:
+        raise UsageError(f"search space {path} must map option names to ranges, e.g. lr: {{type: float, low: 1e-4, "
+                         "high: 1e-3, log: true}")
+    checked = {}
+    for raw_name, spec in space.items():
+        name = str(raw_name).replace("-", "_")
+        if name not in known_options:
+            raise UsageError(f"search space {path}: {raw_name!r} is not a train.py option; see python train.py --help")
+        if name in ("method", "dataset", "output_dir", "run_name", "resume", "config", "test"):
+            raise UsageError(f"search space {path}: {raw_name!r} is fixed for a study; pass it to tune.py instead")
+        if not isinstance(spec, dict) or spec.get("type") not in TYPES:
+            raise UsageError(f"search space {path}: {raw_name} needs type: {' | '.join(TYPES)}")
+        if spec["type"] == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise UsageError(f"search space {path}: {raw_name} needs a non-empty list of choices")
+        else:
+            low, high = spec.get("low"), spec.get("high")
+            if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or isinstance(low, bool):
+                raise UsageError(f"search space {path}: {raw_name} needs numbers low and high")
+            if not low < high:
+                raise UsageError(f"search space {path}: {raw_name} has an empty range (low {low}, high {high})")
+            if spec.get("log") and low <= 0:
+                raise UsageError(f"search space {path}: {raw_name} is log-scaled, so low must be > 0 (got {low})")
+        checked[name] = spec
+    return checked
+
+
+def suggest(trial, space: dict[str, dict]) -> dict:
+    """One point of the space, drawn by the trial's sampler."""
+    values = {}
+    for name, spec in space.items():
+        if spec["type"] == "float":
+            values[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+        elif spec["type"] == "int":
+            values[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
+        else:
+            values[name] = trial.suggest_categorical(name, spec["choices"])
+    return values

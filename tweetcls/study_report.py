@@ -1,0 +1,93 @@
+"""A finished (or growing) Optuna study as a reviewer reads it: a table of trials, and
+Optuna's own plots (optimization history, parameter importances, parallel coordinates)
+as PNG files and in TensorBoard (``<study>/_study``, IMAGES and TEXT)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from tweetcls_core.atomic import write_text_atomic
+
+PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
+
+
+def trial_rows(study) -> list[dict]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"trial": t.number, "state": t.state.name, "val_metric": t.value,
+                     "seconds": t.user_attrs.get("seconds"),
+                     "validations": len(t.intermediate_values),
+                     **{f"param_{k}": v for k, v in t.params.items()}})
+    return rows
+
+
+def trials_markdown(rows: list[dict]) -> str:
+    params = sorted({k for r in rows for k in r if k.startswith("param_")})
+    head = ["trial", "state", "val metric", "seconds", "validations", *[p.removeprefix("param_") for p in params]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [str(r["trial"]), r["state"], "—" if r["val_metric"] is None else f"{r['val_metric']:.4f}",
+                 "—" if r["seconds"] is None else f"{r['seconds']:.0f}", str(r["validations"]),
+                 *[_fmt(r.get(p)) for p in params]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def write_study_report(study, folder: Path) -> dict:
+    """summary.md, summary.csv, one PNG per plot, and the TensorBoard run ``_study``."""
+    rows = trial_rows(study)
+    markdown = trials_markdown(rows)
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    markdown += (f"\n\n{len(rows)} trials: {sum(r['state'] == 'COMPLETE' for r in rows)} complete, {len(pruned)} "
+                 f"pruned ({sum(r['seconds'] or 0 for r in pruned):.0f} s spent on them), "
+                 f"{sum(r['state'] == 'FAIL' for r in rows)} failed.")
+    write_text_atomic(folder / "summary.md", markdown + "\n")
+    buffer = io.StringIO()
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(folder / "summary.csv", buffer.getvalue())
+    plots = _plots(study, folder)
+    return {"markdown": markdown, "rows": rows, "plots": [str(p) for p in plots]}
+
+
+def _plots(study, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    import optuna.visualization.matplotlib as ovm
+    from torch.utils.tensorboard import SummaryWriter
+
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*quantiles select the same set of trials")
+    written = []
+    with SummaryWriter(str(folder / "_study")) as tb:
+        tb.add_text("study/trials", trials_markdown(trial_rows(study)))
+        for name in PLOTS:
+            try:
+                axes = getattr(ovm, f"plot_{name}")(study)
+            except (ValueError, RuntimeError, ZeroDivisionError):  # too few complete trials for this plot yet
+                continue
+            ax = axes.flat[0] if hasattr(axes, "flat") else axes
+            fig = ax.figure
+            fig.set_size_inches(9, 5)
+            fig.tight_layout()
+            path = folder / f"{name}.png"
+            fig.savefig(path, dpi=80)
+            tb.add_figure(f"study/{name}", fig)
+            plt.close(fig)
+            written.append(path)
+    return written
