@@ -82,7 +82,8 @@ def study_storage(url: str, heartbeat: float = 10.0):
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
         except Exception as err:  # SQLAlchemy's ArgumentError, OperationalError, a missing driver...
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            if "already exists" in first and attempt < 4:  # another worker is creating the tables right now
+            racing = ("already exists", "duplicate key", "UniqueViolation", "UNIQUE constraint", "database is locked")
+            if any(word in first for word in racing) and attempt < 4:  # another worker is creating the tables
                 time.sleep(0.5 + attempt)
                 continue
             raise UsageError(f"cannot open the study storage {url}: {first[:200]}") from None
