@@ -73,8 +73,10 @@ def test_the_same_command_continues_the_study(tiny_model_dir, tiny_csv, tmp_path
 
 def test_a_worker_killed_mid_trial_loses_no_finished_trial_and_its_trial_is_retried(
         tiny_model_dir, tiny_csv, tmp_path, space):
-    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--no-retrain", "--max-epochs", "400",
-                     "--heartbeat-seconds", "1", "--pruner", "none", "--checkpoint-every-n-steps", "5")
+    # --patience 0: the tiny task plateaus at once, and early stopping would end each trial within a second
+    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--no-retrain", "--max-epochs", "150",
+                     "--patience", "0", "--heartbeat-seconds", "1", "--pruner", "none",
+                     "--checkpoint-every-n-steps", "5")
     worker = subprocess.Popen([sys.executable, str(Path(tune.__file__)), *argv], env=CHILD_ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim = None
