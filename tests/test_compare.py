@@ -19,6 +19,12 @@ def runs(tiny_model_dir, tiny_csv, tmp_path_factory):
     for name, extra in (("lora-s0", ["--method", "lora", "--seed", "0"]), ("lora-s1", ["--method", "lora", "--seed", "1"]),
                         ("full-s0", ["--method", "full", "--seed", "0"])):
         assert train.main([*common, *extra, "--run-name", name]) == 0
+    # the tiny runs all score the same, so a mean could not be told from a max or a first value:
+    # give the second seed a score of its own
+    path = out / "lora-s1" / "results.json"
+    results = json.loads(path.read_text())
+    results["test"]["task_metric"] = 0.5
+    path.write_text(json.dumps(results))
     return out
 
 
@@ -32,6 +38,7 @@ def test_seeds_are_averaged_and_configurations_kept_apart(runs, capsys):
     lora = rows["lora"]
     per_seed = [json.loads((runs / f"lora-s{s}" / "results.json").read_text())["test"]["task_metric"] for s in (0, 1)]
     assert lora["seeds"] == [0, 1]
+    assert per_seed[0] != per_seed[1]
     assert lora["test_metric"] == pytest.approx(statistics.mean(per_seed))
     assert lora["test_metric_sd"] == pytest.approx(statistics.stdev(per_seed))
     assert rows["full"]["params_trainable"] == rows["full"]["params_total"] > lora["params_trainable"]

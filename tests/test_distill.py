@@ -199,6 +199,18 @@ def test_transfer_texts_leave_out_the_task_own_texts_and_duplicates(tmp_path):
         transfer_texts(str(tmp_path / "missing.txt"), None, None, exclude=set())
 
 
+def test_transfer_texts_come_in_one_fixed_shuffled_order(tmp_path):
+    from distill.transfer_set import transfer_texts
+
+    path = tmp_path / "many.txt"
+    lines = [f"tweet number {i}" for i in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    first = transfer_texts(str(path), None, None, exclude=set())
+    assert sorted(first) == sorted(lines) and first != lines  # shuffled, every text once
+    assert all(transfer_texts(str(path), None, None, exclude=set()) == first for _ in range(3))  # and always alike
+    assert transfer_texts(str(path), None, 50, exclude=set()) == first[:50]  # a limit takes a prefix of it
+
+
 def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tmp_path):
     from conftest import make_texts
 
