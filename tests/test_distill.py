@@ -108,11 +108,20 @@ def test_layer_copied_student_with_kd_end_to_end(teacher_run, tiny_csv, tmp_path
 def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_path):
     from conftest import build_tiny_model_dir
 
-    student = build_tiny_model_dir(tmp_path / "student-model")
+    from transformers import AutoConfig
+
+    from tweetcls_core.build import load_tokenizer
+
+    student = build_tiny_model_dir(tmp_path / "student-model", extra_words=["sunshine", "furious", "zebra"])
     run(["--method", "distill", "--teacher", str(teacher_run), "--student", str(student), "--dataset", str(tiny_csv),
          "--output-dir", str(tmp_path), "--run-name", "ind", "--max-epochs", "1"])
     results = json.loads((tmp_path / "ind" / "results.json").read_text())
     assert results["distill"]["student"] == str(student) and results["distill"]["layers"] is None
+    # the saved student is the student (its vocabulary, its tokenizer), not a copy of the teacher
+    saved, teacher = AutoConfig.from_pretrained(tmp_path / "ind" / "model"), AutoConfig.from_pretrained(teacher_run / "model")
+    assert saved.vocab_size == AutoConfig.from_pretrained(student).vocab_size != teacher.vocab_size
+    assert load_tokenizer(tmp_path / "ind" / "model")("zebra")["input_ids"] == load_tokenizer(student)("zebra")["input_ids"]
+    assert results["distill"]["teacher_logits_cache"] and results["distill"]["alpha"] == 0.5
 
 
 @pytest.mark.parametrize("extra, message", [

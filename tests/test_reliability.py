@@ -64,7 +64,9 @@ def test_same_seed_same_command_same_results(reference_run, tiny_model_dir, tiny
     results = json.loads((tmp_path / "again" / "results.json").read_text())
     env = results["environment"]
     assert env["packages"]["torch"] and env["packages"]["lightning"] and env["packages"]["transformers"]
-    assert "git_commit" in env
+    import re
+
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", env["git_commit"] or ""), env["git_commit"]  # this checkout's commit
     assert results["config"]["seed"] == 0 and results["config"]["lora_r"] == 8
 
 
