@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -80,7 +79,9 @@ def check_args(args: argparse.Namespace) -> None:
 def check_trained_labels(run, dataset: str, data) -> None:
     """Refuse to score a head on labels it was not trained for: its outputs would be read as
     another task's classes (or, loaded for another label set, come from a fresh random head)."""
-    placeholder = all(re.fullmatch(r"LABEL_\d+", name) for name in run.label_names)
+    from tweetcls_core.build import placeholder_labels
+
+    placeholder = placeholder_labels(run.label_names)
     if placeholder and len(run.label_names) != len(data.label_names):
         raise UsageError(f"{run.path} has {len(run.label_names)} outputs and no label names, {dataset} has "
                          f"{len(data.label_names)} labels: it is not a classifier for this data")

@@ -23,6 +23,7 @@ FORMATS = ("onnx", "onnx-int8", "peft")
 
 def run(args: argparse.Namespace) -> Path:
     from tweetcls.loader import load_run
+    from tweetcls.predictor import onnx_dir
     from compress.onnx_export import FP32_FILE, export_onnx, quantize_onnx
 
     target = Path(args.target)
@@ -32,10 +33,8 @@ def run(args: argparse.Namespace) -> Path:
         adapter = target / "adapter" if (target / "adapter").is_dir() else target
         return export_peft(adapter, Path(args.out) if args.out else target / "peft")
     loaded = load_run(target)
-    folder = Path(args.out) if args.out else (loaded.path.parent if loaded.kind == "run" else loaded.path) / "onnx"
-    meta = {"label_names": loaded.label_names, "multi_label": loaded.multi_label, "threshold": loaded.threshold,
-            "temperature": loaded.temperature, "pooling": loaded.pooling, "max_length": loaded.max_length}
-    export_onnx(loaded.model, loaded.tokenizer, folder, meta)
+    folder = Path(args.out) if args.out else onnx_dir(loaded)
+    export_onnx(loaded.model, loaded.tokenizer, folder, loaded.decision_rule())
     if args.format == "onnx-int8":
         return quantize_onnx(folder)
     return folder / FP32_FILE

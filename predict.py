@@ -104,7 +104,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     """--abstain-precision: the lowest confidence threshold reaching that precision on val; saved."""
     import torch
 
-    from datamodules.sources import load_labelled_data
+    from tweetcls.loader import load_run_data
     from tweetcls_core.atomic import write_text_atomic
     from tweetcls_core.calibration import threshold_for_precision
     from tweetcls_core.runs import read_results
@@ -114,11 +114,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
         raise UsageError("--abstain-precision is for single-label runs; a multi-label run uses its tuned threshold")
     if predictor.run_dir is None:
         raise UsageError("--abstain-precision needs a run directory (its validation data); use --min-confidence")
-    results = read_results(predictor.run_dir)
-    config = results.get("config", {})
-    data = load_labelled_data(results["dataset"], args.data_dir or config.get("data_dir"),
-                              config.get("text_column", "text"), config.get("label_column", "label"),
-                              config.get("encoding", "utf-8"))
+    data = load_run_data(read_results(predictor.run_dir), args.data_dir)
     if data.label_names != predictor.label_names:
         raise UsageError(f"the run's data now has labels {data.label_names}, the model {predictor.label_names}")
     val = data.splits["validation"]

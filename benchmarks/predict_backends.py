@@ -106,14 +106,12 @@ def main() -> None:
     p.add_argument("--backends", default=",".join(BACKENDS))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from datamodules.sources import load_labelled_data
     from tweetcls import Predictor
+    from tweetcls.loader import load_run_data
     from tweetcls_core.runs import read_results
 
     results = read_results(args.run)
-    config = results.get("config", {})
-    data = load_labelled_data(results["dataset"], config.get("data_dir"), config.get("text_column", "text"),
-                              config.get("label_column", "label"))
+    data = load_run_data(results)
     tweets = list(data.splits["test"]["text"])
     rows = []
     for backend in args.backends.split(","):

@@ -51,12 +51,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from benchmarks.live_server import live_server
-    from datamodules.sources import load_labelled_data
     from tweetcls import Predictor
+    from tweetcls.loader import load_run_data
     from tweetcls_core.runs import read_results
 
-    results = read_results(args.run)
-    tweets = list(load_labelled_data(results["dataset"], results["config"].get("data_dir")).splits["test"]["text"])
+    tweets = list(load_run_data(read_results(args.run)).splits["test"]["text"])
     rng = random.Random(0)
     plan = [[[rng.choice(tweets) for _ in range(rng.randint(1, 8))] for _ in range(args.requests)]
             for _ in range(args.clients)]

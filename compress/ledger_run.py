@@ -32,27 +32,26 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
     # warm the process (thread pool, allocator) so the first row is not slower for it
     measure_latency(model, model.config.vocab_size, batch_size, seq_len, iters=3)
     rows = []
-    workdir = tempfile.TemporaryDirectory()  # ONNX exports of the variants that need one
-    for number, steps in enumerate(variants):
-        name = variant_name(steps)
-        variant = build_variant(model, steps, datamodule.tokenizer, Path(workdir.name) / f"onnx-{number}")
-        if save_variants:
-            # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
-            with atomic_directory(Path(save_variants) / name.replace(":", "_")) as folder:
-                size = save_variant(variant, folder)
-                datamodule.tokenizer.save_pretrained(folder)
-        else:
-            size = size_on_disk(variant)
-        row = {"variant": name, **parameter_counts(variant), "size_mb": size}
-        row |= measure_latency(variant, model.config.vocab_size, batch_size, seq_len, iters=latency_iters)
-        metrics = score_model(variant, datamodule, data, split, threshold, "cpu")
-        row |= {"task_metric": metrics["task_metric"],
-                "accuracy": metrics.get("accuracy", metrics.get("exact_match")),
-                "macro_f1": metrics["macro_f1"]}
-        rows.append(row)
-        print(f"  {name}: {data.metric_name} {row['task_metric']:.4f}, {row['size_mb']:.1f} MB, "
-              f"p50 {row['latency_p50_ms']:.1f} ms", file=sys.stderr)
-    workdir.cleanup()
+    with tempfile.TemporaryDirectory() as workdir:  # ONNX exports of the variants that need one
+        for number, steps in enumerate(variants):
+            name = variant_name(steps)
+            variant = build_variant(model, steps, datamodule.tokenizer, Path(workdir) / f"onnx-{number}")
+            if save_variants:
+                # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
+                with atomic_directory(Path(save_variants) / name.replace(":", "_")) as folder:
+                    size = save_variant(variant, folder)
+                    datamodule.tokenizer.save_pretrained(folder)
+            else:
+                size = size_on_disk(variant)
+            row = {"variant": name, **parameter_counts(variant), "size_mb": size}
+            row |= measure_latency(variant, model.config.vocab_size, batch_size, seq_len, iters=latency_iters)
+            metrics = score_model(variant, datamodule, data, split, threshold, "cpu")
+            row |= {"task_metric": metrics["task_metric"],
+                    "accuracy": metrics.get("accuracy", metrics.get("exact_match")),
+                    "macro_f1": metrics["macro_f1"]}
+            rows.append(row)
+            print(f"  {name}: {data.metric_name} {row['task_metric']:.4f}, {row['size_mb']:.1f} MB, "
+                  f"p50 {row['latency_p50_ms']:.1f} ms", file=sys.stderr)
     baseline = next(r["task_metric"] for r in rows if r["variant"] == "none")
     for row in rows:
         row["delta"] = row["task_metric"] - baseline

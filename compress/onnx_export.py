@@ -80,6 +80,15 @@ def _add_metadata(path: Path, meta: dict) -> None:
     onnx.save(graph, str(path))
 
 
+def onnx_session(path: str | Path):
+    """An ONNX Runtime session on the CPU with torch's thread count (what every measurement here uses)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def read_metadata(folder: str | Path) -> dict:
     path = Path(folder) / META_FILE
     if not path.is_file():
@@ -94,12 +103,8 @@ class OnnxRuntimeClassifier(nn.Module):
 
     def __init__(self, path: str | Path, config, source_counts: dict[str, int]) -> None:
         super().__init__()
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
         self.path, self.config, self.source_counts = Path(path), config, source_counts
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **extra):

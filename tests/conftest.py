@@ -62,6 +62,17 @@ def build_tiny_model_dir(path: Path, hidden_size: int = 32, extra_words: list[st
     return path
 
 
+def train_tiny_run(model_dir: Path, csv: Path, out: Path, *extra: str) -> Path:
+    """A finished run (LoRA, 1 epoch, unless ``extra`` says otherwise) of the tiny model on the
+    tiny CSV: what the tests of loading, predicting, exporting and serving start from."""
+    import train
+
+    assert train.main(["--model", str(model_dir), "--dataset", str(csv), "--output-dir", str(out), "--run-name", "run",
+                       "--method", "lora", "--batch-size", "16", "--max-epochs", "1", "--lr", "5e-3",
+                       "--no-progress-bar", *extra]) == 0
+    return out / "run"
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"))

@@ -12,7 +12,7 @@ import pytest
 
 import evaluate
 import train
-from conftest import make_texts
+from conftest import make_texts, train_tiny_run
 
 
 def tree(folder: Path) -> dict[str, int]:
@@ -22,9 +22,7 @@ def tree(folder: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished")
-    assert train.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
-                       "--run-name", "run", "--batch-size", "16", "--max-epochs", "1", "--no-progress-bar"]) == 0
-    return out / "run"
+    return train_tiny_run(tiny_model_dir, tiny_csv, out, "--lr", "5e-4")
 
 
 def write(path: Path, text: str) -> str:

@@ -11,8 +11,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 import export
-import train
-from conftest import make_texts
+from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
 
 TEXTS = [text for text, _ in make_texts(12, seed=5)]
@@ -21,10 +20,7 @@ TEXTS = [text for text, _ in make_texts(12, seed=5)]
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export")
-    assert train.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
-                       "--run-name", "run", "--method", "lora", "--lora-targets", "query,value,dense",
-                       "--batch-size", "16", "--max-epochs", "2", "--lr", "5e-3", "--no-progress-bar"]) == 0
-    return out / "run"
+    return train_tiny_run(tiny_model_dir, tiny_csv, out, "--lora-targets", "query,value,dense", "--max-epochs", "2")
 
 
 def our_logits(run_dir: Path) -> torch.Tensor:

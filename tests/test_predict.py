@@ -14,9 +14,8 @@ import pytest
 import torch
 
 import predict
-import train
 from compress.dynamic_int8 import quantize_int8, save_int8
-from conftest import make_texts
+from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
 
 TEXTS = [text for text, _ in make_texts(40, seed=3)]
@@ -25,10 +24,7 @@ TEXTS = [text for text, _ in make_texts(40, seed=3)]
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("predict")
-    assert train.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
-                       "--run-name", "run", "--method", "lora", "--batch-size", "16", "--max-epochs", "2",
-                       "--lr", "5e-3", "--no-progress-bar"]) == 0
-    return out / "run"
+    return train_tiny_run(tiny_model_dir, tiny_csv, out, "--max-epochs", "2")
 
 
 def reference_probabilities(run_dir: Path, texts: list[str]) -> torch.Tensor:

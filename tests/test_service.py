@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-import train
-from conftest import make_texts
+from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor
 from tweetcls.model_card import model_card
 from tweetcls.service import Limits, create_app
@@ -24,10 +23,7 @@ TEXTS = [text for text, _ in make_texts(10, seed=7)]
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("serve")
-    assert train.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
-                       "--run-name", "run", "--method", "lora", "--batch-size", "16", "--max-epochs", "1",
-                       "--lr", "5e-3", "--no-progress-bar"]) == 0
-    return out / "run"
+    return train_tiny_run(tiny_model_dir, tiny_csv, out)
 
 
 @pytest.fixture(scope="module")

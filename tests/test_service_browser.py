@@ -12,8 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-import train
-from conftest import make_texts
+from conftest import make_texts, train_tiny_run
 from benchmarks.live_server import live_server, post_json
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -25,10 +24,7 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tiny_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("browser")
-    assert train.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(out),
-                       "--run-name", "run", "--method", "lora", "--batch-size", "16", "--max-epochs", "1",
-                       "--lr", "5e-3", "--no-progress-bar"]) == 0
-    with live_server(out / "run", "--max-texts", "16") as url:
+    with live_server(train_tiny_run(tiny_model_dir, tiny_csv, out), "--max-texts", "16") as url:
         yield url
 
 

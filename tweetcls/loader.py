@@ -52,6 +52,25 @@ class LoadedRun:
         """The --max-length the run trained with (128 where unknown)."""
         return int(self.results.get("config", {}).get("max_length", 128))
 
+    @property
+    def run_dir(self) -> Path | None:
+        """The run directory the model came from (None for a folder that is no run's model/)."""
+        return self.path.parent if self.kind == "run" else None
+
+    def decision_rule(self) -> dict:
+        """What an export carries beside the weights so its consumer decides as this model does."""
+        return {"label_names": self.label_names, "multi_label": self.multi_label, "threshold": self.threshold,
+                "temperature": self.temperature, "pooling": self.pooling, "max_length": self.max_length}
+
+
+def load_run_data(results: dict, data_dir: str | None = None):
+    """The labelled data a run was trained on, read as train.py read it (columns, encoding, data dir)."""
+    from datamodules.sources import load_labelled_data
+
+    config = results.get("config", {})
+    return load_labelled_data(results["dataset"], data_dir or config.get("data_dir"), config.get("text_column", "text"),
+                              config.get("label_column", "label"), config.get("encoding", "utf-8"))
+
 
 def load_run(target: str | Path) -> LoadedRun:
     """Load ``target`` (see the module docstring for the forms); a wrong folder is a UsageError."""

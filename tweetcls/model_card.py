@@ -38,12 +38,9 @@ def _size_mb(run_dir: Path, backend: str) -> float | None:
 def _examples(results: dict, count: int, data_dir: str | None) -> list[str]:
     """Short texts from the test split (never fails: a card without examples is still a card)."""
     try:
-        from datamodules.sources import load_labelled_data
+        from tweetcls.loader import load_run_data
 
-        config = results.get("config", {})
-        data = load_labelled_data(results["dataset"], data_dir or config.get("data_dir"),
-                                  config.get("text_column", "text"), config.get("label_column", "label"),
-                                  config.get("encoding", "utf-8"))
+        data = load_run_data(results, data_dir)
         texts = [t for t in data.splits["test"]["text"] if 20 <= len(t) <= 140]
         return texts[:count]
     except Exception:  # the data may live elsewhere on the serving machine

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import torch
 
 from tweetcls.loader import LoadedRun, load_run
-from compress.onnx_export import FP32_FILE, INT8_FILE, export_onnx, quantize_onnx, read_metadata
+from compress.onnx_export import FP32_FILE, INT8_FILE, export_onnx, onnx_session, quantize_onnx, read_metadata
 from tweetcls_core.errors import UsageError
 
 BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
@@ -57,12 +57,11 @@ class Predictor:
         if onnx_file is not None:
             return _from_onnx_file(onnx_file, batch_size, min_confidence)
         run = load_run(target)
-        run_dir = run.path.parent if run.kind == "run" else None
         forward = _torch_forward(run.model) if backend == "torch" else \
             _torch_forward(_int8_model(run)) if backend == "int8" else \
-            _onnx_forward(_exported(run, run_dir, backend == "onnx-int8"))
+            _onnx_forward(_exported(run, backend == "onnx-int8"))
         predictor = cls(forward, run.tokenizer, run.label_names, run.multi_label, run.threshold, run.temperature,
-                        run.max_length, backend, batch_size, min_confidence, run_dir,
+                        run.max_length, backend, batch_size, min_confidence, run.run_dir,
                         {"source": str(target), "kind": run.kind})
         predictor.use_saved_abstain_threshold()
         return predictor
@@ -140,11 +139,7 @@ def _int8_model(run: LoadedRun):
 
 
 def _onnx_forward(path: Path) -> Callable[[dict], torch.Tensor]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     names = [i.name for i in session.get_inputs()]
 
     def forward(batch: dict) -> torch.Tensor:
@@ -153,19 +148,22 @@ def _onnx_forward(path: Path) -> Callable[[dict], torch.Tensor]:
     return forward
 
 
-def _exported(run: LoadedRun, run_dir: Path | None, int8: bool) -> Path:
+def _exported(run: LoadedRun, int8: bool) -> Path:
     """The run's ONNX export (made and kept on first use) and, if asked, its int8 variant."""
-    folder = (run_dir or run.path) / "onnx"
+    folder = onnx_dir(run)
     if not (folder / FP32_FILE).is_file():
-        meta = {"label_names": run.label_names, "multi_label": run.multi_label, "threshold": run.threshold,
-                "temperature": run.temperature, "pooling": run.pooling, "max_length": run.max_length}
         try:
-            export_onnx(run.model, run.tokenizer, folder, meta)
+            export_onnx(run.model, run.tokenizer, folder, run.decision_rule())
         except PermissionError:
             raise UsageError(f"cannot write the ONNX export into {folder}; copy the model somewhere writable") from None
     if int8 and not (folder / INT8_FILE).is_file():
         quantize_onnx(folder)
     return folder / (INT8_FILE if int8 else FP32_FILE)
+
+
+def onnx_dir(run: LoadedRun) -> Path:
+    """Where a model's ONNX export lives: ``onnx/`` in its run directory, else beside its weights."""
+    return (run.run_dir or run.path) / "onnx"
 
 
 def _onnx_file(target: Path, backend: str) -> Path | None:

@@ -76,7 +76,12 @@ def trained_label_names(model_dir: str | Path) -> list[str] | None:
     except (OSError, ValueError):
         return None
     names = config_label_names(config)
-    return None if all(re.fullmatch(r"LABEL_\d+", name) for name in names) else names
+    return None if placeholder_labels(names) else names
+
+
+def placeholder_labels(names: list[str]) -> bool:
+    """Hugging Face's names for a head nobody named: LABEL_0, LABEL_1, ..."""
+    return all(re.fullmatch(r"LABEL_\d+", name) for name in names)
 
 
 def reset_output_layer(model: PreTrainedModel) -> None:
