@@ -43,10 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="sigmoid threshold for multi-label data")
     p.add_argument("--output", default=None, help="JSON file for the metrics (default: in the run directory)")
     p.add_argument("--accelerator", default="auto")
+    p.add_argument("--precision", default=None,
+                   help="32-true, bf16-mixed or auto (bf16 where the hardware has it); default: the precision the "
+                        "run was trained and scored in (fp32 for a saved model)")
     ledger = p.add_argument_group("compression ledger")
     ledger.add_argument("--compress", default=None, metavar="VARIANTS",
                         help="comma-separated variants, steps joined by +: none, prune:A, prune-global:A, "
-                             "prune-structured:A, then at most one of int8, onnx, onnx-int8 (last)")
+                             "prune-structured:A, then at most one of bf16, int8, onnx, onnx-int8 (last)")
     ledger.add_argument("--threads", type=int, default=2, help="CPU threads for latency measurements")
     ledger.add_argument("--latency-batch-size", type=int, default=32)
     ledger.add_argument("--latency-seq-len", type=int, default=64)
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace) -> dict:
     from tweetcls_core.build import max_model_length
     from tweetcls_core.parameters import count_parameters
     from tweetcls_core.runs import dataset_slug, write_json
+    from tweetcls_core.precision import resolve_precision
     from tweetcls_core.scoring import score_model
 
     check_args(args)
@@ -145,9 +149,11 @@ def run(args: argparse.Namespace) -> dict:
                           latency_iters=args.latency_iters, save_variants=args.save_variants)
 
     start = time.perf_counter()
-    metrics = score_model(model, datamodule, data, split, threshold, args.accelerator)
+    precision = resolve_precision(args.precision or loaded.results.get("precision") or config.get("precision") or "32-true",
+                                  args.accelerator)
+    metrics = score_model(model, datamodule, data, split, threshold, args.accelerator, precision)
     total, _ = count_parameters(model)
-    result = meta | {
+    result = meta | {"precision": precision,
         "task_metric": data.metric_name, "examples": len(datamodule.encoded[split]),
         "params_total": total, "eval_seconds": time.perf_counter() - start, "metrics": metrics,
     }
@@ -166,7 +172,7 @@ def print_result(result: dict) -> None:
         print(f"written to {', '.join(result['files'])}; TensorBoard: tensorboard --logdir {result['tensorboard']}")
         return
     metrics = result["metrics"]
-    print(f"{result['target']} on {result['dataset']} ({result['split']}, {result['examples']} examples,"
+    print(f"{result['target']} on {result['dataset']} ({result['split']}, {result['examples']} examples, {result['precision']},"
           f" {result['eval_seconds']:.1f} s)")
     print(f"  {result['task_metric']}: {metrics['task_metric']:.4f}")
     for key in ("accuracy", "macro_f1", "weighted_f1", "micro_f1", "exact_match"):

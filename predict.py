@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from tweetcls_core.backends import BACKENDS, backends_help
 from tweetcls_core.errors import StorageFull, UsageError, report
 
-BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
 INPUT_TYPES = (".txt", ".csv", ".tsv", ".json", ".jsonl")
 OUTPUT_TYPES = (".csv", ".jsonl")
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8", help="text encoding of the input file (e.g. latin-1)")
     p.add_argument("--output", default=None, help=f"write the predictions to a {' or '.join(OUTPUT_TYPES)} file")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="torch: fp32; int8: torch dynamic int8; onnx / onnx-int8: ONNX Runtime (exported on first use)")
+                   help=backends_help())
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=None, help="report the k most probable labels (default: all)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")

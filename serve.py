@@ -15,15 +15,14 @@ import argparse
 import os
 import sys
 
+from tweetcls_core.backends import BACKENDS, backends_help
 from tweetcls_core.errors import UsageError, report
-
-BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("target", metavar="RUN_OR_MODEL")
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help=backends_help())
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-texts", type=int, default=64, help="texts per request")

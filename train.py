@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--devices", default="auto")
     scale.add_argument("--strategy", default="auto")
     scale.add_argument("--num-nodes", type=int, default=1)
-    scale.add_argument("--precision", default="32-true")
+    scale.add_argument("--precision", default="auto",
+                       help="auto: bf16-mixed where the CPU/GPU multiplies bf16 natively, else 32-true; or any of "
+                            "Lightning's values (32-true, bf16-mixed, 16-mixed, ...)")
     scale.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     return p
 
@@ -145,6 +147,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.resume:
         args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
+    from tweetcls_core.precision import resolve_precision
+
+    args.precision = resolve_precision(args.precision, args.accelerator)  # what config.yaml and results record
     check_args(args)
     return args
 
@@ -163,6 +168,10 @@ def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | 
             explicit._add_action(_without_default(action))
     given, _ = explicit.parse_known_args(argv)
     for dest, value in vars(given).items():
+        if dest == "precision":
+            from tweetcls_core.precision import resolve_precision
+
+            value = resolve_precision(value, getattr(given, "accelerator", saved.get("accelerator", "auto")))
         if dest not in CHANGEABLE_ON_RESUME and dest in saved and saved[dest] != value:
             flag = "--" + dest.replace("_", "-")
             raise UsageError(f"--resume continues the run as it was started: it has {flag} {saved[dest]}, not "
@@ -335,7 +344,8 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         from distill.data import prepare_distillation_data
 
         info["distill"] |= prepare_distillation_data(datamodule, teacher_dir, args.transfer_data,
-                                                     args.transfer_samples, hidden_loss=args.hidden_loss != "none")
+                                                     args.transfer_samples, hidden_loss=args.hidden_loss != "none",
+                                                     precision=args.precision)
     run_dir, resume_from = open_run_dir(args)
     module = make_module(args, method, model, teacher, data)
     trainer, best_checkpoint, last_checkpoint, clock = make_trainer(args, run_dir, extra_callbacks)
@@ -358,7 +368,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
         "calibration": calibration,
         "val": val, "test": test, "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
-        "config": vars(args),
+        "precision": args.precision, "config": vars(args),
     }
     if module.test_tensors.get("confusion") is not None:
         results["test"]["confusion_matrix"] = module.test_tensors["confusion"].tolist()  # true label by row
@@ -605,7 +615,7 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     with atomic_directory(run_dir / "model") as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-    results["inference"] = cpu_latency(model)
+    results["inference"] = cpu_latency(model, args.precision)
     results["environment"] = environment()
     write_json(run_dir / "results.json", results)
 

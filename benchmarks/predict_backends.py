@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import parser, random_batch, write_result
+from tweetcls_core.backends import BACKENDS
 
-BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
 
 
 def size_mb(run_dir: Path, backend: str, predictor) -> float:

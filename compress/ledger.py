@@ -6,6 +6,7 @@ A variant is a ``+``-joined list of steps applied in order to a copy of the fp32
     prune:A               unstructured L1 pruning of A (in [0,1)) of each encoder Linear
     prune-global:A        the same with one global threshold over all encoder Linears
     prune-structured:A    remove A of every block's FFN neurons (smaller dense model)
+    bf16                  fp32 weights, matrix products in bf16 under autocast (last)
     int8                  dynamic int8 quantization for CPU (must come last)
     onnx                  the model exported to ONNX, run by ONNX Runtime (last)
     onnx-int8             the same, quantized by ONNX Runtime (dynamic, per-channel int8; last)
@@ -27,9 +28,10 @@ from compress.dynamic_int8 import quantize_int8, save_int8
 from compress.structured import prune_ffn_neurons
 from compress.unstructured import check_amount, magnitude_prune, make_permanent
 from tweetcls_core.errors import UsageError
+from tweetcls_core.precision import Bf16Autocast
 
 STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
-LAST_STEPS = ("int8", "onnx", "onnx-int8")  # each turns the model into something no other step can change
+LAST_STEPS = ("bf16", "int8", "onnx", "onnx-int8")  # each turns the model into something no other step can change
 STEPS = ("none", *LAST_STEPS, *STEPS_WITH_AMOUNT)
 
 
@@ -86,6 +88,8 @@ def build_variant(model: nn.Module, steps: list[Step], tokenizer=None, workdir: 
             make_permanent(variant)
         elif step.kind == "prune-structured":
             prune_ffn_neurons(variant, step.amount)
+        elif step.kind == "bf16":
+            variant = Bf16Autocast(variant)
         elif step.kind == "int8":
             variant = quantize_int8(variant, inplace=True)
         elif step.kind in ("onnx", "onnx-int8"):

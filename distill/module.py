@@ -51,16 +51,19 @@ class DistillationClassifier(TextClassifier):
                                           attention_mask=batch["teacher_attention_mask"],
                                           output_hidden_states=True).hidden_states[-1]
         target = aligned_teacher_states(batch["align_weights"], teacher_states)
-        return hidden_state_loss(self.projection(student_states), target, batch["align_mask"], self.hidden_loss)
+        # in fp32 under bf16 autocast, as every loss is
+        return hidden_state_loss(self.projection(student_states).float(), target.float(), batch["align_mask"],
+                                 self.hidden_loss)
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         use_hidden = self.projection is not None and "align_weights" in batch
         out = self.model(**self.model_inputs(batch), output_hidden_states=use_hidden)
+        logits = out.logits.float()  # fp32 losses under bf16 autocast
         if "teacher_logits" in batch:
-            loss = kd_loss(out.logits, batch["teacher_logits"], batch["labels"], self.kd_temperature,
+            loss = kd_loss(logits, batch["teacher_logits"], batch["labels"], self.kd_temperature,
                            self.kd_alpha, self.multi_label, batch.get("has_label"))
         else:
-            loss = self._loss(out.logits, batch["labels"])
+            loss = self._loss(logits, batch["labels"])
         if use_hidden:
             hidden = self._hidden_loss(out.hidden_states[-1], batch)
             self.log("train/hidden_loss", hidden, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))

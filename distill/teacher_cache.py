@@ -4,6 +4,7 @@ The teacher never runs during training: before the first epoch its logits for th
 training texts are loaded from the cache, or computed in one inference pass and saved.
 The cache key hashes the teacher's weights, its tokenizer, ``max_length`` and the exact
 training texts, so a retrained teacher or a changed dataset never reuses stale logits.
+A bf16 run's teacher pass runs under bf16 autocast too, and is cached apart from fp32's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from transformers import AutoModelForSequenceClassification
 from tweetcls_core.errors import UsageError
 from tweetcls_core.build import load_tokenizer
 from tweetcls_core.pooling import apply_checkpoint_pooling
+from tweetcls_core.precision import autocast_for, is_bf16
 from tweetcls_core.surgery import config_label_names
 from tweetcls_core.resolve import cache_root, sha256_of
 
@@ -43,7 +45,8 @@ def align_labels(teacher_labels: list[str], student_labels: list[str]) -> list[i
 
 
 @torch.inference_mode()
-def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> tuple[torch.Tensor, list[str]]:
+def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64,
+                           precision: str = "32-true") -> tuple[torch.Tensor, list[str]]:
     tokenizer = load_tokenizer(teacher_dir)
     model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
     apply_checkpoint_pooling(model, teacher_dir)
@@ -53,16 +56,18 @@ def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int,
         idx = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length,
                           padding=True, return_tensors="pt")
-        logits[idx] = model(**batch).logits.float()
+        with autocast_for(precision):
+            logits[idx] = model(**batch).logits.float()
     return logits, config_label_names(model.config)
 
 
 def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_labels: list[str],
-                          max_length: int) -> tuple[torch.Tensor, Path]:
+                          max_length: int, precision: str = "32-true") -> tuple[torch.Tensor, Path]:
     """(logits in the student's label order, cache file). Computes and saves on a miss."""
     teacher_dir = Path(teacher_dir)
     key = hashlib.sha256()
-    for part in (teacher_fingerprint(teacher_dir), str(max_length), "\x1e".join(texts)):
+    parts = (teacher_fingerprint(teacher_dir), str(max_length), "\x1e".join(texts)) + (("bf16",) if is_bf16(precision) else ())
+    for part in parts:
         key.update(part.encode())
         key.update(b"\x1f")
     path = cache_root() / "teacher_logits" / f"{key.hexdigest()[:32]}.safetensors"
@@ -70,7 +75,7 @@ def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_lab
         stored = load_file(str(path))
         logits, labels = stored["logits"], bytes(stored["labels"].tolist()).decode().split("\x1f")
     else:
-        logits, labels = compute_teacher_logits(teacher_dir, texts, max_length)
+        logits, labels = compute_teacher_logits(teacher_dir, texts, max_length, precision=precision)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         encoded = torch.tensor(list("\x1f".join(labels).encode()), dtype=torch.uint8)

@@ -6,6 +6,7 @@
     python -m experiments.suites cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
     python -m experiments.suites goemotions        # 28-label multi-label, threshold tuned on val
     python -m experiments.suites intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
+    python -m experiments.suites precision         # fp32 vs bf16 autocast: LoRA, full, teacher, KD student
     python -m experiments.suites SUITE --seeds 0 --dry-run   # print the commands only
     python -m experiments.suites goemotions --only '*lora*'  # just the runs whose name matches
 
@@ -142,8 +143,30 @@ def intermediate(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
+PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+
+
+def precision(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """fp32 against bf16 autocast, each arm right after the other on the same machine: the default
+    LoRA command and full fine-tuning per seed; the MPNet-12 teacher and the best KD recipe for
+    MiniLM-L6 (alpha 0.9, 5 epochs, from the fp32 teacher) on seed 0, the slow ones."""
+    runs = []
+    for seed in args.seeds:
+        for tag, value in PRECISIONS.items():
+            runs += [(f"lora-{tag}-s{seed}", ["--method", "lora", "--seed", str(seed), "--precision", value]),
+                     (f"full-{tag}-s{seed}", ["--method", "full", "--seed", str(seed), "--precision", value])]
+    teacher = str(Path(args.out) / "precision" / "teacher-fp32-s0")
+    for tag, value in PRECISIONS.items():
+        runs.append((f"teacher-{tag}-s0", [*teacher_run()[1], "--precision", value]))
+    for tag, value in PRECISIONS.items():
+        runs.append((f"student-kd-a0.9-{tag}-s0", [
+            "--method", "distill", "--teacher", teacher, "--student", "minilm-l6", "--lr", "1e-4",
+            "--dataset", EMOTION, "--seed", "0", "--max-epochs", "5", "--kd-alpha", "0.9", "--precision", value]))
+    return runs
+
+
 SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
-          "goemotions": goemotions, "intermediate": intermediate}
+          "goemotions": goemotions, "intermediate": intermediate, "precision": precision}
 SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN)  # runs other runs of the suite start from
 
 

@@ -62,7 +62,27 @@ def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path)
     assert len(rows) == 2
     table = comparison_markdown(rows)
     assert "| 0.001 | 3 |" in table and "| 0.0005 | 3 |" in table
-    assert {line.count("|") for line in table.splitlines()} == {17}  # every line has the header's columns
+    assert {line.count("|") for line in table.splitlines()} == {18}  # every line has the header's columns
+
+
+def test_precision_separates_rows_and_a_rerun_seed_counts_once(tmp_path):
+    from tweetcls_core.compare import comparison_markdown, group_by_configuration, run_record
+
+    base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
+            "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
+            "val": {"task_metric": 0.5}, "config": {"lr": 1e-3, "max_epochs": 3}}
+    runs = {"fp32": ("32-true", 0.70), "bf16-a": ("bf16-mixed", 0.60), "bf16-b": ("bf16-mixed", 0.62)}
+    for name, (precision, score) in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(
+            base | {"precision": precision, "test": {"task_metric": score}}))
+    rows = {r["precision"]: r for r in group_by_configuration([run_record(tmp_path / n / "results.json") for n in runs])}
+    assert set(rows) == {"fp32", "bf16"}  # the same seed in two precisions is two rows, not "2 seeds"
+    assert rows["fp32"]["test_metric"] == pytest.approx(0.70)
+    assert rows["bf16"]["seeds"] == [0] and rows["bf16"]["runs"] == 2
+    assert rows["bf16"]["test_metric"] == pytest.approx(0.61)
+    table = comparison_markdown(list(rows.values()))
+    assert "| 1 (2 runs) |" in table and "| bf16 |" in table and "| fp32 |" in table
 
 
 def test_comparison_is_in_tensorboard(runs):
@@ -96,7 +116,7 @@ def test_comparison_figure_names_every_row_of_a_large_table():
     from tweetcls_core.compare import comparison_figure
 
     rows = [{"method": "distill", "model": f"teacher-{i}", "layers": ",".join(map(str, range(i % 6 + 1))),
-             "lora": "", "kd": "logits T=2 a=0.5", "lr": 5e-5, "dataset": "tweet_eval/emotion",
+             "lora": "", "precision": "fp32", "kd": "logits T=2 a=0.5", "lr": 5e-5, "dataset": "tweet_eval/emotion",
              "params_trainable": 1_000_000 * (i + 1), "latency_ms": 50.0 + i, "test_metric": 0.7 + i / 100,
              "test_metric_sd": 0.01} for i in range(12)]
     fig = comparison_figure(rows)

@@ -4,7 +4,7 @@
     predictor = Predictor.from_run("runs/<run>", backend="int8")
     predictor.predict(["what a day", "so angry right now"])
 
-Backends: ``torch`` (fp32), ``int8`` (torch dynamic int8), ``onnx`` and ``onnx-int8``
+Backends: ``torch`` (fp32), ``bf16`` (fp32 weights, bf16 autocast), ``int8`` (torch dynamic int8), ``onnx`` and ``onnx-int8``
 (ONNX Runtime; exported into the run directory on first use and kept). Texts are batched
 by length (little padding) and returned in input order. Single-label probabilities are
 temperature-calibrated when the run fitted a temperature; a prediction below the abstain
@@ -23,9 +23,10 @@ import torch
 
 from tweetcls.loader import LoadedRun, load_run
 from compress.onnx_export import FP32_FILE, INT8_FILE, export_onnx, onnx_session, quantize_onnx, read_metadata
+from tweetcls_core.backends import BACKENDS
 from tweetcls_core.errors import UsageError
+from tweetcls_core.precision import Bf16Autocast
 
-BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
 ABSTAIN_FILE = "abstain.json"
 UNCERTAIN = "uncertain"
 
@@ -58,6 +59,7 @@ class Predictor:
             return _from_onnx_file(onnx_file, batch_size, min_confidence)
         run = load_run(target)
         forward = _torch_forward(run.model) if backend == "torch" else \
+            _torch_forward(Bf16Autocast(run.model)) if backend == "bf16" else \
             _torch_forward(_int8_model(run)) if backend == "int8" else \
             _onnx_forward(_exported(run, backend == "onnx-int8"))
         predictor = cls(forward, run.tokenizer, run.label_names, run.multi_label, run.threshold, run.temperature,

@@ -54,7 +54,8 @@ class TextClassifier(L.LightningModule):
         self.test_tensors: dict[str, torch.Tensor] = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model(**self.model_inputs(batch)).logits
+        # fp32 logits even under bf16 autocast: the loss, probabilities and metrics are computed in fp32
+        return self.model(**self.model_inputs(batch)).logits.float()
 
     def model_inputs(self, batch: dict) -> dict:
         return {k: v for k, v in batch.items() if k not in self.NON_INPUT_KEYS}

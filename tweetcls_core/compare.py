@@ -35,6 +35,7 @@ def _record(r: dict, path: Path) -> dict:
         "layers": ",".join(map(str, layers)) if layers else "",
         "lora": f"r={r['lora']['r']} {','.join(sorted({t.split('.')[-1] for t in r['lora']['targets']}))}" if r.get("lora") else "",
         "kd": distillation_label(info), "lr": cfg.get("lr"), "epochs": cfg.get("max_epochs"), "seed": r["seed"],
+        "precision": precision_label(r.get("precision") or cfg.get("precision") or "32-true"),
         "params_total": r["params_total"], "params_trainable": r["params_trainable"],
         "trainable_pct": r["trainable_pct"], "fit_seconds": r["fit_seconds"],
         "train_samples_per_sec": r["train_samples_per_sec"],
@@ -61,6 +62,11 @@ def distillation_label(info: dict) -> str:
     return label
 
 
+def precision_label(precision: str) -> str:
+    """'bf16' for Lightning's bf16 settings, 'fp32' for 32-true, else the setting as given."""
+    return "bf16" if "bf16" in precision else "fp32" if precision in ("32-true", "32", "32-mixed") else precision
+
+
 def model_label(model: str) -> str:
     """A model as the table names it: a short name as given, a folder by its name, and a run's
     ``model/`` folder (a model fine-tuned by an earlier run) by that run's name."""
@@ -68,7 +74,7 @@ def model_label(model: str) -> str:
     return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
-GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "kd", "lr", "epochs")
+GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "kd", "lr", "epochs", "precision")
 AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec",
             "latency_ms")
 
@@ -82,7 +88,8 @@ def group_by_configuration(records: list[dict]) -> list[dict]:
     for members in groups.values():
         row = {k: members[0][k] for k in GROUP_KEY}
         row |= {k: members[0][k] for k in ("params_total", "params_trainable", "trainable_pct", "size_mb", "metric_name")}
-        row["seeds"] = sorted(m["seed"] for m in members)
+        row["seeds"] = sorted({m["seed"] for m in members})  # distinct: a rerun of a seed is not a new seed
+        row["runs"] = len(members)
         for key in AVERAGED:
             values = [m[key] for m in members if m[key] is not None]
             row[key] = statistics.mean(values) if values else None
@@ -95,23 +102,29 @@ def _pm(row: dict, key: str, fmt: str) -> str:
     if row[key] is None:
         return "—"
     text = fmt.format(row[key])
-    return text + (" ± " + fmt.format(row[key + "_sd"]) if len(row["seeds"]) > 1 else "")
+    return text + (" ± " + fmt.format(row[key + "_sd"]) if row["runs"] > 1 else "")
 
 
 def comparison_markdown(rows: list[dict]) -> str:
-    head = ("| dataset | method | model | layers / LoRA | KD | lr | epochs | params | trainable | train s "
+    head = ("| dataset | method | model | layers / LoRA | KD | lr | epochs | precision | params | trainable | train s "
             "| train samples/s | CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
-    lines = [head, "|" + "---|" * 16]
+    lines = [head, "|" + "---|" * 17]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['method']} | {model_label(r['model'])} | {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
-            f"| {'—' if r['lr'] is None else format(r['lr'], 'g')} | {r['epochs'] or '—'} | {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
+            f"| {'—' if r['lr'] is None else format(r['lr'], 'g')} | {r['epochs'] or '—'} | {r['precision']} | {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
             f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
             f"| {_pm(r, 'latency_ms', '{:.0f}')} "
             f"| {'—' if r['size_mb'] is None else format(r['size_mb'], '.1f')} "
             f"| {r['metric_name']} {_pm(r, 'test_metric', '{:.4f}')} | {_pm(r, 'test_accuracy', '{:.4f}')} "
-            f"| {len(r['seeds'])} |")
+            f"| {seeds_label(r)} |")
     return "\n".join(lines)
+
+
+def seeds_label(row: dict) -> str:
+    """How many distinct seeds a row averages, and its run count where a seed was run twice."""
+    seeds = len(row["seeds"])
+    return str(seeds) if row["runs"] == seeds else f"{seeds} ({row['runs']} runs)"
 
 
 def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
@@ -143,7 +156,7 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
 def row_label(row: dict) -> str:
     """How a row is named in the figure: method, model, and what else sets it apart."""
     parts = [row["method"], model_label(row["model"]), row["layers"] or row["lora"], row["kd"],
-             f"lr {row['lr']:g}" if row["lr"] is not None else ""]
+             f"lr {row['lr']:g}" if row["lr"] is not None else "", row["precision"] if row["precision"] != "fp32" else ""]
     return " ".join(p for p in parts if p)
 
 

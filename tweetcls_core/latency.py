@@ -30,8 +30,14 @@ def measure_latency(model: nn.Module, vocab_size: int, batch_size: int = 32, seq
     return {"latency_p50_ms": 1000 * p50, "latency_p90_ms": 1000 * p90, "throughput_per_s": batch_size / p50}
 
 
-def cpu_latency(model: nn.Module) -> dict:
-    """The figure results.json records: forward latency on the CPU, batch 32 x 64 random tokens."""
+def cpu_latency(model: nn.Module, precision: str = "32-true") -> dict:
+    """The figure results.json records: forward latency on the CPU, batch 32 x 64 random tokens,
+    in the run's precision (bf16 autocast for a bf16 run)."""
+    from tweetcls_core.precision import Bf16Autocast, is_bf16
+
+    model = model.cpu()
+    timed = Bf16Autocast(model) if is_bf16(precision) else model
     with torch.inference_mode():
-        latency = measure_latency(model.cpu(), model.config.vocab_size, warmup=2, iters=10)
-    return latency | {"batch_size": 32, "seq_len": 64, "threads": torch.get_num_threads()}
+        latency = measure_latency(timed, model.config.vocab_size, warmup=2, iters=10)
+    return latency | {"batch_size": 32, "seq_len": 64, "threads": torch.get_num_threads(),
+                      "precision": "bf16" if is_bf16(precision) else "fp32"}

@@ -39,7 +39,8 @@ FINAL_METRICS = ("hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy"
 def review_hparams(config: dict, results: dict) -> dict[str, object]:
     """The hyperparameters that distinguish this run from others, in review order."""
     values = {"method": config["method"], "model": model_label(config["model"]), "dataset": config["dataset"],
-              "lr": config["lr"], "epochs": config["max_epochs"], "seed": config["seed"]}
+              "lr": config["lr"], "epochs": config["max_epochs"], "seed": config["seed"],
+              "precision": results.get("precision") or config.get("precision", "32-true")}
     if results.get("lora"):
         values |= {"lora_r": config["lora_r"], "lora_alpha": config["lora_alpha"],
                    "lora_targets": config["lora_targets"], "lora_dropout": config["lora_dropout"]}
@@ -167,11 +168,12 @@ def summary_lines(results: dict) -> list[str]:
              f"  parameters: {results['params_trainable']:,} trainable of {results['params_total']:,}"
              f" ({results['trainable_pct']:.2f}%)",
              f"  training: {results['fit_seconds']:.1f} s, {results['train_samples_per_sec']:.1f} samples/s,"
-             f" {results['epochs']} epochs, {results['steps']} steps"]
+             f" {results['epochs']} epochs, {results['steps']} steps, precision {results.get('precision', '32-true')}"]
     if "inference" in results:
         inf = results["inference"]
         lines.append(f"  CPU inference: {inf['latency_p50_ms']:.0f} ms per batch of {inf['batch_size']} x "
-                     f"{inf['seq_len']} ({inf['throughput_per_s']:.0f} samples/s, {inf['threads']} threads)")
+                     f"{inf['seq_len']} ({inf['throughput_per_s']:.0f} samples/s, {inf['threads']} threads, "
+                     f"{inf.get('precision', 'fp32')})")
     for split in ("val", "test"):
         scores = results[split]
         if not scores:

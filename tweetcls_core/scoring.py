@@ -8,11 +8,12 @@ from torch import nn
 from tweetcls_core.classifier import TextClassifier
 
 
-def score_model(model: nn.Module, datamodule, data, split: str, threshold: float, accelerator: str = "auto") -> dict:
-    """The same metrics train.py reports, for ``model`` on one split."""
+def score_model(model: nn.Module, datamodule, data, split: str, threshold: float, accelerator: str = "auto",
+                precision: str = "32-true") -> dict:
+    """The same metrics train.py reports, for ``model`` on one split, in ``precision`` (Lightning's values)."""
     module = TextClassifier(model.eval(), data.label_names, multi_label=data.multi_label, metric=data.metric,
                             metric_classes=data.metric_classes, threshold=threshold)
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False,
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
     scores = trainer.test(module, dataloaders=datamodule.split_dataloader(split), verbose=False)[0]
     return {k.removeprefix("test/"): v for k, v in scores.items()}

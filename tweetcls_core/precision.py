@@ -1,0 +1,92 @@
+"""Which number format a run computes in, chosen once and used everywhere a model runs.
+
+``--precision auto`` means Lightning's ``bf16-mixed`` where the hardware multiplies bf16
+natively (a GPU that supports it; a CPU with AVX512-BF16 or AMX, or an Arm core with the
+BF16 extension) and ``32-true`` elsewhere, where bf16 would be emulated and slower. Mixed
+precision keeps the weights, the optimizer state and the saved model in fp32 and runs the
+matrix products in bf16 under ``torch.autocast``; losses, probabilities and metrics are
+computed from fp32 logits (``TextClassifier.forward`` casts them).
+
+Outside a Trainer (teacher logits, latency, the prediction backends, the compression
+ledger) ``autocast_for(precision)`` gives the same numerics, and ``Bf16Autocast`` wraps a
+model so that every call of it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+AUTO = "auto"
+BF16 = "bf16-mixed"
+FP32 = "32-true"
+BF16_NAMES = frozenset({"bf16-mixed", "bf16", "bf16-true"})  # Lightning's spellings of bf16
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU has bf16 dot-product instructions (x86 AVX512-BF16 or AMX; Arm BF16)."""
+    cpu = torch.cpu
+    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        if getattr(cpu, check, lambda: False)():
+            return True
+    return "bf16" in _arm_features()
+
+
+def _arm_features() -> set[str]:
+    """The 'Features' of an Arm CPU on Linux (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("Features") for flag in line.split(":", 1)[1].split()}
+
+
+def gpu_has_native_bf16() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """``auto`` -> ``bf16-mixed`` or ``32-true`` for the device the run will use; other values unchanged."""
+    if precision != AUTO:
+        return precision
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return BF16 if gpu_has_native_bf16() else FP32
+    if accelerator not in ("auto", "cpu"):  # mps, tpu, ...: leave it to the user
+        return FP32
+    return BF16 if cpu_has_native_bf16() else FP32
+
+
+def is_bf16(precision: str | None) -> bool:
+    return str(precision) in BF16_NAMES
+
+
+def autocast_for(precision: str | None, device_type: str = "cpu") -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bf16 for a bf16 precision, a no-op for fp32."""
+    if is_bf16(precision):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Bf16Autocast(nn.Module):
+    """An fp32 classifier whose every forward runs under CPU bf16 autocast, with fp32 logits out.
+
+    Its weights stay fp32 (saved as they are); only the matrix products use bf16.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def forward(self, **inputs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = self.model(**inputs)
+        out.logits = out.logits.float()
+        return out
+
+    def save_pretrained(self, directory, **kwargs) -> None:
+        self.model.save_pretrained(directory, **kwargs)
