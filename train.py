@@ -295,8 +295,9 @@ def is_ddp_child() -> bool:
     return bool(os.environ.get(RUN_DIR_ENV)) and int(os.environ.get("LOCAL_RANK", "0")) > 0
 
 
-def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
+def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None) -> dict:
     """Train, test and save one run, holding its directory's lock; returns what results.json holds.
+    ``body(args, extra_callbacks)`` is the run itself (default: ``train_and_save``; pretrain.py's own).
 
     Under DDP, Lightning starts the other local ranks by re-running this command; they
     find the run directory rank 0 made (and locked) in $TWEETCLS_RUN_DIR instead.
@@ -304,8 +305,9 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     from tweetcls_core.run_lock import LOCK_FILE, RunLock
     from tweetcls_core.runs import check_run_name, dataset_slug, timestamp
 
+    body = body or train_and_save
     if is_ddp_child():
-        return train_and_save(args, extra_callbacks)
+        return body(args, extra_callbacks)
     if args.resume:
         run_dir = Path(args.resume)
     else:
@@ -319,7 +321,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
     created = None if created.exists() else created
     lock = RunLock(run_dir).acquire()
     try:
-        return train_and_save(args, extra_callbacks)
+        return body(args, extra_callbacks)
     finally:
         lock.release()
         if created is not None and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
@@ -501,9 +503,11 @@ def make_module(args: argparse.Namespace, method: Method, model, teacher, data):
                                   hidden_weight=args.hidden_weight, **options)
 
 
-def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list | None):
+def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list | None,
+                 monitor: tuple[str, str] = ("val/task_metric", "max")):
     """(Trainer, best-checkpoint callback, last-checkpoint callback, clock): TensorBoard, the best
-    checkpoint by the val task metric, last.ckpt for --resume, early stopping, atomic checkpoint writes."""
+    checkpoint by ``monitor`` (metric, max|min), last.ckpt for --resume, early stopping, atomic
+    checkpoint writes."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from tweetcls_core.checkpoint_io import AtomicCheckpointIO
@@ -512,13 +516,14 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     from tweetcls_core.timing import TrainingClock
 
     logger = ReviewLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
+    metric, mode = monitor
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}",
-                           monitor="val/task_metric", mode="max", save_top_k=1)
+                           monitor=metric, mode=mode, save_top_k=1)
     last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", args.checkpoint_every_n_steps)
     clock = TrainingClock()
     callbacks = [best, last, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
     if args.patience:
-        callbacks.append(EarlyStopping(monitor="val/task_metric", mode="max", patience=args.patience,
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=args.patience,
                                        check_on_train_epoch_end=False))
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(
@@ -542,7 +547,8 @@ def log_run_start(logger, info: dict) -> None:
     log_layout(logger.experiment)
 
 
-def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, last_checkpoint: str, lr: float) -> None:
+def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, last_checkpoint: str, lr: float,
+        program: str = "train.py") -> None:
     """``trainer.fit``, with a diverged loss, a signal or a full disk each told as one line."""
     from tweetcls_core.atomic import storage_error
 
@@ -553,7 +559,7 @@ def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, las
             else "no checkpoint was written yet"
         raise TrainingDiverged(f"{err}; {kept}; lower --lr (now {lr})") from None
     except SystemExit as stop:  # Lightning turns SIGTERM and Ctrl-C into SystemExit (code 0 for SIGTERM)
-        raise interrupted(stop, trainer, run_dir, last_checkpoint) from None
+        raise interrupted(stop, trainer, run_dir, last_checkpoint, program) from None
     except OSError as err:
         raise storage_error(err, run_dir / "checkpoints") from None
 
@@ -634,12 +640,12 @@ def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:
     trainer.logger.finalize("success")
 
 
-def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str) -> Interrupted:
+def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str, program: str = "train.py") -> Interrupted:
     """SIGTERM (a scheduler, ``kill``, ``docker stop``) or Ctrl-C during fit, as one line with the way on."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     by_sigterm = isinstance(stop, SIGTERMException)
-    kept = (f"continue with: python train.py --resume {run_dir}" if Path(last_checkpoint).exists()
+    kept = (f"continue with: python {program} --resume {run_dir}" if Path(last_checkpoint).exists()
             else "no checkpoint was written yet; start the run again")
     return Interrupted(f"{'stopped by SIGTERM' if by_sigterm else 'interrupted'} at step {trainer.global_step}; {kept}",
                        143 if by_sigterm else 130)

@@ -12,7 +12,8 @@ import random
 from pathlib import Path
 
 from tweetcls_core.errors import UsageError
-from datamodules.sources import SPLIT_SEED, load_labelled_data, read_lines
+from datamodules.corpus import source_texts
+from datamodules.sources import SPLIT_SEED
 
 
 def transfer_texts(source: str, data_dir: str | Path | None, limit: int | None, exclude: set[str]) -> list[str]:
@@ -22,13 +23,7 @@ def transfer_texts(source: str, data_dir: str | Path | None, limit: int | None, 
     training split is used (never its val/test: they may be another benchmark's test set).
     ``exclude`` should hold the target task's texts, so no test tweet is seen through the teacher.
     """
-    if source.endswith(".txt"):
-        path = Path(source)
-        if not path.is_file():
-            raise UsageError(f"--transfer-data {source}: no such file")
-        texts = read_lines(path)
-    else:
-        texts = list(load_labelled_data(source, data_dir).splits["train"]["text"])
+    texts = source_texts(source, data_dir, "--transfer-data")
     seen = {t.strip() for t in exclude}
     kept = []
     for text in texts:
