@@ -7,6 +7,7 @@
     python -m experiments.suites goemotions        # 28-label multi-label, threshold tuned on val
     python -m experiments.suites intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
     python -m experiments.suites precision         # fp32 vs bf16 autocast: LoRA, full, teacher, KD student
+    python -m experiments.suites domain-adaptive   # MiniLM-L6 after masked-LM epochs on tweets vs MiniLM-L6
     python -m experiments.suites SUITE --seeds 0 --dry-run   # print the commands only
     python -m experiments.suites goemotions --only '*lora*'  # just the runs whose name matches
 
@@ -148,26 +149,62 @@ PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 
 def precision(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """fp32 against bf16 autocast, each arm right after the other on the same machine: the default
-    LoRA command and full fine-tuning per seed; the MPNet-12 teacher and the best KD recipe for
-    MiniLM-L6 (alpha 0.9, 5 epochs, from the fp32 teacher) on seed 0, the slow ones."""
+    LoRA command and full fine-tuning per seed; on seed 0 also the MPNet-12 teacher and the best KD
+    recipe for MiniLM-L6 (alpha 0.9, 5 epochs, from the fp32 teacher), the slow ones."""
+    teacher = str(Path(args.out) / "precision" / "teacher-fp32-s0")
     runs = []
     for seed in args.seeds:
         for tag, value in PRECISIONS.items():
             runs += [(f"lora-{tag}-s{seed}", ["--method", "lora", "--seed", str(seed), "--precision", value]),
                      (f"full-{tag}-s{seed}", ["--method", "full", "--seed", str(seed), "--precision", value])]
-    teacher = str(Path(args.out) / "precision" / "teacher-fp32-s0")
-    for tag, value in PRECISIONS.items():
-        runs.append((f"teacher-{tag}-s0", [*teacher_run()[1], "--precision", value]))
-    for tag, value in PRECISIONS.items():
-        runs.append((f"student-kd-a0.9-{tag}-s0", [
-            "--method", "distill", "--teacher", teacher, "--student", "minilm-l6", "--lr", "1e-4",
-            "--dataset", EMOTION, "--seed", "0", "--max-epochs", "5", "--kd-alpha", "0.9", "--precision", value]))
+        if seed != args.seeds[0]:
+            continue
+        for tag, value in PRECISIONS.items():
+            runs.append((f"teacher-{tag}-s{seed}", [*teacher_run()[1], "--precision", value]))
+        for tag, value in PRECISIONS.items():
+            runs.append((f"student-kd-a0.9-{tag}-s{seed}", [
+                "--method", "distill", "--teacher", teacher, "--student", "minilm-l6", "--lr", "1e-4",
+                "--dataset", EMOTION, "--seed", str(seed), "--max-epochs", "5", "--kd-alpha", "0.9",
+                "--precision", value]))
+    return runs
+
+
+MLM_EPOCHS = (1, 2)  # the masked-LM budgets of the domain-adaptive suite (one run each, seed 0)
+GENERALITY_TASKS = ("tweet_eval/hate", "tweet_eval/irony", "tweet_eval/offensive")
+
+
+def mlm_run(epochs: int) -> tuple[str, list[str]]:
+    """MiniLM-L6 after ``epochs`` of masked-LM training on the tweet corpus (pretrain.py's defaults)."""
+    return f"mlm-tweets-e{epochs}-s0", ["pretrain.py", "--max-epochs", str(epochs), "--seed", "0"]
+
+
+def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Issue 20: MiniLM-L6 against MiniLM-L6 adapted to tweets by 1 and 2 masked-LM epochs. On
+    emotion: the default LoRA command, full fine-tuning, and the best KD recipe from the MPNet-12
+    teacher (alpha 0.9, 5 epochs); on hate, irony and offensive: the default LoRA command with
+    MiniLM-L6 and the 1-epoch encoder (does adaptation help beyond emotion?)."""
+    folder = Path(args.out) / "domain-adaptive"
+    encoders = {"minilm": "minilm-l6", **{f"mlm-e{e}": str(folder / mlm_run(e)[0] / "model") for e in MLM_EPOCHS}}
+    runs = [mlm_run(e) for e in MLM_EPOCHS]
+    for seed in args.seeds:
+        common = ["--dataset", EMOTION, "--seed", str(seed)]
+        for name, encoder in encoders.items():
+            runs += [(f"{name}-lora-s{seed}", ["--method", "lora", "--model", encoder, *common]),
+                     (f"{name}-full-s{seed}", ["--method", "full", "--model", encoder, *common]),
+                     (f"{name}-kd-a0.9-s{seed}", ["--method", "distill", "--teacher", str(teacher_dir(args)),
+                                                  "--student", encoder, "--lr", "1e-4", "--max-epochs", "5",
+                                                  "--kd-alpha", "0.9", *common])]
+        for task in GENERALITY_TASKS:
+            for name in ("minilm", f"mlm-e{MLM_EPOCHS[0]}"):
+                runs.append((f"{task.split('/')[-1]}-{name}-lora-s{seed}",
+                             ["--method", "lora", "--model", encoders[name], "--dataset", task, "--seed", str(seed)]))
     return runs
 
 
 SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
-          "goemotions": goemotions, "intermediate": intermediate, "precision": precision}
-SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN)  # runs other runs of the suite start from
+          "goemotions": goemotions, "intermediate": intermediate, "precision": precision,
+          "domain-adaptive": domain_adaptive}
+SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN, *(mlm_run(e)[0] for e in MLM_EPOCHS))  # runs other runs of the suite start from
 
 
 def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[str, list[str]]]:
@@ -176,8 +213,12 @@ def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[s
 
 
 def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
-    """The train.py command that finishes this run, or None when it is finished."""
-    train = [sys.executable, str(REPO / "train.py")]
+    """The command that finishes this run (train.py, or the program ``flags`` starts with, e.g.
+    pretrain.py), or None when it is finished."""
+    program = "train.py"
+    if flags and flags[0].endswith(".py"):
+        program, flags = flags[0], flags[1:]
+    train = [sys.executable, str(REPO / program)]
     if (run_dir / "results.json").exists():
         return None
     if (run_dir / "checkpoints" / "last.ckpt").exists():
@@ -196,7 +237,7 @@ def add_missing_latency(run_dir: Path) -> None:
     """Runs made before train.py recorded CPU latency get it measured from their saved model."""
     path = run_dir / "results.json"
     results = json.loads(path.read_text())
-    if "inference" in results:
+    if "inference" in results or str(results.get("method", "")).startswith("mlm"):  # an encoder has no classifier
         return
     from tweetcls.loader import load_run
     from tweetcls_core.latency import cpu_latency
@@ -245,12 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.teacher and not (Path(args.teacher) / "results.json").exists():
         parser.error(f"--teacher {args.teacher}: no results.json there; give a finished teacher run directory")
     runs = SUITES[args.suite](args)
-    if args.suite == "cross-tokenizer":  # its teacher is the layer-copy suite's
-        runs.insert(0, teacher_run())
-    if args.teacher:  # trained elsewhere: nothing to run for it
-        runs = [run for run in runs if run[0] != teacher_run()[0]]
     if args.only:
         runs = select_runs(runs, args.only)
+    if args.suite in ("cross-tokenizer", "domain-adaptive") and any("--teacher" in flags for _, flags in runs):
+        runs.insert(0, teacher_run())  # their teacher is the layer-copy suite's, trained first if needed
+    if args.teacher:  # trained elsewhere: nothing to run for it
+        runs = [run for run in runs if run[0] != teacher_run()[0]]
     for name, flags in runs:
         run_dir = teacher_dir(args) if name == teacher_run()[0] else Path(args.out) / args.suite / name
         cmd = train_command(run_dir, flags)
@@ -271,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     from tweetcls_core.compare import compare_runs
 
     # the teacher lives outside this suite's folder: in layer-copy, or wherever --teacher points
-    also = [teacher_dir(args)] if args.suite == "cross-tokenizer" or args.teacher else []
+    also = [teacher_dir(args)] if args.suite in ("cross-tokenizer", "domain-adaptive") or args.teacher else []
     summary = compare_runs(Path(args.out) / args.suite, also)
     print(summary["markdown"])
     ratios = ratios_to_teacher(summary["rows"])

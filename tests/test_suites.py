@@ -110,3 +110,28 @@ def test_a_teacher_without_results_is_a_usage_error(tmp_path):
         suites.main(["cross-tokenizer", "--teacher", str(tmp_path / "missing"), "--dry-run"])
     assert exit_info.value.code == 2
 
+
+
+def test_a_pretrain_run_is_started_with_pretrain_py_and_resumed_with_it(tmp_path):
+    run = tmp_path / "suite" / "mlm"
+    fresh = suites.train_command(run, ["pretrain.py", "--max-epochs", "1"])
+    assert fresh[1].endswith("pretrain.py") and "pretrain.py" not in fresh[2:] and "--max-epochs" in fresh
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert suites.train_command(run, ["pretrain.py", "--max-epochs", "1"])[1].endswith("pretrain.py")
+
+
+def test_domain_adaptive_arms_start_from_the_adapted_encoders_and_train_the_teacher_only_for_kd(tmp_path, capsys):
+    args = suites.argparse.Namespace(seeds=[0], epochs=None, out=str(tmp_path), teacher=None)
+    runs = dict(suites.domain_adaptive(args))
+    encoder = str(tmp_path / "domain-adaptive" / "mlm-tweets-e1-s0" / "model")
+    assert runs["mlm-e1-lora-s0"][runs["mlm-e1-lora-s0"].index("--model") + 1] == encoder
+    assert runs["mlm-e1-kd-a0.9-s0"][runs["mlm-e1-kd-a0.9-s0"].index("--student") + 1] == encoder
+    assert runs["minilm-lora-s0"][runs["minilm-lora-s0"].index("--model") + 1] == "minilm-l6"
+    assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-lora-s0",
+                        "--dry-run"]) == 0
+    planned = capsys.readouterr().err
+    assert "teacher-mpnet12-s0" not in planned and "mlm-tweets-e1-s0" in planned  # the encoder it needs runs
+    assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-kd-*",
+                        "--dry-run"]) == 0
+    assert "teacher-mpnet12-s0" in capsys.readouterr().err

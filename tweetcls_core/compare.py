@@ -136,6 +136,8 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
     records = []
     for path in paths:
         try:
+            if str(read_results(path.parent).get("method", "")).startswith("mlm"):
+                continue  # a masked-LM run made an encoder, not a classifier: nothing to score here
             records.append(run_record(path))
         except UsageError as err:  # one broken run must not take the whole table down
             print(f"warning: skipping {path.parent}: {err}", file=sys.stderr)
