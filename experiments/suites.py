@@ -8,6 +8,7 @@
     python -m experiments.suites intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
     python -m experiments.suites precision         # fp32 vs bf16 autocast: LoRA, full, teacher, KD student
     python -m experiments.suites domain-adaptive   # MiniLM-L6 after masked-LM epochs on tweets vs MiniLM-L6
+    python -m experiments.suites tuned --best-config STUDY/best.yaml --datasets disaster_tweets --out runs/suites/disaster
     python -m experiments.suites SUITE --seeds 0 --dry-run   # print the commands only
     python -m experiments.suites goemotions --only '*lora*'  # just the runs whose name matches
 
@@ -169,6 +170,20 @@ def precision(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
+def tuned(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """A search's best configuration (tune.py's best.yaml) against the default LoRA command on the
+    same dataset, per seed, scored on test (the search itself never read test)."""
+    if not getattr(args, "best_config", None):
+        raise SystemExit("the tuned suite needs --best-config <study>/best.yaml (from tune.py)")
+    dataset = args.datasets[0]
+    runs = []
+    for seed in args.seeds:
+        runs += [(f"default-s{seed}", ["--method", "lora", "--dataset", dataset, "--seed", str(seed)]),
+                 (f"tuned-s{seed}", ["--config", str(args.best_config), "--dataset", dataset, "--seed", str(seed),
+                                     "--test"])]
+    return runs
+
+
 MLM_EPOCHS = (1, 2)  # the masked-LM budgets of the domain-adaptive suite (one run each, seed 0)
 GENERALITY_TASKS = ("tweet_eval/hate", "tweet_eval/irony", "tweet_eval/offensive")
 
@@ -203,7 +218,7 @@ def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
           "goemotions": goemotions, "intermediate": intermediate, "precision": precision,
-          "domain-adaptive": domain_adaptive}
+          "domain-adaptive": domain_adaptive, "tuned": tuned}
 SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN, *(mlm_run(e)[0] for e in MLM_EPOCHS))  # runs other runs of the suite start from
 
 
@@ -271,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/suites", help="suites go to OUT/SUITE")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="override the suite's schedule")
-    parser.add_argument("--datasets", nargs="+", default=[EMOTION, "tweet_eval/hate"], help="lora-vs-full only")
+    parser.add_argument("--datasets", nargs="+", default=[EMOTION, "tweet_eval/hate"],
+                        help="lora-vs-full; tuned: the first one")
+    parser.add_argument("--best-config", default=None, help="tuned: the best.yaml a tune.py study wrote")
     parser.add_argument("--only", metavar="PATTERN", default=None,
                         help="run only the runs whose name matches this glob (a run the others start from, the "
                              "teacher or the intermediate model, still runs)")
