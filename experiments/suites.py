@@ -173,13 +173,12 @@ def precision(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 def tuned(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """A search's best configuration (tune.py's best.yaml) against the default LoRA command on the
     same dataset, per seed, scored on test (the search itself never read test)."""
-    if not getattr(args, "best_config", None):
-        raise SystemExit("the tuned suite needs --best-config <study>/best.yaml (from tune.py)")
+    best = getattr(args, "best_config", None) or "best.yaml"
     dataset = args.datasets[0]
     runs = []
     for seed in args.seeds:
         runs += [(f"default-s{seed}", ["--method", "lora", "--dataset", dataset, "--seed", str(seed)]),
-                 (f"tuned-s{seed}", ["--config", str(args.best_config), "--dataset", dataset, "--seed", str(seed),
+                 (f"tuned-s{seed}", ["--config", str(best), "--dataset", dataset, "--seed", str(seed),
                                      "--test"])]
     return runs
 
@@ -223,8 +222,11 @@ SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN, *(mlm_run(e)[0] for e in MLM_
 
 
 def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[str, list[str]]]:
-    """The runs whose name matches the glob; a shared run (the teacher) stays, the others need it."""
-    return [(name, flags) for name, flags in runs if name in SHARED_RUNS or fnmatch.fnmatchcase(name, pattern)]
+    """The runs whose name matches the glob, and the shared runs (teacher, intermediate or masked-LM
+    encoder) that one of them starts from (its folder is in their flags)."""
+    chosen = [(name, flags) for name, flags in runs if fnmatch.fnmatchcase(name, pattern)]
+    needed = {shared for shared in SHARED_RUNS if any(shared in " ".join(flags) for _, flags in chosen)}
+    return [(name, flags) for name, flags in runs if name in needed or (name, flags) in chosen]
 
 
 def train_command(run_dir: Path, flags: list[str]) -> list[str] | None:
@@ -300,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep finished runs' checkpoints/ (by default only model/ and results.json stay)")
     args = parser.parse_args(argv)
 
+    if args.suite == "tuned" and not (args.best_config and Path(args.best_config).is_file()):
+        parser.error("the tuned suite needs --best-config <study>/best.yaml, written by tune.py")
     if args.teacher and not (Path(args.teacher) / "results.json").exists():
         parser.error(f"--teacher {args.teacher}: no results.json there; give a finished teacher run directory")
     runs = SUITES[args.suite](args)

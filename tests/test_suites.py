@@ -132,6 +132,9 @@ def test_domain_adaptive_arms_start_from_the_adapted_encoders_and_train_the_teac
                         "--dry-run"]) == 0
     planned = capsys.readouterr().err
     assert "teacher-mpnet12-s0" not in planned and "mlm-tweets-e1-s0" in planned  # the encoder it needs runs
+    assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "mlm-e1-lora-s0",
+                        "--dry-run"]) == 0
+    assert "mlm-tweets-e2-s0" not in capsys.readouterr().err  # an encoder no chosen run needs is not made
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-kd-*",
                         "--dry-run"]) == 0
     assert "teacher-mpnet12-s0" in capsys.readouterr().err
