@@ -8,7 +8,8 @@
     python -m experiments.suites intermediate      # MiniLM-L6 fine-tuned on GoEmotions first, then on emotion
     python -m experiments.suites precision         # fp32 vs bf16 autocast: LoRA, full, teacher, KD student
     python -m experiments.suites domain-adaptive   # MiniLM-L6 after masked-LM epochs on tweets vs MiniLM-L6
-    python -m experiments.suites ref-a-disaster    # the reference experiments A, B, D (RESULTS.md)
+    python -m experiments.suites ref-a-disaster    # the reference experiments: ref-a-disaster, ref-b-sentiment,
+                                                   # ref-c-goemotions, ref-d-hate, ref-e-covid (RESULTS.md)
     python -m experiments.suites tuned --best-config STUDY/best.yaml --datasets disaster_tweets --out runs/suites/disaster
     python -m experiments.suites SUITE --seeds 0 --dry-run   # print the commands only
     python -m experiments.suites goemotions --only '*lora*'  # just the runs whose name matches
@@ -233,6 +234,49 @@ def reference_d(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
+GOEMOTIONS_TEACHER, GOEMOTIONS_SUBSET = "teacher-goemotions-mpnet12-s0", "10000"
+
+
+def reference_c(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Reference C. Theirs: GoEmotions, 6-layer students of a 12-layer BERT by odd and even layers,
+    3 epochs with KD; DistilBERT + LoRA (q_lin, v_lin, lr 2e-5): accuracy 0.572 / 0.578 / 0.529.
+    Here: the MPNet-12 teacher, odd and even students with KD, and LoRA on MiniLM-L6 both with
+    their recipe (query,value at lr 2e-5) and ours, all on a fixed 10,000-example subset of the
+    43k training comments (a full teacher epoch is over an hour on 2 cores)."""
+    subset = ["--dataset", "go_emotions", "--max-train-samples", GOEMOTIONS_SUBSET]
+    teacher = str(Path(args.out) / "ref-c-goemotions" / GOEMOTIONS_TEACHER)
+    runs = [(GOEMOTIONS_TEACHER, ["--method", "teacher", "--seed", "0", "--max-epochs", "2", *subset])]
+    for seed in args.seeds:
+        common = [*subset, "--seed", str(seed)]
+        for layers in ("odd", "even"):
+            runs.append((f"student-{layers}-kd-s{seed}", ["--method", "distill", "--teacher", teacher, "--layers", layers,
+                                                          "--max-epochs", str(args.epochs or 3), *common]))
+        runs += [(f"minilm-lora-theirs-s{seed}", ["--method", "lora", "--lora-targets", "query,value", "--lr", "2e-5",
+                                                  "--max-epochs", str(args.epochs or 3), *common]),
+                 (f"minilm-lora-s{seed}", ["--method", "lora", *common])]
+    return runs
+
+
+COVID_TEACHER = "teacher-covid-mpnet12-s0"
+
+
+def reference_e(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Reference E. Theirs: COVID tweet sentiment (5 classes), RoBERTa/DeBERTa with the HF Trainer,
+    Optuna, ONNX int8, pruning, cross-tokenizer distillation, a thresholded decision rule. Here the
+    training runs of that pipeline: LoRA and full fine-tuning of MiniLM-L6, the MPNet-12 teacher and
+    MiniLM-L6 distilled from it across tokenizers (logit KD). The search (tune.py), pruning with
+    recovery, ONNX int8 and abstaining are commands on these runs (RESULTS.md)."""
+    teacher = str(Path(args.out) / "ref-e-covid" / COVID_TEACHER)
+    runs = [(COVID_TEACHER, ["--method", "teacher", "--dataset", "covid_tweets", "--seed", "0", "--max-epochs", "5"])]
+    for seed in args.seeds:
+        common = ["--dataset", "covid_tweets", "--seed", str(seed)]
+        runs += [(f"lora-s{seed}", ["--method", "lora", "--max-epochs", "5", *common]),
+                 (f"full-s{seed}", ["--method", "full", "--max-epochs", "5", *common]),
+                 (f"minilm-kd-s{seed}", ["--method", "distill", "--teacher", teacher, "--student", "minilm-l6",
+                                         "--lr", "1e-4", "--max-epochs", "5", "--kd-alpha", "0.9", *common])]
+    return runs
+
+
 MLM_EPOCHS = (1, 2)  # the masked-LM budgets of the domain-adaptive suite (one run each, seed 0)
 GENERALITY_TASKS = ("tweet_eval/hate", "tweet_eval/irony", "tweet_eval/offensive")
 
@@ -268,8 +312,10 @@ def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
           "goemotions": goemotions, "intermediate": intermediate, "precision": precision,
           "domain-adaptive": domain_adaptive, "tuned": tuned,
-          "ref-a-disaster": reference_a, "ref-b-sentiment": reference_b, "ref-d-hate": reference_d}
-SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN, HATE_TEACHER, *(mlm_run(e)[0] for e in MLM_EPOCHS))  # runs other runs of the suite start from
+          "ref-a-disaster": reference_a, "ref-b-sentiment": reference_b, "ref-c-goemotions": reference_c,
+          "ref-d-hate": reference_d, "ref-e-covid": reference_e}
+SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN, HATE_TEACHER, GOEMOTIONS_TEACHER, COVID_TEACHER,
+               *(mlm_run(e)[0] for e in MLM_EPOCHS))  # runs other runs of the suite start from
 
 
 def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[str, list[str]]]:
