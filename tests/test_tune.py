@@ -202,3 +202,16 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, tiny_csv, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tune.py: error: ") and words in err[0], err
     assert not (tmp_path / "out" / "s" / "trials").exists()
+
+
+def test_pruning_savings_count_each_pruned_trials_missing_epochs_at_its_own_pace():
+    from tweetcls.study_report import pruning_savings
+
+    rows = [{"state": "COMPLETE", "seconds": 100.0, "validations": 4, "param_max_epochs": 4},
+            {"state": "PRUNED", "seconds": 30.0, "validations": 1, "param_max_epochs": 4},  # 3 epochs of 30 s left
+            {"state": "PRUNED", "seconds": 40.0, "validations": 2},  # default 3 epochs: 1 of 20 s left
+            {"state": "FAIL", "seconds": 500.0, "validations": 0}]
+    savings = pruning_savings(rows, default_epochs=3)
+    assert savings["seconds"] == 170.0
+    assert savings["saved_seconds"] == 90.0 + 20.0
+    assert savings["share_of_unpruned"] == 170.0 / 280.0
