@@ -15,6 +15,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import yaml
 
 from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
+
+COMMAND_STARTED: list[float] = []  # set by main(): results.json's wall_seconds of the whole command
 
 @dataclass(frozen=True)
 class Method:
@@ -623,6 +626,8 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
         tokenizer.save_pretrained(folder)
     results["inference"] = cpu_latency(model, args.precision)
     results["environment"] = environment()
+    if COMMAND_STARTED:  # the whole command, imports included (a resumed run: since the resume)
+        results["wall_seconds"] = time.time() - COMMAND_STARTED[0]
     write_json(run_dir / "results.json", results)
 
 
@@ -674,6 +679,7 @@ def print_summary(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    COMMAND_STARTED[:] = [time.time()]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         args = parse_args(argv)
