@@ -43,6 +43,7 @@ def test_lora_run_leaves_everything_a_user_needs(lora_run):
     assert results["method"] == "lora" and results["label_names"] == ["anger", "calm", "joy"]
     assert 0 < results["params_trainable"] < results["params_total"]
     assert results["fit_seconds"] > 0 and results["train_samples_per_sec"] > 0
+    assert results["wall_seconds"] > results["fit_seconds"]  # the whole command: loading, scoring, saving too
     targets = results["lora"]["targets"]  # default all-linear: every encoder Linear, 2 layers x 6
     assert len(targets) == 12 and all(t.startswith("bert.encoder.layer.") for t in targets)
     assert {t.split(".", 4)[-1] for t in targets} == {"attention.self.query", "attention.self.key",
