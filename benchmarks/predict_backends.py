@@ -32,7 +32,7 @@ from tweetcls_core.backends import BACKENDS
 
 
 def size_mb(run_dir: Path, backend: str, predictor) -> float:
-    if backend == "torch":
+    if backend in ("torch", "bf16"):  # bf16 runs the fp32 weights under autocast
         return (run_dir / "model" / "model.safetensors").stat().st_size / 1e6
     if backend.startswith("onnx"):
         name = "model-int8.onnx" if backend == "onnx-int8" else "model.onnx"
