@@ -205,3 +205,31 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_checkpoint_whole(tmp_path,
         io.save_checkpoint({"step": torch.tensor(2)}, path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     assert math.isfinite(float(torch.load(path, weights_only=True)["step"]))
+
+
+@pytest.mark.parametrize("kind", ["mse", "cosine"])
+def test_the_hidden_state_target_is_the_teachers_last_layer_of_the_unpadded_text(tiny_model_dir, kind):
+    """Pins the teacher side of the hidden-state loss: its last layer (not another), computed with
+    its attention mask (padding must not change a short tweet's states), and the chosen loss kind."""
+    from distill.hidden_collator import AlignedDistillationCollator
+    from distill.losses import hidden_state_loss
+    from distill.module import DistillationClassifier
+    from distill.token_alignment import aligned_teacher_states
+    from tweetcls_core.build import load_classifier, load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    torch.manual_seed(0)
+    student, teacher = load_classifier(tiny_model_dir, ["a", "b"]), load_classifier(tiny_model_dir, ["a", "b"])
+    module = DistillationClassifier(student, ["a", "b"], teacher=teacher, hidden_loss=kind)
+    texts = ["love", "the river was quiet and so very calm today with my garden"]  # the first one is padded
+    features = [dict(tokenizer(t, truncation=True, max_length=32)) | {"text": t, "labels": 0} for t in texts]
+    batch = AlignedDistillationCollator(tokenizer, tokenizer, 32)(features)
+    assert batch["teacher_attention_mask"][0].sum() < batch["teacher_attention_mask"].shape[1]
+    student_states = torch.randn(*batch["input_ids"].shape, student.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got = module._hidden_loss(student_states, batch)
+        last = teacher.base_model(input_ids=batch["teacher_input_ids"],
+                                  attention_mask=batch["teacher_attention_mask"]).last_hidden_state
+        expected = hidden_state_loss(student_states, aligned_teacher_states(batch["align_weights"], last),
+                                     batch["align_mask"], kind)
+    torch.testing.assert_close(got, expected)
