@@ -233,3 +233,16 @@ def test_the_hidden_state_target_is_the_teachers_last_layer_of_the_unpadded_text
         expected = hidden_state_loss(student_states, aligned_teacher_states(batch["align_weights"], last),
                                      batch["align_mask"], kind)
     torch.testing.assert_close(got, expected)
+
+
+def test_the_aligned_collator_truncates_both_encodings_to_max_length(tiny_model_dir):
+    from distill.hidden_collator import AlignedDistillationCollator
+    from tweetcls_core.build import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    long_text = " ".join(["the river was quiet"] * 10)
+    features = [dict(tokenizer(t, truncation=True, max_length=8)) | {"text": t, "labels": 0}
+                for t in (long_text, "love")]
+    batch = AlignedDistillationCollator(tokenizer, tokenizer, 8)(features)
+    assert batch["input_ids"].shape[1] == batch["teacher_input_ids"].shape[1] == 8
+    assert batch["align_weights"].shape == (2, 8, 8)
