@@ -72,23 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     import train
-    from tweetcls_core.precision import resolve_precision
 
-    parser = build_parser()
-    pre, _ = parser.parse_known_args(argv)
-    if pre.resume:
-        saved = Path(pre.resume) / "config.yaml"
-        if not saved.is_file():
-            raise UsageError(f"{pre.resume} holds no run to resume (no config.yaml); pass a run directory")
-        options = train.load_config(str(saved), parser)
-        train.refuse_changes_on_resume(parser, argv, options)
-        parser.set_defaults(**options)
-    elif pre.config:
-        parser.set_defaults(**train.load_config(pre.config, parser))
-    args = parser.parse_args(argv)
-    if args.resume:
-        args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
-    args.precision = resolve_precision(args.precision, args.accelerator)
+    args = train.parse_run_options(build_parser(), argv)
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
         (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),

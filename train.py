@@ -133,9 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Flags, with defaults taken from --config when one is given."""
-    parser = build_parser()
+def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Flags over --config's values, or over a resumed run's own config.yaml; the precision resolved.
+    Shared by train.py and pretrain.py (parsers with --config, --resume, --output-dir, --run-name,
+    --precision and --accelerator)."""
+    from tweetcls_core.precision import resolve_precision
+
     pre, _ = parser.parse_known_args(argv)
     if pre.resume:
         saved = Path(pre.resume) / "config.yaml"
@@ -150,9 +153,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.resume:
         args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
-    from tweetcls_core.precision import resolve_precision
-
     args.precision = resolve_precision(args.precision, args.accelerator)  # what config.yaml and results record
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags, with defaults taken from --config when one is given."""
+    args = parse_run_options(build_parser(), argv)
     check_args(args)
     return args
 
