@@ -354,10 +354,11 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     info |= apply_method(args, method, model)
     if method.distill:
         from distill.data import prepare_distillation_data
+        from tweetcls_core.precision import run_device
 
         info["distill"] |= prepare_distillation_data(datamodule, teacher_dir, args.transfer_data,
                                                      args.transfer_samples, hidden_loss=args.hidden_loss != "none",
-                                                     precision=args.precision)
+                                                     precision=args.precision, device=run_device(args.accelerator))
     run_dir, resume_from = open_run_dir(args)
     module = make_module(args, method, model, teacher, data)
     trainer, best_checkpoint, last_checkpoint, clock = make_trainer(args, run_dir, extra_callbacks)

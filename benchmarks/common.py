@@ -44,5 +44,5 @@ def write_result(name: str, args: argparse.Namespace, result: dict, folder: Path
     path = folder / f"{name}.json"
     path.write_text(json.dumps({"date": date.today().isoformat(),
                                 "machine": f"{platform.machine()}, {platform.platform()}",
-                                "torch": torch.__version__, "config": vars(args), **result}, indent=2))
+                                "torch": torch.__version__, "config": vars(args), **result}, indent=2, default=str))
     return path

@@ -50,6 +50,7 @@ def prepare_distillation_data(
     transfer_samples: int | None = None,
     hidden_loss: bool = False,
     precision: str = "32-true",
+    device: str = "cpu",
 ) -> dict:
     """Put everything the distillation loss reads into the training split; returns what to record."""
     datamodule.setup()
@@ -60,7 +61,7 @@ def prepare_distillation_data(
         add_unlabelled_train_texts(datamodule, extra)
         info["transfer"] = {"data": transfer_data, "texts": len(extra)}
     logits, cache = cached_teacher_logits(teacher_dir, datamodule.texts["train"], datamodule.label_names,
-                                          datamodule.max_length, precision)
+                                          datamodule.max_length, precision, device)
     add_train_column(datamodule, "teacher_logits", logits)
     info["teacher_logits_cache"] = str(cache)
     if hidden_loss:

@@ -46,24 +46,24 @@ def align_labels(teacher_labels: list[str], student_labels: list[str]) -> list[i
 
 @torch.inference_mode()
 def compute_teacher_logits(teacher_dir: Path, texts: list[str], max_length: int, batch_size: int = 64,
-                           precision: str = "32-true") -> tuple[torch.Tensor, list[str]]:
+                           precision: str = "32-true", device: str = "cpu") -> tuple[torch.Tensor, list[str]]:
     tokenizer = load_tokenizer(teacher_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval().to(device)
     apply_checkpoint_pooling(model, teacher_dir)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
     logits = torch.empty(len(texts), model.config.num_labels)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length,
-                          padding=True, return_tensors="pt")
-        with autocast_for(precision):
-            logits[idx] = model(**batch).logits.float()
+                          padding=True, return_tensors="pt").to(device)
+        with autocast_for(precision, torch.device(device).type):
+            logits[idx] = model(**batch).logits.float().cpu()
     return logits, config_label_names(model.config)
 
 
 def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_labels: list[str],
-                          max_length: int, precision: str = "32-true") -> tuple[torch.Tensor, Path]:
-    """(logits in the student's label order, cache file). Computes and saves on a miss."""
+                          max_length: int, precision: str = "32-true", device: str = "cpu") -> tuple[torch.Tensor, Path]:
+    """(logits in the student's label order, cache file). Computes (on ``device``) and saves on a miss."""
     teacher_dir = Path(teacher_dir)
     key = hashlib.sha256()
     parts = (teacher_fingerprint(teacher_dir), str(max_length), "\x1e".join(texts)) + (("bf16",) if is_bf16(precision) else ())
@@ -75,7 +75,7 @@ def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_lab
         stored = load_file(str(path))
         logits, labels = stored["logits"], bytes(stored["labels"].tolist()).decode().split("\x1f")
     else:
-        logits, labels = compute_teacher_logits(teacher_dir, texts, max_length, precision=precision)
+        logits, labels = compute_teacher_logits(teacher_dir, texts, max_length, precision=precision, device=device)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         encoded = torch.tensor(list("\x1f".join(labels).encode()), dtype=torch.uint8)

@@ -52,6 +52,18 @@ def test_explicit_precisions_pass_through_and_other_devices_stay_fp32(cpu_flags)
     assert precision.resolve_precision("auto", "mps") == "32-true"
 
 
+def test_auto_on_a_gpu_stays_fp32_even_where_the_cpu_has_bf16(cpu_flags, monkeypatch):
+    """Measured on an H100: at these model and batch sizes bf16 autocast slows a GPU run."""
+    cpu_flags(avx512_bf16=True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert precision.resolve_precision("auto") == "32-true"
+    assert precision.resolve_precision("auto", "gpu") == "32-true"
+    assert precision.resolve_precision("auto", "cpu") == "bf16-mixed"  # a CPU run on a GPU machine
+    assert precision.run_device("auto") == "cuda" and precision.run_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision.run_device("auto") == "cpu" and precision.run_device("gpu") == "cpu"
+
+
 def test_train_records_the_resolved_precision_not_auto(cpu_flags, tiny_model_dir, tiny_csv):
     cpu_flags()
     assert train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv)]).precision == "32-true"

@@ -1,8 +1,12 @@
 """Which number format a run computes in, chosen once and used everywhere a model runs.
 
-``--precision auto`` means Lightning's ``bf16-mixed`` where the hardware multiplies bf16
-natively (a GPU that supports it; a CPU with AVX512-BF16 or AMX, or an Arm core with the
-BF16 extension) and ``32-true`` elsewhere, where bf16 would be emulated and slower. Mixed
+``--precision auto`` means Lightning's ``bf16-mixed`` on a CPU that multiplies bf16 natively
+(AVX512-BF16 or AMX, or an Arm core with the BF16 extension) and ``32-true`` elsewhere:
+on other CPUs bf16 would be emulated and slower, and on a GPU this project's models and
+batches (MiniLM-L6 to MPNet-12, batch 32) leave the GPU waiting for Python, so autocast's
+extra casts and its first-epoch cost make bf16 slower, not faster (measured on an H100:
+``benchmarks/gpu_step.py``, ``benchmarks/gpu_check.py``; RESULTS.md "Precision"). Pass
+``--precision bf16-mixed`` on a GPU for large batches or models, where it pays. Mixed
 precision keeps the weights, the optimizer state and the saved model in fp32 and runs the
 matrix products in bf16 under ``torch.autocast``; losses, probabilities and metrics are
 computed from fp32 logits (``TextClassifier.forward`` casts them).
@@ -44,20 +48,25 @@ def _arm_features() -> set[str]:
     return {flag for line in text.splitlines() if line.startswith("Features") for flag in line.split(":", 1)[1].split()}
 
 
-def gpu_has_native_bf16() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     """``auto`` -> ``bf16-mixed`` or ``32-true`` for the device the run will use; other values unchanged."""
     if precision != AUTO:
         return precision
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_gpu:
-        return BF16 if gpu_has_native_bf16() else FP32
+    if on_gpu:  # launch-bound at these sizes: bf16 measured slower (module docstring)
+        return FP32
     if accelerator not in ("auto", "cpu"):  # mps, tpu, ...: leave it to the user
         return FP32
     return BF16 if cpu_has_native_bf16() else FP32
+
+
+def run_device(accelerator: str = "auto") -> str:
+    """The device a single-process run computes on: "cuda" where the Trainer will use a GPU, else "cpu".
+
+    For the passes outside the Trainer (the teacher's logits), so that they run where training does.
+    """
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "cuda" if on_gpu and torch.cuda.is_available() else "cpu"
 
 
 def is_bf16(precision: str | None) -> bool:

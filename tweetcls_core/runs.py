@@ -102,6 +102,15 @@ def git_commit() -> str | None:
         return None
 
 
+def _gpu_names() -> list[str]:
+    """The CUDA devices this process sees (empty on a CPU machine): a timing means little without them."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
 def environment() -> dict:
     """Library versions, machine and code version, so a run can be repeated later."""
     versions = {}
@@ -116,6 +125,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "gpus": _gpu_names(),
         "git_commit": git_commit(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
