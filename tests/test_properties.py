@@ -246,3 +246,17 @@ def test_the_aligned_collator_truncates_both_encodings_to_max_length(tiny_model_
     batch = AlignedDistillationCollator(tokenizer, tokenizer, 8)(features)
     assert batch["input_ids"].shape[1] == batch["teacher_input_ids"].shape[1] == 8
     assert batch["align_weights"].shape == (2, 8, 8)
+
+
+def test_the_aligned_collator_refuses_a_student_encoding_unlike_the_datasets(tiny_model_dir):
+    """Dataset tokenized at another max_length than the collator's: the student states would not
+    line up with the alignment, so it must stop with the cause named, not train on it."""
+    from distill.hidden_collator import AlignedDistillationCollator
+    from tweetcls_core.build import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    long_text = " ".join(["the river was quiet"] * 10)
+    features = [dict(tokenizer(t, truncation=True, max_length=12)) | {"text": t, "labels": 0}
+                for t in (long_text, "love")]
+    with pytest.raises(RuntimeError, match="same tokenizer and max_length"):
+        AlignedDistillationCollator(tokenizer, tokenizer, 8)(features)
