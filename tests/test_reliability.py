@@ -68,6 +68,18 @@ def test_same_seed_same_command_same_results(reference_run, tiny_model_dir, tiny
 
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", env["git_commit"] or ""), env["git_commit"]  # this checkout's commit
     assert results["config"]["seed"] == 0 and results["config"]["lora_r"] == 8
+    assert env["gpus"] == []  # CPU-only here: a timing is read against the devices it ran on
+
+
+def test_the_environment_names_the_gpus_a_run_saw(monkeypatch):
+    import torch
+
+    from tweetcls_core.runs import environment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Card {i}")
+    assert environment()["gpus"] == ["Card 0", "Card 1"]
 
 
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(reference_run, tiny_model_dir, tiny_csv, tmp_path):
