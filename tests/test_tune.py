@@ -51,6 +51,8 @@ def test_a_study_of_runs_that_never_score_test_then_the_best_retrained(tiny_mode
         assert results["test"] == {} and results["val"]["task_metric"] == pytest.approx(t.value)
         assert results["config"]["lr"] == pytest.approx(t.params["lr"]) and results["lora"]["r"] == t.params["lora_r"]
         assert list(Path(t.user_attrs["run_dir"]).glob("events.out.tfevents.*"))
+        # one report per epoch of fit; the validation of the best checkpoint after it is no epoch
+        assert sorted(t.intermediate_values) == [0, 1]
     best = yaml.safe_load((study_dir / "best.yaml").read_text())
     assert best["lr"] == pytest.approx(study.best_params["lr"]) and best["dataset"] == str(tiny_csv)
     args = train.parse_args(["--config", str(study_dir / "best.yaml")])  # train.py takes it as it is
