@@ -12,6 +12,7 @@ and results.json. Mistakes in the input end with one line on stderr and exit cod
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-ratio", type=float, default=0.06, help="linear warm-up over this fraction of steps, then linear decay")
     p.add_argument("--patience", type=int, default=3, help="early stopping after this many epochs without a better val metric (0: off)")
+    p.add_argument("--val-check-interval", type=float, default=1.0,
+                   help="validate this fraction of an epoch apart (0.25: four times an epoch), so that the best "
+                        "checkpoint and a search's pruning can act within an epoch; --patience stays in epochs")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="sigmoid threshold for multi-label data (during training; see --tune-threshold)")
     p.add_argument("--tune-threshold", action=argparse.BooleanOptionalAction, default=True,
@@ -274,6 +278,7 @@ def check_args(args: argparse.Namespace) -> None:
         (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
         (0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
         (args.patience >= 0, f"--patience must be >= 0, got {args.patience}"),
+        (0 < args.val_check_interval <= 1, f"--val-check-interval must be in (0, 1], got {args.val_check_interval}"),
         (args.eval_batch_size > 0, f"--eval-batch-size must be > 0, got {args.eval_batch_size}"),
         (args.checkpoint_every_n_steps > 0,
          f"--checkpoint-every-n-steps must be > 0, got {args.checkpoint_every_n_steps}"),
@@ -533,8 +538,8 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", args.checkpoint_every_n_steps)
     clock = TrainingClock()
     callbacks = [best, last, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
-    if args.patience:
-        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=args.patience,
+    if args.patience:  # EarlyStopping counts validations: --patience epochs of them
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=validations_in(args.patience, args),
                                        check_on_train_epoch_end=False))
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(
@@ -543,8 +548,15 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
         logger=logger, callbacks=callbacks, log_every_n_steps=10,
         enable_progress_bar=args.progress_bar, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],
+        # passed only when set: Lightning announces an explicit 1.0 on every run
+        **({"val_check_interval": args.val_check_interval} if getattr(args, "val_check_interval", 1.0) != 1.0 else {}),
     )
     return trainer, best, last, clock
+
+
+def validations_in(epochs: int, args: argparse.Namespace) -> int:
+    """How many validations ``epochs`` epochs hold at ``--val-check-interval``."""
+    return math.ceil(epochs / getattr(args, "val_check_interval", 1.0) - 1e-9)
 
 
 def log_run_start(logger, info: dict) -> None:

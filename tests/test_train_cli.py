@@ -256,3 +256,15 @@ def test_a_model_folder_without_tokenizer_files_is_refused(lora_run, tiny_csv, t
     code, err = run_main(capsys, train, train_args(bare, tiny_csv, tmp_path / "runs", "--run-name", "r"))
     assert code == 2 and len(err) == 1 and f"{bare} has no tokenizer files" in err[0], err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("interval, validations", [(1.0, 3), (0.5, 6), (0.25, 12), (0.3, 10)])
+def test_patience_stays_in_epochs_when_validating_within_an_epoch(tiny_model_dir, tiny_csv, tmp_path,
+                                                                  interval, validations):
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    args = train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--patience", "3",
+                             "--val-check-interval", str(interval)])
+    trainer, *_ = train.make_trainer(args, tmp_path / "run", None)
+    (stopper,) = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert stopper.patience == validations and trainer.val_check_interval == interval

@@ -217,3 +217,17 @@ def test_pruning_savings_count_each_pruned_trials_missing_epochs_at_its_own_pace
     assert savings["seconds"] == 170.0
     assert savings["saved_seconds"] == 90.0 + 20.0
     assert savings["share_of_unpruned"] == 170.0 / 280.0
+    # validating twice an epoch: a pruned trial's missing validations, each at its own pace
+    twice = [{"state": "PRUNED", "seconds": 30.0, "validations": 1, "param_max_epochs": 2}]  # 3 of 30 s left
+    assert pruning_savings(twice, default_epochs=3, validations_per_epoch=2)["saved_seconds"] == 90.0
+
+
+def test_with_validation_twice_an_epoch_each_validation_is_a_pruning_step(tiny_model_dir, tiny_csv, tmp_path, space):
+    """96 training rows / 16 = 6 steps an epoch, validated every 3: 2 epochs give 4 reports, so a
+    pruner can stop a trial half-way into its first epoch."""
+    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 1, "--pruner", "none", "--val-check-interval", "0.5",
+                     "--no-retrain")
+    assert tune.main(argv) == 0
+    (trial,) = load(tmp_path).get_trials()
+    assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+    assert yaml.safe_load((tmp_path / "s" / "best.yaml").read_text())["val_check_interval"] == 0.5  # retrained alike

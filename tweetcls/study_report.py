@@ -41,26 +41,27 @@ def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def pruning_savings(rows: list[dict], default_epochs: int) -> dict:
-    """What pruning saved: each pruned trial's remaining epochs (its ``max_epochs``, else
-    ``default_epochs``, minus the epochs it ran) at its own seconds per epoch. An estimate: a
-    trial's seconds include its start-up, so the per-epoch time is a little high."""
+def pruning_savings(rows: list[dict], default_epochs: int, validations_per_epoch: int = 1) -> dict:
+    """What pruning saved: each pruned trial's remaining validations (its ``max_epochs``, else
+    ``default_epochs``, times ``validations_per_epoch``, minus those it ran) at its own seconds
+    per validation. An estimate: a trial's seconds include its start-up, so the time per
+    validation is a little high."""
     spent = sum(r["seconds"] or 0 for r in rows if r["state"] in ("COMPLETE", "PRUNED"))
     saved = 0.0
     for r in rows:
         if r["state"] == "PRUNED" and r["seconds"] and r["validations"]:
-            epochs = r.get("param_max_epochs") or default_epochs
-            saved += max(0, epochs - r["validations"]) * r["seconds"] / r["validations"]
+            planned = (r.get("param_max_epochs") or default_epochs) * validations_per_epoch
+            saved += max(0, planned - r["validations"]) * r["seconds"] / r["validations"]
     return {"seconds": spent, "saved_seconds": saved, "without_pruning_seconds": spent + saved,
             "share_of_unpruned": spent / (spent + saved) if spent else None}
 
 
-def write_study_report(study, folder: Path, default_epochs: int = 3) -> dict:
+def write_study_report(study, folder: Path, default_epochs: int = 3, validations_per_epoch: int = 1) -> dict:
     """summary.md, summary.csv, one PNG per plot, and the TensorBoard run ``_study``."""
     rows = trial_rows(study)
     markdown = trials_markdown(rows)
     pruned = [r for r in rows if r["state"] == "PRUNED"]
-    savings = pruning_savings(rows, default_epochs)
+    savings = pruning_savings(rows, default_epochs, validations_per_epoch)
     markdown += (f"\n\n{len(rows)} trials: {sum(r['state'] == 'COMPLETE' for r in rows)} complete, {len(pruned)} "
                  f"pruned ({sum(r['seconds'] or 0 for r in pruned):.0f} s spent on them), "
                  f"{sum(r['state'] == 'FAIL' for r in rows)} failed.")
