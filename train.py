@@ -538,8 +538,9 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", args.checkpoint_every_n_steps)
     clock = TrainingClock()
     callbacks = [best, last, clock, LearningRateMonitor(logging_interval="step"), *(extra_callbacks or [])]
+    interval = getattr(args, "val_check_interval", 1.0)  # pretrain.py has no such option
     if args.patience:  # EarlyStopping counts validations: --patience epochs of them
-        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=validations_in(args.patience, args),
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=validations_in(args.patience, interval),
                                        check_on_train_epoch_end=False))
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(
@@ -549,14 +550,14 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
         enable_progress_bar=args.progress_bar, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],
         # passed only when set: Lightning announces an explicit 1.0 on every run
-        **({"val_check_interval": args.val_check_interval} if getattr(args, "val_check_interval", 1.0) != 1.0 else {}),
+        **({"val_check_interval": interval} if interval != 1.0 else {}),
     )
     return trainer, best, last, clock
 
 
-def validations_in(epochs: int, args: argparse.Namespace) -> int:
-    """How many validations ``epochs`` epochs hold at ``--val-check-interval``."""
-    return math.ceil(epochs / getattr(args, "val_check_interval", 1.0) - 1e-9)
+def validations_in(epochs: int, val_check_interval: float) -> int:
+    """How many validations ``epochs`` epochs hold, validating ``val_check_interval`` of an epoch apart."""
+    return math.ceil(epochs / val_check_interval - 1e-9)
 
 
 def log_run_start(logger, info: dict) -> None:

@@ -186,7 +186,7 @@ def run(argv: list[str] | None) -> dict:
     options = {k: v for k, v in vars(fixed).items() if k not in ("resume", "config", "run_name", "output_dir")}
     best_options = options | best.params
     (study_dir / "best.yaml").write_text(yaml.safe_dump(best_options, sort_keys=False))
-    summary = write_study_report(study, study_dir, fixed.max_epochs, train.validations_in(1, fixed))
+    summary = write_study_report(study, study_dir, fixed.max_epochs, train.validations_in(1, fixed.val_check_interval))
     retrained = None
     if args.retrain and finished(study) >= args.trials and not (study_dir / "best" / "results.json").exists():
         retrained = train.run(train.parse_args(["--config", str(study_dir / "best.yaml"), "--output-dir",

@@ -85,8 +85,7 @@ def main() -> None:
                     print(row, flush=True)
     device = torch.cuda.get_device_name(0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    print("wrote", write_result(args.out.stem, argparse.Namespace(**{k: str(v) for k, v in vars(args).items()}),
-                                {"device": device, "rows": rows}, folder=args.out.parent))
+    print("wrote", write_result(args.out.stem, args, {"device": device, "rows": rows}, folder=args.out.parent))
 
 
 if __name__ == "__main__":

@@ -52,10 +52,8 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     """``auto`` -> ``bf16-mixed`` or ``32-true`` for the device the run will use; other values unchanged."""
     if precision != AUTO:
         return precision
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_gpu:  # launch-bound at these sizes: bf16 measured slower (module docstring)
-        return FP32
-    if accelerator not in ("auto", "cpu"):  # mps, tpu, ...: leave it to the user
+    # a GPU (launch-bound at these sizes: bf16 measured slower, module docstring), mps, tpu, ...
+    if run_device(accelerator) != "cpu" or accelerator not in ("auto", "cpu"):
         return FP32
     return BF16 if cpu_has_native_bf16() else FP32
 
