@@ -206,18 +206,20 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, tiny_csv, tmp_path, ca
     assert not (tmp_path / "out" / "s" / "trials").exists()
 
 
-def test_pruning_savings_count_each_pruned_trials_missing_epochs_at_its_own_pace():
+def test_pruning_savings_price_missing_validations_at_the_complete_trials_pace():
     from tweetcls.study_report import pruning_savings
 
-    rows = [{"state": "COMPLETE", "seconds": 100.0, "validations": 4, "param_max_epochs": 4},
-            {"state": "PRUNED", "seconds": 30.0, "validations": 1, "param_max_epochs": 4},  # 3 epochs of 30 s left
-            {"state": "PRUNED", "seconds": 40.0, "validations": 2},  # default 3 epochs: 1 of 20 s left
+    rows = [{"state": "COMPLETE", "seconds": 100.0, "validations": 4, "param_max_epochs": 4},  # 25 s each
+            {"state": "COMPLETE", "seconds": 60.0, "validations": 2, "param_max_epochs": 2},  # 30 s each
+            {"state": "COMPLETE", "seconds": 40.0, "validations": 4, "param_max_epochs": 4},  # 10 s each
+            {"state": "PRUNED", "seconds": 30.0, "validations": 1, "param_max_epochs": 4},  # 3 left
+            {"state": "PRUNED", "seconds": 40.0, "validations": 2},  # default 3 epochs: 1 left
             {"state": "FAIL", "seconds": 500.0, "validations": 0}]
     savings = pruning_savings(rows, default_epochs=3)
-    assert savings["seconds"] == 170.0
-    assert savings["saved_seconds"] == 90.0 + 20.0
-    assert savings["share_of_unpruned"] == 170.0 / 280.0
-    # validating twice an epoch: a pruned trial's missing validations, each at its own pace
+    assert savings["seconds"] == 270.0
+    assert savings["saved_seconds"] == (3 + 1) * 25.0  # the median pace: not the mean, nor the pruned trials' own 30 and 20
+    assert savings["share_of_unpruned"] == 270.0 / 370.0
+    # validating twice an epoch: a pruned trial's missing validations; with no complete trial, at its own pace
     twice = [{"state": "PRUNED", "seconds": 30.0, "validations": 1, "param_max_epochs": 2}]  # 3 of 30 s left
     assert pruning_savings(twice, default_epochs=3, validations_per_epoch=2)["saved_seconds"] == 90.0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from pathlib import Path
 
 from tweetcls_core.atomic import write_text_atomic
@@ -43,15 +44,19 @@ def _fmt(value) -> str:
 
 def pruning_savings(rows: list[dict], default_epochs: int, validations_per_epoch: int = 1) -> dict:
     """What pruning saved: each pruned trial's remaining validations (its ``max_epochs``, else
-    ``default_epochs``, times ``validations_per_epoch``, minus those it ran) at its own seconds
-    per validation. An estimate: a trial's seconds include its start-up, so the time per
-    validation is a little high."""
+    ``default_epochs``, times ``validations_per_epoch``, minus those it ran), priced at the
+    median seconds per validation of the complete trials. A pruned trial's own pace would count
+    its start-up (model, tokenization) again for every missing validation and flatter pruning;
+    only while no trial has completed is it used."""
     spent = sum(r["seconds"] or 0 for r in rows if r["state"] in ("COMPLETE", "PRUNED"))
+    paces = [r["seconds"] / r["validations"] for r in rows
+             if r["state"] == "COMPLETE" and r["seconds"] and r["validations"]]
     saved = 0.0
     for r in rows:
         if r["state"] == "PRUNED" and r["seconds"] and r["validations"]:
             planned = (r.get("param_max_epochs") or default_epochs) * validations_per_epoch
-            saved += max(0, planned - r["validations"]) * r["seconds"] / r["validations"]
+            pace = statistics.median(paces) if paces else r["seconds"] / r["validations"]
+            saved += max(0, planned - r["validations"]) * pace
     return {"seconds": spent, "saved_seconds": saved, "without_pruning_seconds": spent + saved,
             "share_of_unpruned": spent / (spent + saved) if spent else None}
 
