@@ -23,7 +23,7 @@ class DistillationClassifier(TextClassifier):
         "has_label", "teacher_logits", "teacher_input_ids", "teacher_attention_mask", "align_weights", "align_mask"}
 
     # Lightning's save_hyperparameters reads this frame's arguments: mutmut must not wrap it
-    def __init__(  # pragma: no mutate block
+    def __init__(
         self,
         model: nn.Module,
         label_names: list[str],
@@ -33,7 +33,7 @@ class DistillationClassifier(TextClassifier):
         hidden_loss: str | None = None,
         hidden_weight: float = 1.0,
         **classifier_options,
-    ) -> None:
+    ) -> None:  # pragma: no mutate block
         super().__init__(model, label_names, **classifier_options)
         self.kd_alpha, self.kd_temperature = kd_alpha, kd_temperature
         self.hidden_loss, self.hidden_weight = hidden_loss, hidden_weight

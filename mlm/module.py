@@ -21,10 +21,10 @@ class MaskedLMModule(L.LightningModule):
     """Trains whatever parameters of ``model`` require grad (all, or LoRA factors and the MLM head)."""
 
     # Lightning's save_hyperparameters reads this frame's arguments: mutmut must not wrap it
-    def __init__(  # pragma: no mutate block
+    def __init__(
         self, model: nn.Module, lr: float = 1e-4, weight_decay: float = 0.01, warmup_ratio: float = 0.06,
         adapter_only_checkpoints: bool = False,
-    ) -> None:
+    ) -> None:  # pragma: no mutate block
         super().__init__()
         self.save_hyperparameters(ignore=["model"], logger=False)
         self.model = model.train()

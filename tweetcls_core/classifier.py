@@ -28,7 +28,7 @@ class TextClassifier(L.LightningModule):
     NON_INPUT_KEYS = frozenset({"labels"})
 
     # Lightning's save_hyperparameters reads this frame's arguments: mutmut must not wrap it
-    def __init__(  # pragma: no mutate block
+    def __init__(
         self,
         model: nn.Module,
         label_names: list[str],
@@ -40,7 +40,7 @@ class TextClassifier(L.LightningModule):
         warmup_ratio: float = 0.06,
         threshold: float = 0.5,
         adapter_only_checkpoints: bool = False,
-    ) -> None:
+    ) -> None:  # pragma: no mutate block
         super().__init__()
         self.save_hyperparameters(ignore=["model", "teacher"], logger=False)  # modules are not hyperparameters
         self.model = model.train()  # from_pretrained returns eval mode; Lightning keeps module modes
