@@ -101,12 +101,13 @@ def read_inputs(args: argparse.Namespace) -> tuple[list, list[str]]:
 
 
 def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
-    """--abstain-precision: the lowest confidence threshold reaching that precision on val; saved."""
+    """--abstain-precision: the lowest confidence threshold reaching that precision on val; saved,
+    with what it gives on the test split (held out from the choice) where that has labels."""
     import torch
 
     from tweetcls.loader import load_run_data
     from tweetcls_core.atomic import write_text_atomic
-    from tweetcls_core.calibration import threshold_for_precision
+    from tweetcls_core.calibration import precision_at, threshold_for_precision
     from tweetcls_core.runs import read_results
     from tweetcls.predictor import ABSTAIN_FILE
 
@@ -117,14 +118,18 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     data = load_run_data(read_results(predictor.run_dir), args.data_dir)
     if data.label_names != predictor.label_names:
         raise UsageError(f"the run's data now has labels {data.label_names}, the model {predictor.label_names}")
-    val = data.splits["validation"]
-    probs = predictor.probabilities(list(val["text"]))
-    confidence, predicted = probs.max(dim=-1)
-    chosen = threshold_for_precision(confidence, predicted == torch.tensor(val["label"]), args.abstain_precision)
+    def confidence_and_correct(split: str):
+        rows = data.splits[split]
+        confidence, predicted = predictor.probabilities(list(rows["text"])).max(dim=-1)
+        return confidence, predicted == torch.tensor(rows["label"])
+
+    chosen = threshold_for_precision(*confidence_and_correct("validation"), args.abstain_precision)
     if chosen["threshold"] is None:
         raise UsageError(f"no threshold reaches precision {args.abstain_precision} on the validation split; "
                          "ask for a lower precision")
     chosen |= {"split": "validation", "backend": predictor.backend, "temperature": predictor.temperature}
+    if "test" in data.splits and len(data.splits["test"]):
+        chosen["test"] = precision_at(*confidence_and_correct("test"), chosen["threshold"])
     write_text_atomic(predictor.run_dir / ABSTAIN_FILE, json.dumps(chosen, indent=2) + "\n")
     return chosen
 
@@ -156,6 +161,9 @@ def run(args: argparse.Namespace) -> dict:
         print(f"abstain below {chosen['threshold']:.4f}: precision {chosen['precision']:.4f} at coverage "
               f"{chosen['coverage']:.1%} on the validation split (saved in {predictor.run_dir}/abstain.json)",
               file=sys.stderr)
+        if chosen.get("test", {}).get("precision") is not None:
+            print(f"  on the test split: precision {chosen['test']['precision']:.4f} at coverage "
+                  f"{chosen['test']['coverage']:.1%}", file=sys.stderr)
     bar = tqdm(total=sum(1 for t in texts if t.strip()), unit="text", disable=not (args.progress_bar and args.input),
                file=sys.stderr)
     start = time.perf_counter()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tweetcls_core.calibration import (expected_calibration_error, fit_temperature, nll,
-                                       threshold_for_precision)
+                                       precision_at, threshold_for_precision)
 
 
 def sampled(temperature_true: float, n: int = 4000, classes: int = 4, seed: int = 0):
@@ -42,6 +42,14 @@ def test_threshold_for_precision_keeps_the_most_at_the_target():
     assert chosen["precision"] == pytest.approx(5 / 6)
     assert threshold_for_precision(confidence, correct, target=1.0)["threshold"] == pytest.approx(0.9)
     assert threshold_for_precision(confidence, torch.zeros(8, dtype=torch.long), 0.5)["threshold"] is None
+
+
+def test_precision_at_a_threshold_counts_what_it_keeps():
+    confidence = torch.tensor([0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    correct = torch.tensor([1, 1, 1, 0, 1, 1, 0, 0])
+    held = precision_at(confidence, correct, 0.7)  # keeps 0.99 .. 0.7 (the threshold itself too): 4 of 5 right
+    assert held["coverage"] == pytest.approx(5 / 8) and held["precision"] == pytest.approx(4 / 5)
+    assert precision_at(confidence, correct, 1.0)["precision"] is None  # nothing kept: no precision, not 0
 
 
 def test_tied_confidences_are_kept_or_dropped_together():

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ import predict
 from compress.dynamic_int8 import quantize_int8, save_int8
 from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
+from tweetcls.loader import load_run_data
+from tweetcls_core.runs import read_results
 
 TEXTS = [text for text, _ in make_texts(40, seed=3)]
 
@@ -164,6 +167,30 @@ def test_abstain_precision_is_chosen_on_val_saved_and_used(run_dir, tiny_csv, ca
         assert predictor.min_confidence == pytest.approx(saved["threshold"])
     finally:
         (run_dir / "abstain.json").unlink()
+
+
+def test_the_val_chosen_abstain_threshold_is_checked_on_the_test_split(run_dir, capsys, monkeypatch):
+    def spread(self, texts, progress=None):  # class 0 always, at a confidence that differs text by text
+        p = torch.tensor([0.5 + zlib.crc32(t.encode()) % 500 / 1000 for t in texts])
+        return torch.stack([p, 1 - p], dim=-1)
+
+    monkeypatch.setattr(Predictor, "probabilities", spread)
+    splits = load_run_data(read_results(run_dir)).splits
+    try:
+        code, _, err = run_cli(capsys, [str(run_dir), "--abstain-precision", "0.3", "hello"])
+        saved = json.loads((run_dir / "abstain.json").read_text())
+    finally:
+        (run_dir / "abstain.json").unlink(missing_ok=True)
+    assert code == 0 and "on the test split" in err[1], err
+    held = {}
+    for split in ("validation", "test"):
+        confidence = spread(None, list(splits[split]["text"]))[:, 0]
+        kept = confidence >= saved["threshold"]
+        correct = torch.tensor(splits[split]["label"]) == 0
+        held[split] = (float(kept.double().mean()), float(correct[kept].double().mean()))
+    assert held["validation"] != held["test"]  # so the check below tells the splits apart
+    assert (saved["test"]["coverage"], saved["test"]["precision"]) == pytest.approx(held["test"])
+    assert saved["test"]["examples"] == len(splits["test"])
 
 
 @pytest.mark.parametrize("make_argv, words", [

@@ -69,3 +69,13 @@ def threshold_for_precision(confidence: torch.Tensor, correct: torch.Tensor, tar
     i = int(ok.max())
     return {"threshold": float(sorted_conf[i]), "target_precision": target,
             "coverage": float(kept[i] / len(order)), "precision": float(precision[i])}
+
+
+def precision_at(confidence: torch.Tensor, correct: torch.Tensor, threshold: float) -> dict:
+    """Coverage and precision of the predictions kept at ``threshold`` (confidence >= it): how a
+    threshold chosen on one split holds on another."""
+    kept = confidence >= threshold
+    n = int(kept.sum())
+    return {"threshold": float(threshold), "coverage": n / len(confidence) if len(confidence) else 0.0,
+            "precision": float(correct[kept].double().mean()) if n else None, "examples": len(confidence)}
+
