@@ -126,3 +126,13 @@ def test_comparison_figure_names_every_row_of_a_large_table():
     assert texts[0].startswith("1. distill teacher-0 0 ") and texts[11].startswith("12. ")
     numbers = {a.get_text() for ax in fig.axes for a in ax.texts}
     assert numbers == {str(i) for i in range(1, 13)}
+
+
+def test_runs_outside_the_folder_join_the_table(runs, tmp_path):
+    """--teacher's run lives in another suite's folder; compare_runs(folder, also=[it]) adds its row."""
+    from tweetcls_core.compare import compare_runs
+
+    alone = tmp_path / "suite"
+    alone.mkdir()
+    summary = compare_runs(alone, also=[runs / "full-s0"])
+    assert [r["method"] for r in summary["rows"]] == ["full"] and summary["rows"][0]["seeds"] == [0]

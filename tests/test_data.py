@@ -214,3 +214,33 @@ def test_a_csv_cell_over_csvs_default_limit_loads(tmp_path):
     data = load_labelled_data(str(path))
     texts = [t for split in data.splits.values() for t in split["text"]]
     assert len(texts) == 30 and long_review in texts
+
+
+def _hub_split(texts, labels, feature):
+    import datasets as hf
+
+    column = "labels" if isinstance(feature, hf.Sequence) else "label"
+    return hf.Dataset.from_dict({"text": texts, column: labels},
+                                features=hf.Features({"text": hf.Value("string"), column: feature}))
+
+
+def test_without_a_local_copy_the_hub_data_is_read_with_its_label_names(monkeypatch, tmp_path):
+    """Offline here, but users elsewhere load from the hub: the fallback keeps the hub's label
+    names and order, single-label and multi-label (GoEmotions' list of label ids)."""
+    import datasets as hf
+
+    from datamodules.sources import load_labelled_data
+
+    single = hf.ClassLabel(names=["joy", "anger", "sadness", "optimism"])  # not sorted: the order is kept
+    multi = hf.Sequence(hf.ClassLabel(names=["neutral", "amusement", "anger"]))
+    fake = {("cardiffnlp/tweet_eval", "emotion"): {s: _hub_split(["a", "b", "c"], [3, 0, 1], single)
+                                                   for s in ("train", "validation", "test")},
+            ("google-research-datasets/go_emotions", "simplified"):
+                {s: _hub_split(["x", "y"], [[0, 2], [1]], multi) for s in ("train", "validation", "test")}}
+    monkeypatch.setattr(hf, "load_dataset", lambda hub_id, config: fake[(hub_id, config)])
+    emotion = load_labelled_data("tweet_eval/emotion", tmp_path)  # a data dir without it
+    assert emotion.label_names == ["joy", "anger", "sadness", "optimism"] and not emotion.multi_label
+    assert emotion.splits["test"]["label"] == [3, 0, 1] and emotion.splits["train"]["text"] == ["a", "b", "c"]
+    go = load_labelled_data("go_emotions", tmp_path)
+    assert go.label_names == ["neutral", "amusement", "anger"] and go.multi_label
+    assert go.splits["validation"]["label"] == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]

@@ -183,3 +183,37 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, corpus_file, tmp_path,
     assert pretrain.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_an_mlm_checkpoint_restores_the_heldout_curve_and_the_random_streams():
+    """--resume continues the held-out loss curve and the RNG streams that draw masks and dropout."""
+    import random
+    from types import SimpleNamespace
+
+    from mlm.module import MaskedLMModule
+
+    saved = MaskedLMModule(torch.nn.Linear(2, 2))
+    saved.heldout_losses = [4.0, 3.5]
+    checkpoint = {"state_dict": {}}
+    torch.manual_seed(7)
+    random.seed(7)
+    saved.on_save_checkpoint(checkpoint)
+    expected = (torch.rand(3), random.random())  # what the interrupted run would have drawn next
+
+    resumed = MaskedLMModule(torch.nn.Linear(2, 2))
+    resumed._trainer = SimpleNamespace(state=SimpleNamespace(fn="fit"))
+    torch.manual_seed(0)
+    random.seed(0)
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.heldout_losses == [4.0, 3.5]
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
+    old = MaskedLMModule(torch.nn.Linear(2, 2))
+    old.on_load_checkpoint({"state_dict": {}})  # a checkpoint without the curve or the streams
+    assert old.heldout_losses == []
+
+
+def test_unlabelled_text_refuses_to_give_a_label_set():
+    from mlm.data import MaskedLMDataModule
+
+    with pytest.raises(TypeError, match="^unlabelled text has no label set$"):
+        MaskedLMDataModule.load(None)
