@@ -238,3 +238,27 @@ def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tm
     n = len(load_labelled_data(str(tiny_csv)).splits["train"])
     assert plain["steps"] == -(-n // 16) and transfer["steps"] == -(-(n + len(extra)) // 16)  # batch 16, 1 epoch
     assert transfer["steps"] > plain["steps"]
+
+
+def test_uniform_layer_choice_at_one_and_two_layers_and_an_empty_list():
+    from distill.layer_copy import select_layers
+
+    assert select_layers("uniform", 12, 1) == [11]  # one layer: the last, not a division by zero
+    assert select_layers("uniform", 12, 2) == [0, 11]  # first and last
+    assert select_layers("uniform", 12, 4) == [0, 4, 7, 11]
+    with pytest.raises(UsageError, match="^--layers needs at least one layer index$"):
+        select_layers([], 12)
+
+
+def test_without_teacher_logits_a_student_learns_from_the_labels_alone(tiny_model_dir):
+    """A distillation batch without teacher logits (no logit KD) is the plain task loss."""
+    from distill.module import DistillationClassifier
+    from tweetcls_core.build import load_classifier, load_tokenizer
+
+    module = DistillationClassifier(load_classifier(tiny_model_dir, ["a", "b"]), ["a", "b"]).eval()
+    batch = dict(load_tokenizer(tiny_model_dir)(["one text", "and another text"], padding=True, return_tensors="pt"))
+    batch["labels"] = torch.tensor([1, 0])
+    with torch.no_grad():
+        expected = F.cross_entropy(module.model(**{k: v for k, v in batch.items() if k != "labels"}).logits,
+                                   batch["labels"])
+        assert torch.allclose(module.training_loss(batch), expected)

@@ -99,3 +99,16 @@ def test_sentence_transformers_checkpoints_default_to_mean(tmp_path, tiny_model_
                                                                "pooling_mode_mean_tokens": True}))
     assert checkpoint_pooling(st) == "mean" and load_classifier(st, ["a", "b"]).config.pooling == "mean"
     assert load_classifier(st, ["a", "b"], pooling="cls").config.pooling == "cls"
+
+
+def test_an_onnx_ledger_variant_records_the_models_pooling(tmp_path, tiny_model_dir):
+    """The ledger's ONNX variants (kept by --save-variants) say how they pool, for whoever loads them."""
+    import onnx
+
+    from compress.onnx_export import FP32_FILE, onnx_runtime_variant
+    from tweetcls_core.build import load_tokenizer
+
+    model = load_classifier(tiny_model_dir, ["a", "b", "c"], pooling="mean").eval()
+    onnx_runtime_variant(model, load_tokenizer(tiny_model_dir), tmp_path / "onnx", int8=False)
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "onnx" / FP32_FILE)).metadata_props}
+    assert meta["pooling"] == "mean"

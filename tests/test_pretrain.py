@@ -217,3 +217,4 @@ def test_unlabelled_text_refuses_to_give_a_label_set():
 
     with pytest.raises(TypeError, match="^unlabelled text has no label set$"):
         MaskedLMDataModule.load(None)
+
