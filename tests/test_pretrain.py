@@ -218,3 +218,30 @@ def test_unlabelled_text_refuses_to_give_a_label_set():
     with pytest.raises(TypeError, match="^unlabelled text has no label set$"):
         MaskedLMDataModule.load(None)
 
+
+
+def test_masks_come_from_the_given_generator_not_the_global_rng(tokenizer):
+    ids, words = synthetic_batch(rows=50)
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # a different global state each time
+        masking = WholeWordMasking(tokenizer, 0.15, generator=torch.Generator().manual_seed(5))
+        draws.append(masking.mask(ids, words))
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
+
+
+def test_the_heldout_slice_is_masked_the_same_in_every_run_and_texts_are_truncated(tokenizer):
+    from mlm.data import MaskedLMDataModule
+
+    texts = [" ".join(FILLER * 10)] + [text for text, _ in make_texts(60, seed=4)]  # the first far over max_length
+    modules = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        module = MaskedLMDataModule(texts, tokenizer, heldout=20, max_length=16, batch_size=8, max_train_samples=30)
+        module.setup()
+        modules.append(module)
+    first, second = (m.encoded["validation"] for m in modules)
+    assert first["input_ids"] == second["input_ids"] and first["labels"] == second["labels"]
+    assert any(label != IGNORE for row in first["labels"] for label in row)  # it holds targets
+    assert len(modules[0].texts["train"]) == 30  # --max-train-samples
+    assert max(modules[0].lengths["train"] + modules[0].lengths["validation"]) == 16
