@@ -244,3 +244,22 @@ def test_without_a_local_copy_the_hub_data_is_read_with_its_label_names(monkeypa
     go = load_labelled_data("go_emotions", tmp_path)
     assert go.label_names == ["neutral", "amusement", "anger"] and go.multi_label
     assert go.splits["validation"]["label"] == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+
+
+def test_stance_without_a_target_is_refused_with_the_targets_named(tmp_path):
+    with pytest.raises(UsageError, match=r"^stance needs a target: tweet_eval/stance/<abortion\|atheism\|"):
+        load_labelled_data("tweet_eval/stance", tmp_path)
+
+
+def test_a_bad_label_or_an_empty_review_in_an_imdb_file_names_that_file(tmp_path, caplog):
+    folder = tmp_path / "imdb"
+    folder.mkdir()
+    for split in ("train", "validation", "test"):
+        label = "neutral" if split == "validation" else "positive"
+        (folder / f"{split}.csv").write_text(f"review,sentiment\ngreat film,positive\nmeh,{label}\n")
+    with pytest.raises(UsageError, match=str(folder / "validation.csv")):
+        load_labelled_data("imdb", tmp_path)
+    (folder / "validation.csv").write_text('review,sentiment\ngreat film,positive\n" ",negative\n')
+    with caplog.at_level(logging.WARNING):
+        assert len(load_labelled_data("imdb", tmp_path).splits["validation"]) == 1
+    assert f"{folder / 'validation.csv'}: dropped 1 empty" in caplog.text
