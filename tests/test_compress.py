@@ -235,3 +235,12 @@ def test_ledger_end_to_end(tiny_model_dir, tiny_csv, tmp_path, capsys):
 def test_ledger_unknown_step_fails_before_loading(tmp_path, capsys):
     assert evaluate.main([str(tmp_path / "nothing"), "--compress", "none,zip"]) == 2
     assert "unknown compression step 'zip'" in capsys.readouterr().err
+
+
+def test_neuron_importance_of_layers_without_bias_is_the_product_of_weight_norms():
+    from compress.structured import neuron_importance
+
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(4, 6, bias=False), torch.nn.Linear(6, 4, bias=False)
+    expected = first.weight.norm(dim=1) * second.weight.norm(dim=0)
+    assert torch.allclose(neuron_importance(first, second), expected)

@@ -263,3 +263,24 @@ def test_a_bad_label_or_an_empty_review_in_an_imdb_file_names_that_file(tmp_path
     with caplog.at_level(logging.WARNING):
         assert len(load_labelled_data("imdb", tmp_path).splits["validation"]) == 1
     assert f"{folder / 'validation.csv'}: dropped 1 empty" in caplog.text
+
+
+def test_label_ids_must_name_a_class():
+    from datamodules.sources import to_ids
+
+    assert to_ids(["2", 0, "joy"], ["anger", "joy", "sadness"], "f.csv") == [2, 0, 1]
+    for bad in ("3", "-1"):  # one past the last class, and negative
+        with pytest.raises(UsageError, match=rf"label '{bad}' in f.csv \(row 1\) is not in the label set"):
+            to_ids([bad], ["anger", "joy", "sadness"], "f.csv")
+
+
+def test_a_missing_local_copy_and_an_unreachable_hub_is_one_error_naming_both(monkeypatch, tmp_path):
+    import datasets as hf
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(hf, "load_dataset", offline)
+    with pytest.raises(UsageError, match=rf"^dataset go_emotions: {tmp_path / 'go_emotions'} does not exist and the hub "
+                                         r"failed \(ConnectionError\); pass --data-dir"):
+        load_labelled_data("go_emotions", tmp_path)
