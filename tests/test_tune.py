@@ -233,3 +233,21 @@ def test_with_validation_twice_an_epoch_each_validation_is_a_pruning_step(tiny_m
     (trial,) = load(tmp_path).get_trials()
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
     assert yaml.safe_load((tmp_path / "s" / "best.yaml").read_text())["val_check_interval"] == 0.5  # retrained alike
+
+
+def test_the_percentile_pruner_keeps_only_the_top_quarter_where_the_median_keeps_half():
+    import optuna
+
+    def verdict(pruner: str, value: float) -> bool:
+        study = optuna.create_study(direction="maximize", pruner=tune.make_pruner(pruner))
+        for finished_value in (0.1, 0.2, 0.3, 0.4):  # four finished trials, reported at step 0
+            trial = study.ask()
+            trial.report(finished_value, step=0)
+            study.tell(trial, finished_value)
+        trial = study.ask()
+        trial.report(value, step=0)
+        return trial.should_prune()
+
+    assert not verdict("median", 0.3) and verdict("percentile", 0.3)  # above the median, below the top quarter
+    assert not verdict("percentile", 0.38)  # in the top quarter
+    assert verdict("median", 0.2) and not verdict("none", 0.0)
