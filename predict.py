@@ -118,6 +118,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     data = load_run_data(read_results(predictor.run_dir), args.data_dir)
     if data.label_names != predictor.label_names:
         raise UsageError(f"the run's data now has labels {data.label_names}, the model {predictor.label_names}")
+
     def confidence_and_correct(split: str):
         rows = data.splits[split]
         confidence, predicted = predictor.probabilities(list(rows["text"])).max(dim=-1)

@@ -75,8 +75,8 @@ def score(chosen: dict[str, list[str]], results: dict[str, int | None], equivale
         other = [n for n, c in zip(names, codes) if c is not None and c not in KILLED | SURVIVED]  # timeouts...
         checked = killed + len(survived) + len(other)
         low, high = wilson(killed, checked)
-        table[package] = {"mutants": sum(n.split(".")[0] == package for n in results), "sampled": len(names) + len(same), "equivalent": same,
-                          "checked": checked, "killed": killed, "survived": survived, "other": other,
+        table[package] = {"mutants": sum(n.split(".")[0] == package for n in results),
+                          "sampled": len(names) + len(same), "equivalent": same, "checked": checked, "killed": killed, "survived": survived, "other": other,
                           "score": killed / checked if checked else None, "interval_95": [low, high]}
     return table
 
@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
               "(in the folder with the [mutmut] setup.cfg)", file=sys.stderr)
         return 2
     packages = tuple(args.packages.split(","))
-    chosen = sample(list(mutant_results(mutants)), packages, args.per_package, args.seed)
-    todo = [n for names in chosen.values() for n in names if mutant_results(mutants).get(n) is None]
+    results = mutant_results(mutants)
+    chosen = sample(list(results), packages, args.per_package, args.seed)
+    todo = [n for names in chosen.values() for n in names if results.get(n) is None]
     if todo and not args.no_run:
         print(f"mutation_sample: running {len(todo)} mutants", file=sys.stderr)
         subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *todo], check=False)

@@ -219,7 +219,6 @@ def test_unlabelled_text_refuses_to_give_a_label_set():
         MaskedLMDataModule.load(None)
 
 
-
 def test_masks_come_from_the_given_generator_not_the_global_rng(tokenizer):
     ids, words = synthetic_batch(rows=50)
     draws = []

@@ -51,11 +51,12 @@ def pruning_savings(rows: list[dict], default_epochs: int, validations_per_epoch
     spent = sum(r["seconds"] or 0 for r in rows if r["state"] in ("COMPLETE", "PRUNED"))
     paces = [r["seconds"] / r["validations"] for r in rows
              if r["state"] == "COMPLETE" and r["seconds"] and r["validations"]]
+    complete_pace = statistics.median(paces) if paces else None
     saved = 0.0
     for r in rows:
         if r["state"] == "PRUNED" and r["seconds"] and r["validations"]:
             planned = (r.get("param_max_epochs") or default_epochs) * validations_per_epoch
-            pace = statistics.median(paces) if paces else r["seconds"] / r["validations"]
+            pace = complete_pace or r["seconds"] / r["validations"]
             saved += max(0, planned - r["validations"]) * pace
     return {"seconds": spent, "saved_seconds": saved, "without_pruning_seconds": spent + saved,
             "share_of_unpruned": spent / (spent + saved) if spent else None}

@@ -78,4 +78,3 @@ def precision_at(confidence: torch.Tensor, correct: torch.Tensor, threshold: flo
     n = int(kept.sum())
     return {"threshold": float(threshold), "coverage": n / len(confidence) if len(confidence) else 0.0,
             "precision": float(correct[kept].double().mean()) if n else None, "examples": len(confidence)}
-
