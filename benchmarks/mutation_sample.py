@@ -7,7 +7,8 @@ A full ``mutmut run`` over distill/, mlm/, compress/, datamodules/ and tweetcls_
 thousands of mutants at ~30 s each on 2 cores: days. The share of killed mutants in a simple
 random sample estimates the package's score, with a Wilson 95% interval that says how far
 off it may be. mutmut does the mutating and the running; this script only picks the sample,
-runs ``mutmut run`` on the names not checked yet (so a stopped run resumes) and counts.
+runs ``mutmut run`` on the names not checked yet (so a stopped run resumes) and counts;
+``--recheck`` also re-runs the sampled survivors (after new tests: mutmut keeps old verdicts).
 Run it from the folder mutmut runs in (its ``mutants/`` folder). "no tests" counts as
 survived: no test reaches that function. Survivors judged equivalent (no observable change)
 are listed with their reason in benchmarks/mutation_equivalent.txt and left out of the score.
@@ -64,6 +65,15 @@ def equivalent_mutants(path: Path) -> dict[str, str]:
     return {name: (rest[0] if rest else "").strip() for name, *rest in pairs}
 
 
+def to_run(chosen: dict[str, list[str]], results: dict[str, int | None], equivalent: dict[str, str],
+           recheck: bool = False) -> list[str]:
+    """The sampled mutants to hand to mutmut: the unchecked ones, and with ``recheck`` the
+    survivors not judged equivalent (new tests may kill them now)."""
+    names = [n for package in chosen.values() for n in package]
+    return [n for n in names if results.get(n) is None
+            or (recheck and results.get(n) in SURVIVED and n not in equivalent)]
+
+
 def score(chosen: dict[str, list[str]], results: dict[str, int | None], equivalent: dict[str, str]) -> dict[str, dict]:
     table = {}
     for package, names in chosen.items():
@@ -88,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--packages", default=",".join(PACKAGES))
     p.add_argument("--max-children", type=int, default=1)
     p.add_argument("--no-run", action="store_true", help="only count what has been checked")
+    p.add_argument("--recheck", action="store_true",
+                   help="re-run the sampled survivors too (mutmut keeps a verdict until the function changes, not when tests do)")
     p.add_argument("--equivalent", default=str(Path(__file__).with_name("mutation_equivalent.txt")))
     p.add_argument("--out", default="benchmarks/results/mutation_sample.json")
     args = p.parse_args(argv)
@@ -99,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     packages = tuple(args.packages.split(","))
     results = mutant_results(mutants)
     chosen = sample(list(results), packages, args.per_package, args.seed)
-    todo = [n for names in chosen.values() for n in names if results.get(n) is None]
+    equivalent = equivalent_mutants(Path(args.equivalent))
+    todo = to_run(chosen, results, equivalent, recheck=args.recheck)
     if todo and not args.no_run:
         print(f"mutation_sample: running {len(todo)} mutants", file=sys.stderr)
         subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *todo], check=False)
-    table = score(chosen, mutant_results(mutants), equivalent_mutants(Path(args.equivalent)))
+    table = score(chosen, mutant_results(mutants), equivalent)
     for package, row in table.items():
         s = "-" if row["score"] is None else f"{row['score']:.0%} ({row['interval_95'][0]:.0%}-{row['interval_95'][1]:.0%})"
         print(f"{package:14} {row['mutants']:5} mutants, {row['checked']:3}/{row['sampled']} sampled checked: "

@@ -1,6 +1,6 @@
 """The sampled mutation score (benchmarks/mutation_sample.py): the sample, the interval, the count."""
 
-from benchmarks.mutation_sample import sample, score, wilson
+from benchmarks.mutation_sample import sample, score, to_run, wilson
 
 
 def test_the_wilson_interval_matches_the_textbook_values():
@@ -25,3 +25,10 @@ def test_the_score_counts_no_tests_as_survived_and_leaves_out_only_equivalent_su
     assert row["equivalent"] == ["d.b"]
     assert row["checked"] == 3 and row["killed"] == 2 and row["survived"] == ["d.c"]
     assert row["score"] == 2 / 3
+
+
+def test_recheck_reruns_only_the_sampled_survivors_not_judged_equivalent():
+    chosen = {"distill": ["d.a", "d.b", "d.c", "d.d", "d.e"]}
+    results = {"d.a": 1, "d.b": 0, "d.c": 33, "d.d": None, "d.e": 0, "d.unsampled": 0}
+    assert to_run(chosen, results, equivalent={"d.e": "default argument"}) == ["d.d"]
+    assert to_run(chosen, results, equivalent={"d.e": "default argument"}, recheck=True) == ["d.b", "d.c", "d.d"]
