@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -218,7 +220,18 @@ def test_ledger_end_to_end(tiny_model_dir, tiny_csv, tmp_path, capsys):
     assert rows["prune-structured:0.5"]["params_total"] < rows["none"]["params_total"]
     assert rows["int8"]["size_mb"] < rows["none"]["size_mb"]  # 2x and more on real models: see the MiniLM test
     assert all(r["latency_p90_ms"] >= r["latency_p50_ms"] > 0 for r in rows.values())
-    assert (run_dir / "compression-tiny-test.csv").read_text().startswith("variant,")
+    with open(run_dir / "compression-tiny-test.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["variant"] for r in table] == list(rows) and {"macro_f1", "accuracy", "task_metric"} <= set(table[0])
+    assert float(table[0]["macro_f1"]) == rows["none"]["macro_f1"]
+    # the line a user copies from: the files written and the TensorBoard folder, each where it says
+    written = next(line for line in out.splitlines() if line.startswith("written to "))
+    files, logdir = written.removeprefix("written to ").split("; TensorBoard: tensorboard --logdir ")
+    assert sorted(Path(f).name for f in files.split(", ")) == ["compression-tiny-test.csv", "compression-tiny-test.json"]
+    assert all(Path(f).is_file() for f in files.split(", "))
+    # one HPARAMS run per variant, named after it (':' is not a folder-name character everywhere)
+    runs = {p.name for p in Path(logdir).iterdir() if p.is_dir()}
+    assert runs == {v.replace(":", "_") for v in rows}
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "variants" / "prune-structured_0.5")
     assert reloaded.config.intermediate_size < AutoModelForSequenceClassification.from_pretrained(run_dir / "model").config.intermediate_size
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -230,6 +243,16 @@ def test_ledger_end_to_end(tiny_model_dir, tiny_csv, tmp_path, capsys):
         tags |= set(acc.Tags()["images"]) | set(acc.Tags()["scalars"]) | set(acc.Tags()["tensors"])
     assert "compression/metric_vs_size_and_latency" in tags
     assert "ledger/task_metric" in tags and "compression/ledger/text_summary" in tags
+
+
+def test_a_one_variant_ledger_writes_its_csv_and_json(tmp_path):
+    from compress.ledger_report import write_files
+
+    row = {"variant": "none", "params_total": 10, "task_metric": 0.5, "delta": 0.0}
+    csv_path, json_path = write_files([row], tmp_path / "compression-x", {"dataset": "x"})
+    with open(csv_path, newline="") as f:
+        assert list(csv.DictReader(f)) == [{k: str(v) for k, v in row.items()}]
+    assert json.loads(json_path.read_text()) == {"dataset": "x", "rows": [row]}
 
 
 def test_ledger_unknown_step_fails_before_loading(tmp_path, capsys):
@@ -244,3 +267,31 @@ def test_neuron_importance_of_layers_without_bias_is_the_product_of_weight_norms
     first, second = torch.nn.Linear(4, 6, bias=False), torch.nn.Linear(6, 4, bias=False)
     expected = first.weight.norm(dim=1) * second.weight.norm(dim=0)
     assert torch.allclose(neuron_importance(first, second), expected)
+
+
+def test_without_torch_ao_int8_falls_back_to_torchao_and_else_says_what_to_install(monkeypatch):
+    """A later torch may drop torch.ao.quantization: quantize_int8 then asks torchao for its
+    dynamic int8 config (faked here: torchao is not a test dependency), and without torchao
+    fails with one line naming the package."""
+    import sys
+    import types
+
+    from compress import dynamic_int8
+
+    def no_torch_ao(model):
+        raise ImportError("No module named 'torch.ao.quantization'")
+
+    monkeypatch.setattr(dynamic_int8, "_quantize_dynamic", no_torch_ao)
+    calls = []
+    fake = types.ModuleType("torchao.quantization")
+    fake.Int8DynamicActivationInt8WeightConfig = type("Int8DynamicActivationInt8WeightConfig", (), {})
+    fake.quantize_ = lambda model, config: calls.append((model, config))
+    monkeypatch.setitem(sys.modules, "torchao", types.ModuleType("torchao"))
+    monkeypatch.setitem(sys.modules, "torchao.quantization", fake)
+    model = nn.Sequential(nn.Linear(4, 4))
+    quantized = quantize_int8(model, inplace=True)
+    assert quantized is model and len(calls) == 1
+    assert calls[0][0] is model and isinstance(calls[0][1], fake.Int8DynamicActivationInt8WeightConfig)
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)  # import fails
+    with pytest.raises(RuntimeError, match="pip install torchao"):
+        quantize_int8(model)

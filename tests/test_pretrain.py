@@ -244,3 +244,17 @@ def test_the_heldout_slice_is_masked_the_same_in_every_run_and_texts_are_truncat
     assert any(label != IGNORE for row in first["labels"] for label in row)  # it holds targets
     assert len(modules[0].texts["train"]) == 30  # --max-train-samples
     assert max(modules[0].lengths["train"] + modules[0].lengths["validation"]) == 16
+
+
+def test_a_model_without_a_masked_lm_form_is_a_usage_error_naming_an_encoder(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from mlm.encoder import masked_lm_for
+    from tweetcls_core.errors import UsageError
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=50, n_positions=16)).save_pretrained(tmp_path)
+    with pytest.raises(UsageError) as caught:
+        masked_lm_for(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path} has no masked-LM form")
+    assert message.endswith("use an encoder such as minilm-l6 or mpnet-base")
