@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-ratio", type=float, default=0.06)
     p.add_argument("--max-epochs", type=int, default=1)
+    p.add_argument("--head-warmup-steps", type=int, default=0,
+                   help="train only the MLM head for the first N steps (the encoder and word embeddings frozen)")
     p.add_argument("--max-steps", type=int, default=-1)
     p.add_argument("--max-train-samples", type=int, default=None)
     p.add_argument("--patience", type=int, default=0, help="stop after N epochs without a lower held-out loss (0: off)")
@@ -77,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
         (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
+        (args.head_warmup_steps >= 0, f"--head-warmup-steps must be >= 0, got {args.head_warmup_steps}"),
         (0 < args.mlm_probability < 1, f"--mlm-probability must be in (0, 1), got {args.mlm_probability}"),
         (args.heldout > 0, f"--heldout must be > 0, got {args.heldout}"),
         (args.batch_size > 0 and args.eval_batch_size > 0, "--batch-size and --eval-batch-size must be > 0"),
@@ -145,7 +148,7 @@ def pretrain_and_save(args: argparse.Namespace, extra_callbacks: list | None = N
     model, info = build(args, model_dir)
     run_dir, resume_from = train.open_run_dir(args)
     module = MaskedLMModule(model, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-                            adapter_only_checkpoints=args.lora)
+                            adapter_only_checkpoints=args.lora, head_warmup_steps=args.head_warmup_steps)
     trainer, _, last_checkpoint, clock = train.make_trainer(args, run_dir, extra_callbacks,
                                                             monitor=("val/mlm_loss", "min"))
     before = None

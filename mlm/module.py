@@ -23,7 +23,7 @@ class MaskedLMModule(L.LightningModule):
     # Lightning's save_hyperparameters reads this frame's arguments: mutmut must not wrap it
     def __init__(
         self, model: nn.Module, lr: float = 1e-4, weight_decay: float = 0.01, warmup_ratio: float = 0.06,
-        adapter_only_checkpoints: bool = False,
+        adapter_only_checkpoints: bool = False, head_warmup_steps: int = 0,
     ) -> None:  # pragma: no mutate block
         super().__init__()
         self.save_hyperparameters(ignore=["model"], logger=False)
@@ -47,6 +47,14 @@ class MaskedLMModule(L.LightningModule):
             raise TrainingDiverged(f"masked-LM loss became {loss.item()} at step {self.global_step}")
         self.log("train/mlm_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=count)
         return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """During the head warm-up only the MLM head learns: a new, random head's first gradients
+        would otherwise reach the pretrained encoder (and the word embeddings its decoder is
+        tied to). A parameter without a gradient is skipped by AdamW, weight decay included."""
+        if self.global_step < self.hparams.head_warmup_steps:
+            for param in self.model.base_model.parameters():
+                param.grad = None
 
     def on_validation_epoch_start(self) -> None:
         self._heldout = [0.0, 0]

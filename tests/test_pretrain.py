@@ -172,10 +172,31 @@ def test_lora_mlm_trains_adapters_and_head_and_saves_them_merged(tiny_model_dir,
     assert not torch.equal(saved[name], plain.base_model.state_dict()[name.removeprefix("bert.")])
 
 
+def test_during_the_head_warmup_only_the_mlm_head_learns(tiny_model_dir, corpus_file, tmp_path):
+    """--head-warmup-steps longer than the run: the encoder comes out exactly as it went in
+    (word embeddings included: the decoder is tied to them) while the head lowers the loss."""
+    results = run_pretrain(tiny_model_dir, corpus_file, tmp_path, "--head-warmup-steps", "1000", "--max-epochs", "1",
+                           "--lr", "1e-2")
+    saved = load_file(str(tmp_path / "mlm" / "model" / "model.safetensors"))
+    original = load_file(str(tiny_model_dir / "model.safetensors"))
+    assert all(torch.equal(saved[name], original[name]) for name in original)
+    assert results["heldout_mlm_loss_per_epoch"][0] < results["heldout_mlm_loss_before"] - 0.1
+
+
+def test_after_the_head_warmup_the_encoder_learns(tiny_model_dir, corpus_file, tmp_path):
+    results = run_pretrain(tiny_model_dir, corpus_file, tmp_path, "--head-warmup-steps", "5", "--max-epochs", "1")
+    assert results["steps"] > 5
+    saved = load_file(str(tmp_path / "mlm" / "model" / "model.safetensors"))
+    original = load_file(str(tiny_model_dir / "model.safetensors"))
+    name = next(k for k in saved if k.endswith("layer.0.attention.self.query.weight"))
+    assert not torch.equal(saved[name], original[name])
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--mlm-data", "missing.txt"], "--mlm-data missing.txt: no such file"),
     (["--mlm-probability", "1.5"], "--mlm-probability must be in"),
     (["--heldout", "100000"], "--heldout must be between 1 and"),
+    (["--head-warmup-steps", "-1"], "--head-warmup-steps must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, corpus_file, tmp_path, capsys, extra, message):
     argv = ["--model", str(tiny_model_dir), "--mlm-data", str(corpus_file), "--data-dir", str(tmp_path),

@@ -128,13 +128,20 @@ def test_domain_adaptive_arms_start_from_the_adapted_encoders_and_train_the_teac
     assert runs["mlm-e1-lora-s0"][runs["mlm-e1-lora-s0"].index("--model") + 1] == encoder
     assert runs["mlm-e1-kd-a0.9-s0"][runs["mlm-e1-kd-a0.9-s0"].index("--student") + 1] == encoder
     assert runs["minilm-lora-s0"][runs["minilm-lora-s0"].index("--model") + 1] == "minilm-l6"
+    warmed = runs["mlm-e1-hw500-lora-s0"]
+    assert warmed[warmed.index("--model") + 1] == str(tmp_path / "domain-adaptive" / "mlm-tweets-e1-hw500-s0" / "model")
+    assert runs["mlm-tweets-e1-hw500-s0"][runs["mlm-tweets-e1-hw500-s0"].index("--head-warmup-steps") + 1] == "500"
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-lora-s0",
                         "--dry-run"]) == 0
     planned = capsys.readouterr().err
     assert "teacher-mpnet12-s0" not in planned and "mlm-tweets-e1-s0" in planned  # the encoder it needs runs
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "mlm-e1-lora-s0",
                         "--dry-run"]) == 0
-    assert "mlm-tweets-e2-s0" not in capsys.readouterr().err  # an encoder no chosen run needs is not made
+    planned = capsys.readouterr().err
+    assert "mlm-tweets-e2-s0" not in planned and "hw500" not in planned  # an encoder no chosen run needs is not made
+    assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "mlm-e1-hw500-lora-s0",
+                        "--dry-run"]) == 0
+    assert "mlm-tweets-e1-hw500-s0" in capsys.readouterr().err
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-kd-*",
                         "--dry-run"]) == 0
     assert "teacher-mpnet12-s0" in capsys.readouterr().err
