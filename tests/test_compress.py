@@ -199,6 +199,15 @@ def test_qlora_method_end_to_end_saves_a_plain_model(tiny_model_dir, tiny_csv, t
     assert results["method"] == "qlora" and results["lora"]["int8_base_layers"] > 0
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "q" / "model")
     assert all(type(m) is not Int8Linear for m in model.modules())
+    # the saved fp32 model (int8 base dequantized, adapters merged) computes what the adapter on
+    # an int8 copy of the base computes, as training had it
+    from tweetcls import load_run
+
+    plain, adapter = load_run(tmp_path / "q" / "model"), load_run(tmp_path / "q" / "adapter")
+    batch = plain.tokenizer(["sunny day at the beach", "storm warning tonight"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = adapter.model(**batch).logits
+        assert torch.allclose(plain.model(**batch).logits, expected, atol=1e-5)
 
 
 def test_ledger_end_to_end(tiny_model_dir, tiny_csv, tmp_path, capsys):
