@@ -49,6 +49,16 @@ def test_seeds_are_the_outer_loop_and_names_are_unique(tmp_path):
         assert seeds == sorted(seeds)  # every seed-0 run before any seed-1 run
 
 
+def test_reference_arms_longer_than_ten_minutes_run_on_the_first_seed_only(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0, 1, 2], epochs=None, out=str(tmp_path))
+    b = [name for name, _ in suites.reference_b(args)]
+    assert [n for n in b if "len512" in n or "sst2-full" in n] == ["imdb-lora-len512-s0", "imdb-full-len512-s0", "sst2-full-s0"]
+    assert all(f"{arm}-s{seed}" in b for arm in ("imdb-lora-len128", "imdb-full-len256", "sst2-lora") for seed in (0, 1, 2))
+    c = [name for name, _ in suites.reference_c(args)]
+    assert [n for n in c if n.startswith("student-")] == ["student-odd-kd-s0", "student-even-kd-s0"]
+    assert all(f"minilm-lora{arm}-s{seed}" in c for arm in ("", "-theirs") for seed in (0, 1, 2))
+
+
 def test_distillation_labels_tell_kd_arms_apart():
     assert distillation_label({}) == ""
     assert distillation_label({"alpha": 0.0, "temperature": 2.0}) == "CE only"
