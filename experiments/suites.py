@@ -293,7 +293,12 @@ def mlm_run(epochs: int) -> tuple[str, list[str]]:
     return f"mlm-tweets-e{epochs}-s0", ["pretrain.py", "--max-epochs", str(epochs), "--seed", "0"]
 
 
-HEAD_WARMUP_RUN = ("mlm-tweets-e1-hw500-s0", ["pretrain.py", "--max-epochs", "1", "--head-warmup-steps", "500", "--seed", "0"])
+# checks of why adaptation hurt: the first 500 steps train only the new MLM head; and that at a 5x lower lr
+MLM_VARIANTS = {
+    "mlm-e1-hw500": ("mlm-tweets-e1-hw500-s0", ["pretrain.py", "--max-epochs", "1", "--head-warmup-steps", "500", "--seed", "0"]),
+    "mlm-e1-hw500-lr2e-5": ("mlm-tweets-e1-hw500-lr2e-5-s0", ["pretrain.py", "--max-epochs", "1", "--head-warmup-steps", "500",
+                                                               "--lr", "2e-5", "--seed", "0"]),
+}
 
 
 def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
@@ -301,11 +306,11 @@ def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     emotion: the default LoRA command, full fine-tuning, and the best KD recipe from the MPNet-12
     teacher (alpha 0.9, 5 epochs); on hate, irony and offensive: the default LoRA command with
     MiniLM-L6 and the 1-epoch encoder (does adaptation help beyond emotion?). And a check of why
-    adaptation hurt: 1 epoch whose first 500 steps train only the new MLM head (default LoRA on emotion)."""
+    adaptation hurt: 1 epoch whose first 500 steps train only the new MLM head, also at lr 2e-5
+    (default LoRA on emotion)."""
     folder = Path(args.out) / "domain-adaptive"
     encoders = {"minilm": "minilm-l6", **{f"mlm-e{e}": str(folder / mlm_run(e)[0] / "model") for e in MLM_EPOCHS}}
-    runs = [mlm_run(e) for e in MLM_EPOCHS] + [HEAD_WARMUP_RUN]
-    warmed = str(folder / HEAD_WARMUP_RUN[0] / "model")
+    runs = [mlm_run(e) for e in MLM_EPOCHS] + list(MLM_VARIANTS.values())
     for seed in args.seeds:
         common = ["--dataset", EMOTION, "--seed", str(seed)]
         for name, encoder in encoders.items():
@@ -314,7 +319,8 @@ def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                      (f"{name}-kd-a0.9-s{seed}", ["--method", "distill", "--teacher", str(teacher_dir(args)),
                                                   "--student", encoder, "--lr", "1e-4", "--max-epochs", "5",
                                                   "--kd-alpha", "0.9", *common])]
-        runs.append((f"mlm-e1-hw500-lora-s{seed}", ["--method", "lora", "--model", warmed, *common]))
+        runs += [(f"{name}-lora-s{seed}", ["--method", "lora", "--model", str(folder / run / "model"), *common])
+                 for name, (run, _) in MLM_VARIANTS.items()]
         for task in GENERALITY_TASKS:
             for name in ("minilm", f"mlm-e{MLM_EPOCHS[0]}"):
                 runs.append((f"{task.split('/')[-1]}-{name}-lora-s{seed}",
@@ -328,7 +334,7 @@ SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-cop
           "ref-a-disaster": reference_a, "ref-b-sentiment": reference_b, "ref-c-goemotions": reference_c,
           "ref-d-hate": reference_d, "ref-e-covid": reference_e}
 SHARED_RUNS = (teacher_run()[0], INTERMEDIATE_RUN, HATE_TEACHER, GOEMOTIONS_TEACHER, COVID_TEACHER,
-               *(mlm_run(e)[0] for e in MLM_EPOCHS), HEAD_WARMUP_RUN[0])  # runs other runs of the suite start from
+               *(mlm_run(e)[0] for e in MLM_EPOCHS), *(run for run, _ in MLM_VARIANTS.values()))  # runs other runs of the suite start from
 
 
 def select_runs(runs: list[tuple[str, list[str]]], pattern: str) -> list[tuple[str, list[str]]]:

@@ -151,7 +151,10 @@ def test_domain_adaptive_arms_start_from_the_adapted_encoders_and_train_the_teac
     assert "mlm-tweets-e2-s0" not in planned and "hw500" not in planned  # an encoder no chosen run needs is not made
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "mlm-e1-hw500-lora-s0",
                         "--dry-run"]) == 0
-    assert "mlm-tweets-e1-hw500-s0" in capsys.readouterr().err
+    planned = capsys.readouterr().err
+    assert "mlm-tweets-e1-hw500-s0" in planned and "lr2e-5" not in planned
+    low = runs["mlm-tweets-e1-hw500-lr2e-5-s0"]
+    assert low[low.index("--lr") + 1] == "2e-5" and low[low.index("--head-warmup-steps") + 1] == "500"
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-kd-*",
                         "--dry-run"]) == 0
     assert "teacher-mpnet12-s0" in capsys.readouterr().err
