@@ -86,7 +86,8 @@ def score(chosen: dict[str, list[str]], results: dict[str, int | None], equivale
         checked = killed + len(survived) + len(other)
         low, high = wilson(killed, checked)
         table[package] = {"mutants": sum(n.split(".")[0] == package for n in results),
-                          "sampled": len(names) + len(same), "equivalent": same, "checked": checked, "killed": killed, "survived": survived, "other": other,
+                          "sampled": len(names) + len(same), "equivalent": same, "checked": checked,
+                          "killed": killed, "survived": survived, "other": other,
                           "score": killed / checked if checked else None, "interval_95": [low, high]}
     return table
 

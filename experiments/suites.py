@@ -294,11 +294,9 @@ def mlm_run(epochs: int) -> tuple[str, list[str]]:
 
 
 # checks of why adaptation hurt: the first 500 steps train only the new MLM head; and that at a 5x lower lr
-MLM_VARIANTS = {
-    "mlm-e1-hw500": ("mlm-tweets-e1-hw500-s0", ["pretrain.py", "--max-epochs", "1", "--head-warmup-steps", "500", "--seed", "0"]),
-    "mlm-e1-hw500-lr2e-5": ("mlm-tweets-e1-hw500-lr2e-5-s0", ["pretrain.py", "--max-epochs", "1", "--head-warmup-steps", "500",
-                                                               "--lr", "2e-5", "--seed", "0"]),
-}
+_HEAD_WARMUP = ["pretrain.py", "--max-epochs", "1", "--head-warmup-steps", "500", "--seed", "0"]
+MLM_VARIANTS = {"mlm-e1-hw500": ("mlm-tweets-e1-hw500-s0", _HEAD_WARMUP),
+                "mlm-e1-hw500-lr2e-5": ("mlm-tweets-e1-hw500-lr2e-5-s0", [*_HEAD_WARMUP, "--lr", "2e-5"])}
 
 
 def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
