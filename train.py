@@ -45,6 +45,8 @@ METHODS = {
     "qlora": Method(5e-4, "the same on a base stored in int8", adapters=True, int8_base=True),
     "teacher": Method(3e-5, "full fine-tuning of the teacher", model="mpnet-base"),
     "distill": Method(5e-5, "train a student with the teacher's soft labels", distill=True),
+    "distill-lora": Method(5e-4, "the same through LoRA adapters + head (e.g. on the teacher's odd layers)",
+                           adapters=True, distill=True),
 }
 POOLINGS = ("auto", "cls", "mean")
 
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated linear layer names (suffix match, e.g. query,value), or all-linear "
                            "(default: every linear layer of the encoder)")
     lora.add_argument("--lora-rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
-    kd = p.add_argument_group("distillation (--method distill)")
+    kd = p.add_argument_group("distillation (--method distill, distill-lora)")
     kd.add_argument("--teacher", default=None, help="the teacher: a train.py run directory or a fine-tuned classifier")
     kd.add_argument("--layers", default=None,
                     help="student = these teacher blocks: odd, even (1-based: 1,3,..,11 / 2,4,..,12), distilbert, "
@@ -255,9 +257,10 @@ def check_args(args: argparse.Namespace) -> None:
         args.lr = method.lr
     if method.distill:
         if not args.teacher:
-            raise UsageError("--method distill needs --teacher RUN_DIR_OR_MODEL")
+            raise UsageError(f"--method {args.method} needs --teacher RUN_DIR_OR_MODEL")
         if bool(args.layers) == bool(args.student):
-            raise UsageError("--method distill needs exactly one of --layers (copy teacher blocks) or --student MODEL")
+            raise UsageError(f"--method {args.method} needs exactly one of --layers (copy teacher blocks) "
+                             "or --student MODEL")
         if not args.kd_temperature > 0 or not 0 <= args.kd_alpha <= 1:
             raise UsageError(f"--kd-temperature must be > 0 and --kd-alpha in [0, 1], "
                              f"got {args.kd_temperature} and {args.kd_alpha}")
@@ -267,7 +270,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--transfer-samples must be > 0, got {args.transfer_samples}")
         args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
     elif args.teacher or args.layers or args.student or args.hidden_loss != "none" or args.transfer_data:
-        raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to --method distill")
+        raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to "
+                         "--method distill or distill-lora")
     args.model = args.model or method.model
     checks = [
         (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
@@ -631,12 +635,13 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     if method.adapters:
         from lora import merge_lora, save_adapter
 
-        with atomic_directory(run_dir / "adapter") as folder:
-            save_adapter(model, folder, extra={
-                "base_model": args.model, "base_model_path": results["model_path"], "method": args.method,
-                "label_names": results["label_names"], "multi_label": results["multi_label"],
-                "pooling": results["pooling"], "threshold": results["threshold"],
-                "temperature": (results["calibration"] or {}).get("temperature")})
+        if not args.layers:  # a layer-copied student's base exists only inside the run: model/ holds it merged
+            with atomic_directory(run_dir / "adapter") as folder:
+                save_adapter(model, folder, extra={
+                    "base_model": args.model, "base_model_path": results["model_path"], "method": args.method,
+                    "label_names": results["label_names"], "multi_label": results["multi_label"],
+                    "pooling": results["pooling"], "threshold": results["threshold"],
+                    "temperature": (results["calibration"] or {}).get("temperature")})
         merge_lora(model)
     if method.int8_base:  # the saved model is plain fp32: dequantized base + update
         from compress.int8_base import dequantize_linears

@@ -27,7 +27,8 @@ from pathlib import Path
 from tweetcls_core.errors import StorageFull, UsageError, report
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
-DEFAULT_SPACE = {"lora": "lora", "qlora": "lora", "full": "full", "teacher": "full", "distill": "distill"}
+DEFAULT_SPACE = {"lora": "lora", "qlora": "lora", "full": "full", "teacher": "full", "distill": "distill",
+                 "distill-lora": "lora"}
 SPACES = Path(__file__).resolve().parent / "configs" / "search"
 
 

@@ -224,9 +224,9 @@ HATE_TEACHER = "teacher-hate-mpnet12-s0"
 def reference_d(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """Reference D. Theirs: a hate-speech tweet set (not here), odd/even 6-layer students of a
     12-layer model against LoRA: test accuracy 0.978 / 0.978 / 0.747. Here: TweetEval hate with
-    the MPNet-12 teacher, odd and even students with KD (layer-copy's recipe) and LoRA on
-    MiniLM-L6, per seed. (LoRA on a layer-copied student is not a method here: a student is
-    made and trained by --method distill.)"""
+    the MPNet-12 teacher, odd and even students with KD (layer-copy's recipe), the odd student
+    trained through LoRA with the same KD (``--method distill-lora``: does LoRA itself lag, on
+    the same model?) and LoRA on MiniLM-L6, per seed."""
     teacher = str(Path(args.out) / "ref-d-hate" / HATE_TEACHER)
     runs = [(HATE_TEACHER, ["--method", "teacher", "--dataset", "tweet_eval/hate", "--seed", "0", "--max-epochs", "3"])]
     for seed in args.seeds:
@@ -234,7 +234,9 @@ def reference_d(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         for layers in ("odd", "even"):
             runs.append((f"student-{layers}-kd-s{seed}", ["--method", "distill", "--teacher", teacher, "--layers", layers,
                                                           "--max-epochs", str(args.epochs or 2), *common]))
-        runs.append((f"minilm-lora-s{seed}", ["--method", "lora", *common]))
+        runs += [(f"student-odd-lora-kd-s{seed}", ["--method", "distill-lora", "--teacher", teacher, "--layers", "odd",
+                                                   "--max-epochs", str(args.epochs or 2), *common]),
+                 (f"minilm-lora-s{seed}", ["--method", "lora", *common])]
     return runs
 
 
@@ -244,10 +246,11 @@ GOEMOTIONS_TEACHER, GOEMOTIONS_SUBSET = "teacher-goemotions-mpnet12-s0", "10000"
 def reference_c(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """Reference C. Theirs: GoEmotions, 6-layer students of a 12-layer BERT by odd and even layers,
     3 epochs with KD; DistilBERT + LoRA (q_lin, v_lin, lr 2e-5): accuracy 0.572 / 0.578 / 0.529.
-    Here: the MPNet-12 teacher, odd and even students with KD, and LoRA on MiniLM-L6 both with
-    their recipe (query,value at lr 2e-5) and ours, all on a fixed 10,000-example subset of the
-    43k training comments (a full teacher epoch is over an hour on 2 cores). The students (~20
-    minutes each on 2 cores) run on the first seed only, the LoRA arms on every seed."""
+    Here: the MPNet-12 teacher, odd and even students with KD, the odd student trained through
+    LoRA with the same KD (``--method distill-lora``), and LoRA on MiniLM-L6 both with their
+    recipe (query,value at lr 2e-5) and ours, all on a fixed 10,000-example subset of the 43k
+    training comments (a full teacher epoch is over an hour on 2 cores). The students (~20
+    minutes each on 2 cores) run on the first seed only, the MiniLM-L6 LoRA arms on every seed."""
     subset = ["--dataset", "go_emotions", "--max-train-samples", GOEMOTIONS_SUBSET]
     teacher = str(Path(args.out) / "ref-c-goemotions" / GOEMOTIONS_TEACHER)
     runs = [(GOEMOTIONS_TEACHER, ["--method", "teacher", "--seed", "0", "--max-epochs", "2", *subset])]
@@ -256,6 +259,10 @@ def reference_c(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         for layers in ("odd", "even") if seed == args.seeds[0] else ():
             runs.append((f"student-{layers}-kd-s{seed}", ["--method", "distill", "--teacher", teacher, "--layers", layers,
                                                           "--max-epochs", str(args.epochs or 3), *common]))
+        if seed == args.seeds[0]:
+            runs.append((f"student-odd-lora-kd-s{seed}", ["--method", "distill-lora", "--teacher", teacher,
+                                                          "--layers", "odd", "--max-epochs", str(args.epochs or 3),
+                                                          *common]))
         runs += [(f"minilm-lora-theirs-s{seed}", ["--method", "lora", "--lora-targets", "query,value", "--lr", "2e-5",
                                                   "--max-epochs", str(args.epochs or 3), *common]),
                  (f"minilm-lora-s{seed}", ["--method", "lora", *common])]

@@ -105,6 +105,24 @@ def test_layer_copied_student_with_kd_end_to_end(teacher_run, tiny_csv, tmp_path
     assert AutoConfig.from_pretrained(tmp_path / "s" / "model").num_hidden_layers == 1
 
 
+def test_lora_on_a_layer_copied_student_trains_only_adapters_and_saves_the_merged_student(teacher_run, tiny_csv,
+                                                                                        tmp_path):
+    from safetensors.torch import load_file
+
+    run(["--method", "distill-lora", "--teacher", str(teacher_run), "--layers", "odd", "--dataset", str(tiny_csv),
+         "--output-dir", str(tmp_path), "--run-name", "sl", "--max-epochs", "2"])
+    results = json.loads((tmp_path / "sl" / "results.json").read_text())
+    assert results["distill"]["layers"] == [0] and results["lora"]["targets"]
+    assert results["params_trainable"] < results["params_total"] / 2
+    student, teacher = (load_file(str(d / "model.safetensors")) for d in (tmp_path / "sl" / "model", teacher_run / "model"))
+    embeddings = [k for k in student if "word_embeddings" in k]
+    assert embeddings and all(torch.equal(student[k], teacher[k]) for k in embeddings)  # frozen under LoRA
+    query = next(k for k in student if k.endswith("layer.0.attention.self.query.weight"))
+    assert not torch.equal(student[query], teacher[query])  # the learned update, merged into the copied block
+    # an adapter/ would name the 12-layer teacher as its base: the copied student exists only in model/
+    assert not (tmp_path / "sl" / "adapter").exists()
+
+
 def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_path):
     from conftest import build_tiny_model_dir
 

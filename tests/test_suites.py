@@ -55,8 +55,18 @@ def test_reference_arms_longer_than_ten_minutes_run_on_the_first_seed_only(tmp_p
     assert [n for n in b if "len512" in n or "sst2-full" in n] == ["imdb-lora-len512-s0", "imdb-full-len512-s0", "sst2-full-s0"]
     assert all(f"{arm}-s{seed}" in b for arm in ("imdb-lora-len128", "imdb-full-len256", "sst2-lora") for seed in (0, 1, 2))
     c = [name for name, _ in suites.reference_c(args)]
-    assert [n for n in c if n.startswith("student-")] == ["student-odd-kd-s0", "student-even-kd-s0"]
+    assert [n for n in c if n.startswith("student-")] == ["student-odd-kd-s0", "student-even-kd-s0",
+                                                          "student-odd-lora-kd-s0"]
     assert all(f"minilm-lora{arm}-s{seed}" in c for arm in ("", "-theirs") for seed in (0, 1, 2))
+
+
+def test_reference_d_trains_the_odd_student_through_lora_with_the_students_kd(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0, 1, 2], epochs=None, out=str(tmp_path))
+    runs = dict(suites.reference_d(args))
+    for seed in (0, 1, 2):
+        full, lora = runs[f"student-odd-kd-s{seed}"], runs[f"student-odd-lora-kd-s{seed}"]
+        assert lora[lora.index("--method") + 1] == "distill-lora"
+        assert lora[2:] == full[2:]  # the same teacher, layers, epochs, data and seed: only the method differs
 
 
 def test_distillation_labels_tell_kd_arms_apart():
