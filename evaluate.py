@@ -175,7 +175,7 @@ def print_result(result: dict) -> None:
     print(f"{result['target']} on {result['dataset']} ({result['split']}, {result['examples']} examples, {result['precision']},"
           f" {result['eval_seconds']:.1f} s)")
     print(f"  {result['task_metric']}: {metrics['task_metric']:.4f}")
-    for key in ("accuracy", "macro_f1", "weighted_f1", "micro_f1", "exact_match"):
+    for key in ("accuracy", "macro_f1", "weighted_f1", "micro_f1", "exact_match", "top_label_accuracy"):
         if key in metrics:
             print(f"  {key}: {metrics[key]:.4f}")
     if result.get("output"):

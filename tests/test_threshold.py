@@ -20,6 +20,21 @@ def test_the_threshold_separating_positives_from_negatives_wins():
     assert scores[0.5] == 0.0 and scores[0.1] < 1.0
 
 
+def test_multi_label_readings_as_single_label_accuracy_and_support_weighted_f1():
+    from tweetcls_core.metrics import build_metrics
+
+    labels = torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    # top labels: 1 (a true one), 1 (true), 0 (wrong), 0 (true); at 0.5: rows 1 and 3 exactly right
+    probs = torch.tensor([[0.4, 0.9, 0.1], [0.2, 0.8, 0.1], [0.7, 0.1, 0.3], [0.9, 0.2, 0.1]])
+    metrics = build_metrics(3, multi_label=True, threshold=0.5)
+    metrics.update(probs, labels)
+    out = {k: float(v) for k, v in metrics.compute().items() if v.numel() == 1}
+    assert out["top_label_accuracy"] == pytest.approx(3 / 4)
+    assert out["exact_match"] == pytest.approx(2 / 4)
+    # per-label F1 at 0.5: a = 1/2 (1 of 2 found, 1 false alarm), b = 1, c = 0; supports 2, 2, 1
+    assert out["weighted_f1"] == pytest.approx((0.5 * 2 + 1 * 2 + 0 * 1) / 5)
+
+
 def test_train_reports_val_and_test_at_the_tuned_threshold(tiny_model_dir, shared_data, tmp_path):
     common = ["--model", str(tiny_model_dir), "--dataset", "go_emotions", "--data-dir", str(shared_data),
               "--max-train-samples", "96", "--max-eval-samples", "96", "--max-epochs", "1", "--batch-size", "32",

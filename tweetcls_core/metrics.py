@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -14,13 +14,33 @@ from torchmetrics.classification import (
 )
 
 
+class TopLabelHitRate(Metric):
+    """Share of examples whose highest-scoring label is one of their true labels: a multi-label
+    model read as a single-label one ("accuracy" of its top label), no threshold involved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("hits", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, scores: torch.Tensor, target: torch.Tensor) -> None:
+        top = scores.argmax(dim=-1, keepdim=True)
+        self.hits += target.gather(1, top).sum().float()
+        self.total += target.shape[0]
+
+    def compute(self) -> torch.Tensor:
+        return self.hits / self.total
+
+
 def build_metrics(num_labels: int, multi_label: bool, threshold: float = 0.5) -> MetricCollection:
     if multi_label:
         return MetricCollection({
             "micro_f1": MultilabelF1Score(num_labels, average="micro", threshold=threshold),
             "macro_f1": MultilabelF1Score(num_labels, average="macro", threshold=threshold),
+            "weighted_f1": MultilabelF1Score(num_labels, average="weighted", threshold=threshold),
             "per_class_f1": MultilabelF1Score(num_labels, average="none", threshold=threshold),
             "exact_match": MultilabelExactMatch(num_labels, threshold=threshold),
+            "top_label_accuracy": TopLabelHitRate(),
         })
     return MetricCollection({
         "confusion": MulticlassConfusionMatrix(num_labels),  # counts, true label by row (a picture, not a scalar)
