@@ -393,11 +393,12 @@ def ratios_to_teacher(rows: list[dict]) -> str:
     lines = ["| student | KD | layers | test metric | vs teacher | CPU ms | throughput vs teacher | seeds |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if r["method"] != "distill":
+        if r["method"] not in ("distill", "distill-lora"):
             continue
         speed = t["latency_ms"] / r["latency_ms"] if r["latency_ms"] and t["latency_ms"] else float("nan")
         sd = f" ± {r['test_metric_sd']:.4f}" if len(r["seeds"]) > 1 else ""
-        lines.append(f"| {model_label(r['model'])} | {r['kd']} | {r['layers'] or 'own'} | {r['test_metric']:.4f}{sd} "
+        through = " via LoRA" if r["method"] == "distill-lora" else ""
+        lines.append(f"| {model_label(r['model'])}{through} | {r['kd']} | {r['layers'] or 'own'} | {r['test_metric']:.4f}{sd} "
                      f"| {r['test_metric'] / t['test_metric']:.3f} | {r['latency_ms']:.0f} | {speed:.2f}x "
                      f"| {len(r['seeds'])} |")
     return "\n".join(lines)

@@ -105,12 +105,15 @@ def test_ratios_divide_the_student_metric_by_the_teachers_and_the_teacher_latenc
     teacher = {"method": "teacher", "model": "mpnet-base", "test_metric": 0.8, "latency_ms": 200.0}
     students = [{"method": "distill", "model": "runs/t-odd", "kd": "CE only", "layers": "0,2", "test_metric": 0.76,
                  "test_metric_sd": 0.01, "seeds": [0, 1], "latency_ms": 100.0},
-                {"method": "full", "model": "minilm-l6", "test_metric": 0.9, "latency_ms": 1.0}]
+                {"method": "full", "model": "minilm-l6", "test_metric": 0.9, "latency_ms": 1.0},
+                {"method": "distill-lora", "model": "runs/t-odd", "kd": "CE only", "layers": "0,2", "test_metric": 0.72,
+                 "seeds": [0], "latency_ms": 100.0}]
     lines = suites.ratios_to_teacher([teacher, *students]).splitlines()
-    assert len(lines) == 3  # header, rule, the one distilled student (not the teacher, not the full run)
+    assert len(lines) == 4  # header, rule, the two distilled students (not the teacher, not the full run)
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     assert cells[0] == "t-odd" and cells[3] == "0.7600 ± 0.0100"
     assert cells[4] == "0.950" and cells[6] == "2.00x" and cells[7] == "2"
+    assert lines[3].startswith("| t-odd via LoRA | CE only | 0,2 | 0.7200 | 0.900 |")
     assert suites.ratios_to_teacher(students) == ""  # no teacher, no ratios
 
 
