@@ -218,6 +218,15 @@ def reference_b(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
+def kd_students(teacher: str, seed: int, epochs: int, common: list[str]) -> list[tuple[str, list[str]]]:
+    """References C and D: the odd and even students with KD, and the odd one trained through
+    LoRA with the same KD (does LoRA itself lag, on the same model?)."""
+    kd = ["--teacher", teacher, "--max-epochs", str(epochs), *common]
+    students = [(f"student-{layers}-kd-s{seed}", ["--method", "distill", "--layers", layers, *kd])
+                for layers in ("odd", "even")]
+    return [*students, (f"student-odd-lora-kd-s{seed}", ["--method", "distill-lora", "--layers", "odd", *kd])]
+
+
 HATE_TEACHER = "teacher-hate-mpnet12-s0"
 
 
@@ -231,12 +240,8 @@ def reference_d(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     runs = [(HATE_TEACHER, ["--method", "teacher", "--dataset", "tweet_eval/hate", "--seed", "0", "--max-epochs", "3"])]
     for seed in args.seeds:
         common = ["--dataset", "tweet_eval/hate", "--seed", str(seed)]
-        for layers in ("odd", "even"):
-            runs.append((f"student-{layers}-kd-s{seed}", ["--method", "distill", "--teacher", teacher, "--layers", layers,
-                                                          "--max-epochs", str(args.epochs or 2), *common]))
-        runs += [(f"student-odd-lora-kd-s{seed}", ["--method", "distill-lora", "--teacher", teacher, "--layers", "odd",
-                                                   "--max-epochs", str(args.epochs or 2), *common]),
-                 (f"minilm-lora-s{seed}", ["--method", "lora", *common])]
+        runs += kd_students(teacher, seed, args.epochs or 2, common)
+        runs.append((f"minilm-lora-s{seed}", ["--method", "lora", *common]))
     return runs
 
 
@@ -256,13 +261,8 @@ def reference_c(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     runs = [(GOEMOTIONS_TEACHER, ["--method", "teacher", "--seed", "0", "--max-epochs", "2", *subset])]
     for seed in args.seeds:
         common = [*subset, "--seed", str(seed)]
-        for layers in ("odd", "even") if seed == args.seeds[0] else ():
-            runs.append((f"student-{layers}-kd-s{seed}", ["--method", "distill", "--teacher", teacher, "--layers", layers,
-                                                          "--max-epochs", str(args.epochs or 3), *common]))
         if seed == args.seeds[0]:
-            runs.append((f"student-odd-lora-kd-s{seed}", ["--method", "distill-lora", "--teacher", teacher,
-                                                          "--layers", "odd", "--max-epochs", str(args.epochs or 3),
-                                                          *common]))
+            runs += kd_students(teacher, seed, args.epochs or 3, common)
         runs += [(f"minilm-lora-theirs-s{seed}", ["--method", "lora", "--lora-targets", "query,value", "--lr", "2e-5",
                                                   "--max-epochs", str(args.epochs or 3), *common]),
                  (f"minilm-lora-s{seed}", ["--method", "lora", *common])]
