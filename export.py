@@ -3,11 +3,15 @@
     python export.py runs/<run> --format onnx          # runs/<run>/onnx/model.onnx (+ tokenizer, labels)
     python export.py runs/<run> --format onnx-int8     # and model-int8.onnx (ONNX Runtime dynamic int8)
     python export.py runs/<run> --format peft          # runs/<run>/peft/: PeftModel.from_pretrained loads it
+    python export.py runs/<run> --format hf            # runs/<run>/hf/: model/ as a Hub-ready folder (also for
+                                                       # runs saved before mean-pooled folders refused plain loads)
 
 ONNX: the merged model with dynamic batch and sequence axes; pooling, label names, the
 multi-label threshold and the calibration temperature travel in its metadata and in
 ``tweetcls.json`` beside it (``predict.py --backend onnx`` makes the same export on first use).
-peft: a LoRA run's adapter in peft's format. Bad input is one line and exit 2.
+peft: a LoRA run's adapter in peft's format (a mean-pooled run is refused: peft on a plain base
+reads the first token). Each export gets a README.md model card. The run's model/ is itself a
+Hugging Face folder (``huggingface_hub.upload_folder`` pushes it as is). Bad input is one line and exit 2.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from tweetcls_core.errors import StorageFull, UsageError, report
 
-FORMATS = ("onnx", "onnx-int8", "peft")
+FORMATS = ("onnx", "onnx-int8", "peft", "hf")
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -33,11 +37,31 @@ def run(args: argparse.Namespace) -> Path:
         adapter = target / "adapter" if (target / "adapter").is_dir() else target
         return export_peft(adapter, Path(args.out) if args.out else target / "peft")
     loaded = load_run(target)
+    if args.format == "hf":
+        return export_hf(loaded, Path(args.out) if args.out else target / "hf")
     folder = Path(args.out) if args.out else onnx_dir(loaded)
     export_onnx(loaded.model, loaded.tokenizer, folder, loaded.decision_rule())
+    if loaded.results:
+        from tweetcls_core.hub_card import CARD_FILE, model_card
+
+        (folder / CARD_FILE).write_text(model_card(loaded.results, "onnx", str(folder)))
     if args.format == "onnx-int8":
         return quantize_onnx(folder)
     return folder / FP32_FILE
+
+
+def export_hf(loaded, folder: Path) -> Path:
+    """The model as transformers loads it (mean-pooled: only with trust_remote_code), with its card."""
+    from tweetcls_core.atomic import atomic_directory
+    from tweetcls_core.hub_card import CARD_FILE, model_card
+    from tweetcls_core.saved_model import save_classifier
+
+    if not loaded.results:
+        raise UsageError(f"{loaded.path} is not a run directory; --format hf writes a run's model with its card")
+    with atomic_directory(folder) as tmp:
+        save_classifier(loaded.model, tmp, loaded.tokenizer)
+        (tmp / CARD_FILE).write_text(model_card(loaded.results, "transformers", str(folder)))
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     from tweetcls.loader import load_run_data
     from tweetcls_core.atomic import write_text_atomic
     from tweetcls_core.calibration import precision_at, threshold_for_precision
+    from tweetcls_core.hub_card import rewrite_run_card
     from tweetcls_core.runs import read_results
     from tweetcls.predictor import ABSTAIN_FILE
 
@@ -132,6 +133,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     if "test" in data.splits and len(data.splits["test"]):
         chosen["test"] = precision_at(*confidence_and_correct("test"), chosen["threshold"])
     write_text_atomic(predictor.run_dir / ABSTAIN_FILE, json.dumps(chosen, indent=2) + "\n")
+    rewrite_run_card(predictor.run_dir, chosen)  # the model card states the threshold and how to apply it
     return chosen
 
 

@@ -624,7 +624,9 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     """adapter/ (LoRA), model/ (plain fp32, LoRA merged), then results.json, which marks a finished run.
     Each folder appears whole or not at all."""
     from tweetcls_core.atomic import atomic_directory
+    from tweetcls_core.hub_card import CARD_FILE, model_card
     from tweetcls_core.latency import cpu_latency
+    from tweetcls_core.saved_model import save_classifier
     from tweetcls_core.runs import environment, write_json
 
     # the decision rule travels with every saved form (model/, int8 variants, ONNX)
@@ -647,9 +649,9 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
         from compress.int8_base import dequantize_linears
 
         dequantize_linears(model)
-    with atomic_directory(run_dir / "model") as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+    with atomic_directory(run_dir / "model") as folder:  # what plain transformers loads, with its model card
+        save_classifier(model, folder, tokenizer)
+        (folder / CARD_FILE).write_text(model_card(results, "transformers", str(run_dir / "model")))
     results["inference"] = cpu_latency(model, args.precision)
     results["environment"] = environment()
     if COMMAND_STARTED:  # the whole command, imports included (a resumed run: since the resume)

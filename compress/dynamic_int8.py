@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tweetcls_core.pooling import apply_checkpoint_pooling
+from tweetcls_core.saved_model import mark_pooling
 
 QUANTIZED_WEIGHTS = "model_int8.safetensors"
 QUANTIZATION_CONFIG = "quantization.json"
@@ -101,6 +102,7 @@ def save_int8(model: nn.Module, directory: str | Path) -> Path:
             tensors[name] = tensor.detach().contiguous()
     save_file(tensors, str(directory / QUANTIZED_WEIGHTS))
     model.config.save_pretrained(directory)
+    mark_pooling(directory)
     (directory / QUANTIZATION_CONFIG).write_text(json.dumps(
         {"scheme": "torch.ao dynamic int8, per-channel weights", "modules": sorted(quantized)}, indent=2))
     return directory

@@ -29,6 +29,7 @@ from compress.structured import prune_ffn_neurons
 from compress.unstructured import check_amount, magnitude_prune, make_permanent
 from tweetcls_core.errors import UsageError
 from tweetcls_core.precision import Bf16Autocast
+from tweetcls_core.saved_model import mark_pooling, save_classifier
 
 STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
 LAST_STEPS = ("bf16", "int8", "onnx", "onnx-int8")  # each turns the model into something no other step can change
@@ -141,11 +142,12 @@ def save_variant(model: nn.Module, directory: Path) -> float:
 
         shutil.copy(model.path, directory / model.path.name)
         model.config.save_pretrained(directory)
+        mark_pooling(directory)
         return (directory / model.path.name).stat().st_size / 1e6
     if is_quantized(model):
         save_int8(model, directory)
     else:
-        model.save_pretrained(directory)
+        save_classifier(model, directory)
     return sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 1e6
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from compress.unstructured import check_amount
 from tweetcls_core.errors import UsageError
-from tweetcls_core.surgery import replace_module
+from tweetcls_core.surgery import architecture, replace_module
 
 # model type -> (path of the block list in the backbone, FFN in, FFN out, config field)
 FFN_LAYOUT: dict[str, tuple[str, str, str, str]] = {
@@ -31,7 +31,7 @@ FFN_LAYOUT: dict[str, tuple[str, str, str, str]] = {
 
 def _layout(model: nn.Module) -> tuple[nn.ModuleList, str, str, str]:
     """(blocks, FFN-in path, FFN-out path, config field), found from the model type."""
-    model_type = getattr(model.config, "model_type", None)
+    model_type = architecture(model)
     if model_type not in FFN_LAYOUT:
         raise UsageError(f"structured pruning does not know model type {model_type!r}; "
                          f"it knows {', '.join(sorted(FFN_LAYOUT))}")

@@ -2,6 +2,7 @@
 
     python -m experiments.suites default-lora      # `python train.py --method lora` as it comes, per seed
     python -m experiments.suites lora-vs-full      # MiniLM-L6: full vs LoRA q+v vs LoRA all-linear
+    python -m experiments.suites pooling           # MiniLM-L6 LoRA and full: first-token vs mean pooling
     python -m experiments.suites layer-copy        # MPNet-12 teacher -> 6-layer students, with/without KD
     python -m experiments.suites cross-tokenizer   # MPNet-12 teacher -> MiniLM-L6: no KD, logit KD, +hidden
     python -m experiments.suites goemotions        # 28-label multi-label, threshold tuned on val
@@ -61,6 +62,21 @@ def lora_vs_full(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                      (f"{slug}-lora-all-lr1e-3-s{seed}", ["--method", "lora", "--lora-targets", "all-linear",
                                                           "--lr", "1e-3", *common]),
                      (f"{slug}-lora-all-s{seed}", ["--method", "lora", "--lora-targets", "all-linear", *common])]
+    return runs
+
+
+def pooling(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Issue 33: first-token vs mean pooling after fine-tuning (LoRA at its defaults, full at
+    lr 5e-5; 3 epochs; MiniLM-L6). First-token pooling is what every plain Hugging Face client
+    computes; the frozen probe's 4-point gap for the mean may not survive fine-tuning."""
+    runs = []
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            slug = dataset.replace("/", "-")
+            common = ["--dataset", dataset, "--seed", str(seed), "--max-epochs", str(args.epochs or 3)]
+            for method in ("lora", "full"):
+                runs += [(f"{slug}-{method}-{mode}-s{seed}", ["--method", method, "--pooling", mode, *common])
+                         for mode in ("mean", "cls")]
     return runs
 
 
@@ -333,7 +349,7 @@ def domain_adaptive(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return runs
 
 
-SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
+SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "pooling": pooling, "layer-copy": layer_copy, "cross-tokenizer": cross_tokenizer,
           "goemotions": goemotions, "intermediate": intermediate, "precision": precision,
           "domain-adaptive": domain_adaptive, "tuned": tuned,
           "ref-a-disaster": reference_a, "ref-b-sentiment": reference_b, "ref-c-goemotions": reference_c,

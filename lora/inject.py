@@ -6,7 +6,7 @@ from torch import nn
 
 from tweetcls_core.errors import UsageError
 from lora.layer import LoRALinear, check_lora_hyperparameters
-from tweetcls_core.surgery import head_module_names, is_inside, replace_module
+from tweetcls_core.surgery import architecture, head_module_names, is_inside, replace_module
 
 # Attention query and value projections per model type: the original LoRA recipe.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -24,7 +24,7 @@ ALL_LINEAR = "all-linear"
 
 def default_targets(model: nn.Module) -> list[str]:
     """The query/value projection names for this model's type."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    model_type = architecture(model)
     if model_type not in DEFAULT_TARGETS:
         raise UsageError(
             f"no default LoRA targets for model type {model_type!r}; "

@@ -162,6 +162,8 @@ def test_abstain_precision_is_chosen_on_val_saved_and_used(run_dir, tiny_csv, ca
     assert code == 0 and "abstain below" in err[0] and "on the validation split" in err[0], err
     saved = json.loads((run_dir / "abstain.json").read_text())
     assert saved["precision"] >= 0.5 and 0 < saved["coverage"] <= 1 and saved["split"] == "validation"
+    card = (run_dir / "model" / "README.md").read_text()  # the model card tells users elsewhere how to abstain
+    assert f"below {saved['threshold']:.4f}" in card and "for precision 0.5" in card
     try:
         predictor = Predictor.from_run(run_dir)  # later predictions (and the service) use it
         assert predictor.min_confidence == pytest.approx(saved["threshold"])

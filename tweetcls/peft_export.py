@@ -1,10 +1,11 @@
 """A LoRA adapter of this project in peft's own format, so that peft users can take it into
-their tools: ``PeftModel.from_pretrained(base_model, folder)`` gives this project's logits.
+their tools: ``PeftModel.from_pretrained(base_model, folder)`` on the plain base gives this
+project's logits.
 
 Only files are rewritten (no peft import): tensor names get peft's prefix and ``.weight``
-suffix, the head becomes ``modules_to_save``, and the config speaks peft's keys. peft knows
-nothing of mean pooling: a run trained with it needs ``tweetcls_core.pooling.apply_pooling``
-on the base model first (``tweetcls.json`` in the folder says which pooling and labels).
+suffix, the head becomes ``modules_to_save``, and the config speaks peft's keys. A plain
+base model classifies from the first token, so a mean-pooled run is refused: its adapter on
+a plain base would give other predictions without an error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from safetensors.torch import load_file, save_file
 from lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from tweetcls_core.atomic import atomic_directory
 from tweetcls_core.errors import UsageError
+from tweetcls_core.hub_card import CARD_FILE, model_card
 from tweetcls_core.resolve import MODEL_TABLE
+from tweetcls_core.runs import RESULTS_FILE, read_results
 
 PEFT_PREFIX = "base_model.model."
 
@@ -43,6 +46,11 @@ def export_peft(adapter_dir: str | Path, out_dir: str | Path) -> Path:
     if ours.get("method") == "qlora":
         raise UsageError("a qlora adapter was trained on an int8 copy of its base: peft would put it on the fp32 "
                          "base and give other logits; export the merged model (ONNX) instead")
+    if ours.get("pooling") == "mean":
+        raise UsageError("this run classifies from the mean of all tokens; peft on a plain base model reads the "
+                         "first token and would give other predictions without an error. Use its model/ "
+                         "(transformers, trust_remote_code=True) or --format onnx, or train with --pooling cls "
+                         "for an adapter that peft can take")
     base = ours.get("base_model")
     base = MODEL_TABLE[base].hub_id if base in MODEL_TABLE else (ours.get("base_model_path") or base)
     config = {
@@ -60,4 +68,7 @@ def export_peft(adapter_dir: str | Path, out_dir: str | Path) -> Path:
             "label_names": ours.get("label_names"), "multi_label": ours.get("multi_label", False),
             "pooling": ours.get("pooling"), "threshold": ours.get("threshold"),
             "temperature": ours.get("temperature")}, indent=2))
+        run = read_results(adapter_dir.parent) if (adapter_dir.parent / RESULTS_FILE).is_file() else \
+            ours | {"model": ours.get("base_model")}
+        (tmp / CARD_FILE).write_text(model_card(run, "peft", str(out_dir)))
     return out_dir

@@ -13,7 +13,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 
 from tweetcls_core.errors import UsageError
 from tweetcls_core.pooling import apply_checkpoint_pooling, apply_pooling
-from tweetcls_core.surgery import config_label_names, output_layer
+from tweetcls_core.surgery import architecture, config_label_names, output_layer
 
 
 # A tokenizer needs its vocabulary: one of these files (fast, WordPiece, BPE, SentencePiece).
@@ -96,7 +96,7 @@ def reset_output_layer(model: PreTrainedModel) -> None:
 def max_model_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
     """The longest input the model accepts (position table size, minus RoBERTa-style offsets)."""
     limit = getattr(model.config, "max_position_embeddings", None) or 10**9
-    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "mpnet", "camembert"):
+    if architecture(model) in ("roberta", "xlm-roberta", "mpnet", "camembert"):
         limit -= 2  # positions start after the padding index
     tok_limit = tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else limit
     return min(limit, tok_limit)

@@ -12,6 +12,14 @@ from typing import Iterable
 from torch import nn
 
 
+def architecture(model: nn.Module) -> str | None:
+    """The model's transformers ``model_type``, a saved mean-pooled model's ``tweetcls_mean_`` prefix removed."""
+    from tweetcls_core.modeling_tweetcls import MODEL_TYPE_PREFIX
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return model_type.removeprefix(MODEL_TYPE_PREFIX) if isinstance(model_type, str) else model_type
+
+
 def head_module_names(model: nn.Module) -> list[str]:
     """Modules that form the classification head (trained alongside LoRA adapters, left whole
     by pruning): everything outside the backbone (``classifier``, ``pre_classifier``, ``score``)
