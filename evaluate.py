@@ -24,57 +24,46 @@ from pathlib import Path
 
 from tweetcls_core.errors import StorageFull, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
+from tweetcls_core.options import (EXISTING_DIR, Encoding, NAME, OPEN_PROBABILITY, OUTPUT_DIR, OUTPUT_FILE,
+                                   POSITIVE_INT, Parser, Text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("target", nargs="?", help="run directory written by train.py, or a saved classifier (folder or hub id)")
-    p.add_argument("--compare", metavar="RUNS_DIR", default=None,
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", type=Text("run directory, model folder or name"), nargs="?", help="run directory written by train.py, or a saved classifier (folder or hub id)")
+    p.add_argument("--compare", type=EXISTING_DIR, metavar="RUNS_DIR", default=None,
                    help="instead: gather every results.json under RUNS_DIR into one comparison table")
-    p.add_argument("--dataset", default=None, help="default: the run's dataset")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--dataset", type=Text("dataset name or file"), default=None, help="default: the run's dataset")
+    p.add_argument("--data-dir", type=EXISTING_DIR, default=None)
     p.add_argument("--split", default="test", choices=("train", "validation", "val", "test"))
-    p.add_argument("--text-column", default=None)
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--encoding", default=None, help="text encoding of a local data file (default: the run's, else utf-8)")
-    p.add_argument("--max-length", type=int, default=None, help="default: the run's --max-length, else 128")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--max-eval-samples", type=int, default=None)
-    p.add_argument("--threshold", type=float, default=None, help="sigmoid threshold for multi-label data")
-    p.add_argument("--output", default=None, help="JSON file for the metrics (default: in the run directory)")
-    p.add_argument("--accelerator", default="auto")
-    p.add_argument("--precision", default=None,
+    p.add_argument("--text-column", type=NAME, default=None)
+    p.add_argument("--label-column", type=NAME, default=None)
+    p.add_argument("--encoding", type=Encoding(), default=None, help="text encoding of a local data file (default: the run's, else utf-8)")
+    p.add_argument("--max-length", type=POSITIVE_INT, default=None, help="default: the run's --max-length, else 128")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    p.add_argument("--max-eval-samples", type=POSITIVE_INT, default=None)
+    p.add_argument("--threshold", type=OPEN_PROBABILITY, default=None, help="sigmoid threshold for multi-label data")
+    p.add_argument("--output", type=OUTPUT_FILE, default=None, help="JSON file for the metrics (default: in the run directory)")
+    p.add_argument("--accelerator", type=NAME, default="auto")
+    p.add_argument("--precision", type=NAME, default=None,
                    help="32-true, bf16-mixed or auto (bf16 where the hardware has it); default: the precision the "
                         "run was trained and scored in (fp32 for a saved model)")
     ledger = p.add_argument_group("compression ledger")
-    ledger.add_argument("--compress", default=None, metavar="VARIANTS",
+    ledger.add_argument("--compress", type=Text("list of variants"), default=None, metavar="VARIANTS",
                         help="comma-separated variants, steps joined by +: none, prune:A, prune-global:A, "
                              "prune-structured:A, then at most one of bf16, int8, onnx, onnx-int8 (last)")
-    ledger.add_argument("--threads", type=int, default=2, help="CPU threads for latency measurements")
-    ledger.add_argument("--latency-batch-size", type=int, default=32)
-    ledger.add_argument("--latency-seq-len", type=int, default=64)
-    ledger.add_argument("--latency-iters", type=int, default=20)
-    ledger.add_argument("--save-variants", default=None, metavar="DIR",
+    ledger.add_argument("--threads", type=POSITIVE_INT, default=2, help="CPU threads for latency measurements")
+    ledger.add_argument("--latency-batch-size", type=POSITIVE_INT, default=32)
+    ledger.add_argument("--latency-seq-len", type=POSITIVE_INT, default=64)
+    ledger.add_argument("--latency-iters", type=POSITIVE_INT, default=20)
+    ledger.add_argument("--save-variants", type=OUTPUT_DIR, default=None, metavar="DIR",
                         help="keep each variant's model in DIR/<variant> (fp32 ones load with from_pretrained, "
                              "so train.py --model DIR/<variant> can fine-tune them to recover)")
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Flag values argparse cannot check; 0 is a value here, never "not given"."""
-    checks = [
-        (args.max_eval_samples is None or args.max_eval_samples > 0,
-         f"--max-eval-samples must be > 0, got {args.max_eval_samples}"),
-        (args.max_length is None or args.max_length > 0, f"--max-length must be > 0, got {args.max_length}"),
-        (args.threshold is None or 0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
-        (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
-        (args.threads > 0, f"--threads must be > 0, got {args.threads}"),
-        (args.latency_batch_size > 0 and args.latency_seq_len > 0 and args.latency_iters > 0,
-         "--latency-batch-size, --latency-seq-len and --latency-iters must be > 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
+    """What the options' declared domains (build_parser) cannot say alone."""
     if args.save_variants and Path(args.save_variants).exists() and not Path(args.save_variants).is_dir():
         raise UsageError(f"--save-variants {args.save_variants} is a file; give a folder to keep the variants in")
 

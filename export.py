@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.options import OUTPUT_DIR, Parser, Text
 
 FORMATS = ("onnx", "onnx-int8", "peft", "hf")
 
@@ -64,13 +65,18 @@ def export_hf(loaded, folder: Path) -> Path:
     return folder
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("target", help="a run directory (or its model/ or adapter/ folder)")
+def build_parser() -> Parser:
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", type=Text("run directory or folder"),
+                   help="a run directory (or its model/ or adapter/ folder)")
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--out", default=None, help="where to write (default: inside the run directory)")
-    args = p.parse_args(argv)
+    p.add_argument("--out", type=OUTPUT_DIR, default=None, help="where to write (default: inside the run directory)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
+        args = build_parser().parse_args(argv)
         from tweetcls_core.quiet import quiet_libraries
 
         quiet_libraries()

@@ -24,45 +24,40 @@ from pathlib import Path
 
 from tweetcls_core.backends import BACKENDS, backends_help
 from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FREE_TEXT, NAME, OPEN_PROBABILITY,
+                                   Number, OUTPUT_FILE, POSITIVE_INT, Parser, Text)
 
 INPUT_TYPES = (".txt", ".csv", ".tsv", ".json", ".jsonl")
 OUTPUT_TYPES = (".csv", ".jsonl")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("target", metavar="RUN_OR_MODEL")
-    p.add_argument("texts", nargs="*", help="texts to classify (default: --input, else one per line on stdin)")
-    p.add_argument("--input", default=None, help=f"a file of texts: {', '.join(INPUT_TYPES)}")
-    p.add_argument("--text-column", default="text", help="text column of a .csv/.tsv/.json/.jsonl input")
-    p.add_argument("--id-column", default="id", help="row id column of the input, if it has one (else the row number)")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the input file (e.g. latin-1)")
-    p.add_argument("--output", default=None, help=f"write the predictions to a {' or '.join(OUTPUT_TYPES)} file")
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", type=Text("run directory, model folder or name"), metavar="RUN_OR_MODEL")
+    p.add_argument("texts", type=FREE_TEXT, nargs="*", help="texts to classify (default: --input, else one per line on stdin)")
+    p.add_argument("--input", type=EXISTING_FILE, default=None, help=f"a file of texts: {', '.join(INPUT_TYPES)}")
+    p.add_argument("--text-column", type=NAME, default="text", help="text column of a .csv/.tsv/.json/.jsonl input")
+    p.add_argument("--id-column", type=NAME, default="id", help="row id column of the input, if it has one (else the row number)")
+    p.add_argument("--encoding", type=Encoding(), default="utf-8", help="text encoding of the input file (e.g. latin-1)")
+    p.add_argument("--output", type=OUTPUT_FILE, default=None, help=f"write the predictions to a {' or '.join(OUTPUT_TYPES)} file")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help=backends_help())
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--top-k", type=int, default=None, help="report the k most probable labels (default: all)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64)
+    p.add_argument("--top-k", type=POSITIVE_INT, default=None, help="report the k most probable labels (default: all)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=None, help="CPU threads (default: torch's)")
     abstain = p.add_argument_group("abstaining (single-label runs)")
-    abstain.add_argument("--min-confidence", type=float, default=None,
+    abstain.add_argument("--min-confidence", type=OPEN_PROBABILITY, default=None,
                          help="answer 'uncertain' when the top (calibrated) probability is below this")
-    abstain.add_argument("--abstain-precision", type=float, default=None,
+    abstain.add_argument("--abstain-precision", type=Number(float, 0, 1, low_open=True), default=None,
                          help="choose --min-confidence on the validation split for this precision, and save it "
                               "with the run (abstain.json) for later predictions and the service")
-    p.add_argument("--data-dir", default=None, help="for --abstain-precision: the run's data (default: as trained)")
+    p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="for --abstain-precision: the run's data (default: as trained)")
     p.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
     checks = [
-        (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
-        (args.top_k is None or args.top_k > 0, f"--top-k must be > 0, got {args.top_k}"),
-        (args.threads is None or args.threads > 0, f"--threads must be > 0, got {args.threads}"),
-        (args.min_confidence is None or 0 < args.min_confidence < 1,
-         f"--min-confidence must be in (0, 1), got {args.min_confidence}"),
-        (args.abstain_precision is None or 0 < args.abstain_precision <= 1,
-         f"--abstain-precision must be in (0, 1], got {args.abstain_precision}"),
         (not (args.min_confidence is not None and args.abstain_precision is not None),
          "give --min-confidence or --abstain-precision, not both"),
         (not (args.texts and args.input), "give texts or --input, not both"),

@@ -21,54 +21,57 @@ from pathlib import Path
 
 from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
+from tweetcls_core.options import (EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+                                   OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
+                                   STEPS_OR_ALL, Text)
 
 PROGRAM = "pretrain.py"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", help="YAML file of option values; flags on the command line win")
-    p.add_argument("--model", default="minilm-l6", help="short name, Hugging Face hub id, or local folder of an encoder")
-    p.add_argument("--mlm-data", nargs="+", default=["tweets"],
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", type=EXISTING_FILE, help="YAML file of option values; flags on the command line win")
+    p.add_argument("--model", type=Text("model name or folder"), default="minilm-l6", help="short name, Hugging Face hub id, or local folder of an encoder")
+    p.add_argument("--mlm-data", type=Text("dataset name or file"), nargs="+", default=["tweets"],
                    help="unlabelled text: 'tweets' (the tweet corpus), dataset names (their train split) "
                         "and .txt files (one text per line)")
-    p.add_argument("--data-dir", default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR)")
-    p.add_argument("--heldout", type=int, default=2000, help="texts held out (fixed) for the MLM loss per epoch")
-    p.add_argument("--mlm-probability", type=float, default=0.15, help="share of words masked")
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup-ratio", type=float, default=0.06)
-    p.add_argument("--max-epochs", type=int, default=1)
-    p.add_argument("--head-warmup-steps", type=int, default=0,
+    p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR)")
+    p.add_argument("--heldout", type=POSITIVE_INT, default=2000, help="texts held out (fixed) for the MLM loss per epoch")
+    p.add_argument("--mlm-probability", type=OPEN_PROBABILITY, default=0.15, help="share of words masked")
+    p.add_argument("--max-length", type=count(3), default=64)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
+    p.add_argument("--eval-batch-size", type=POSITIVE_INT, default=128)
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-4)
+    p.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, default=0.01)
+    p.add_argument("--warmup-ratio", type=FRACTION, default=0.06)
+    p.add_argument("--max-epochs", type=POSITIVE_INT, default=1)
+    p.add_argument("--head-warmup-steps", type=NON_NEGATIVE_INT, default=0,
                    help="train only the MLM head for the first N steps (the encoder and word embeddings frozen)")
-    p.add_argument("--max-steps", type=int, default=-1)
-    p.add_argument("--max-train-samples", type=int, default=None)
-    p.add_argument("--patience", type=int, default=0, help="stop after N epochs without a lower held-out loss (0: off)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=STEPS_OR_ALL, default=-1)
+    p.add_argument("--max-train-samples", type=POSITIVE_INT, default=None)
+    p.add_argument("--patience", type=NON_NEGATIVE_INT, default=0, help="stop after N epochs without a lower held-out loss (0: off)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True)
     lora = p.add_argument_group("LoRA (train the adapters and the MLM head instead of every weight)")
     lora.add_argument("--lora", action="store_true")
-    lora.add_argument("--lora-r", type=int, default=8)
-    lora.add_argument("--lora-alpha", type=float, default=16)
-    lora.add_argument("--lora-dropout", type=float, default=0.1)
-    lora.add_argument("--lora-targets", default="all-linear")
+    lora.add_argument("--lora-r", type=POSITIVE_INT, default=8)
+    lora.add_argument("--lora-alpha", type=POSITIVE_FLOAT, default=16)
+    lora.add_argument("--lora-dropout", type=FRACTION, default=0.1)
+    lora.add_argument("--lora-targets", type=Text("list of layer names"), default="all-linear")
     out = p.add_argument_group("output")
-    out.add_argument("--output-dir", default="runs")
-    out.add_argument("--run-name", default=None, help="default: mlm-<data>-<model>-s<seed>-<time>")
+    out.add_argument("--output-dir", type=OUTPUT_DIR, default="runs")
+    out.add_argument("--run-name", type=NAME, default=None, help="default: mlm-<data>-<model>-s<seed>-<time>")
     out.add_argument("--overwrite", action="store_true")
-    out.add_argument("--resume", metavar="RUN_DIR", default=None)
-    out.add_argument("--checkpoint-every-n-steps", type=int, default=50)
+    out.add_argument("--resume", type=EXISTING_DIR, metavar="RUN_DIR", default=None)
+    out.add_argument("--checkpoint-every-n-steps", type=POSITIVE_INT, default=50)
     out.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
     hw = p.add_argument_group("hardware (passed to lightning.Trainer)")
-    hw.add_argument("--accelerator", default="auto")
-    hw.add_argument("--devices", default="auto")
-    hw.add_argument("--strategy", default="auto")
-    hw.add_argument("--num-nodes", type=int, default=1)
-    hw.add_argument("--precision", default="auto", help="auto: bf16-mixed where the hardware has native bf16")
-    hw.add_argument("--num-workers", type=int, default=0)
+    hw.add_argument("--accelerator", type=NAME, default="auto")
+    hw.add_argument("--devices", type=NAME, default="auto")
+    hw.add_argument("--strategy", type=NAME, default="auto")
+    hw.add_argument("--num-nodes", type=POSITIVE_INT, default=1)
+    hw.add_argument("--precision", type=NAME, default="auto", help="auto: bf16-mixed where the hardware has native bf16")
+    hw.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0)
     return p
 
 
@@ -76,20 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     import train
 
     args = train.parse_run_options(build_parser(), argv)
-    checks = [
-        (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
-        (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
-        (args.head_warmup_steps >= 0, f"--head-warmup-steps must be >= 0, got {args.head_warmup_steps}"),
-        (0 < args.mlm_probability < 1, f"--mlm-probability must be in (0, 1), got {args.mlm_probability}"),
-        (args.heldout > 0, f"--heldout must be > 0, got {args.heldout}"),
-        (args.batch_size > 0 and args.eval_batch_size > 0, "--batch-size and --eval-batch-size must be > 0"),
-        (args.max_length > 2, f"--max-length must be > 2, got {args.max_length}"),
-        (0 <= args.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}"),
-        (args.checkpoint_every_n_steps > 0, "--checkpoint-every-n-steps must be > 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
     if not args.run_name:
         from tweetcls_core.runs import dataset_slug, timestamp
 
@@ -135,7 +124,7 @@ def pretrain_and_save(args: argparse.Namespace, extra_callbacks: list | None = N
     from tweetcls_core.build import load_tokenizer
     from tweetcls_core.resolve import resolve_model
 
-    L.seed_everything(args.seed, workers=True)
+    L.seed_everything(args.seed, workers=True, verbose=False)  # as train.py: the one line of an error stays one
     model_dir = resolve_model(args.model)
     tokenizer = load_tokenizer(model_dir)
     if tokenizer.mask_token_id is None:

@@ -17,20 +17,21 @@ import sys
 
 from tweetcls_core.backends import BACKENDS, backends_help
 from tweetcls_core.errors import UsageError, report
+from tweetcls_core.options import EXISTING_DIR, NAME, NON_NEGATIVE_FLOAT, OPEN_PROBABILITY, POSITIVE_INT, Parser, Text, count
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", type=Text("run directory, model folder or name"), metavar="RUN_OR_MODEL")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help=backends_help())
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-texts", type=int, default=64, help="texts per request")
-    p.add_argument("--max-chars", type=int, default=2000, help="characters per text")
-    p.add_argument("--max-body-bytes", type=int, default=1_000_000)
-    p.add_argument("--batch-window-ms", type=float, default=5.0, help="collect concurrent requests this long")
-    p.add_argument("--min-confidence", type=float, default=None, help="abstain below this (default: the run's)")
-    p.add_argument("--data-dir", default=None, help="for the page's example texts (default: as trained)")
+    p.add_argument("--host", type=NAME, default="127.0.0.1")
+    p.add_argument("--port", type=count(1, 65535), default=8000)
+    p.add_argument("--max-texts", type=POSITIVE_INT, default=64, help="texts per request")
+    p.add_argument("--max-chars", type=POSITIVE_INT, default=2000, help="characters per text")
+    p.add_argument("--max-body-bytes", type=POSITIVE_INT, default=1_000_000)
+    p.add_argument("--batch-window-ms", type=NON_NEGATIVE_FLOAT, default=5.0, help="collect concurrent requests this long")
+    p.add_argument("--min-confidence", type=OPEN_PROBABILITY, default=None, help="abstain below this (default: the run's)")
+    p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="for the page's example texts (default: as trained)")
     return p
 
 
@@ -39,12 +40,6 @@ def make_app(args: argparse.Namespace):
     from tweetcls.predictor import Predictor
     from tweetcls.service import Limits, create_app
 
-    for flag, value in (("--max-texts", args.max_texts), ("--max-chars", args.max_chars),
-                        ("--max-body-bytes", args.max_body_bytes)):
-        if value <= 0:
-            raise UsageError(f"{flag} must be > 0, got {value}")
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be in 1..65535, got {args.port}")
     predictor = Predictor.from_run(args.target, args.backend, min_confidence=args.min_confidence)
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
                     batch_window_ms=args.batch_window_ms, max_batch_texts=max(64, args.max_texts))
@@ -53,8 +48,8 @@ def make_app(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         from tweetcls_core.quiet import quiet_libraries
 
         quiet_libraries()

@@ -24,6 +24,9 @@ import yaml
 
 from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
+from tweetcls_core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
+                                   NON_NEGATIVE_INT, Number, OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT,
+                                   PROBABILITY, Parser, SEED, STEPS_OR_ALL, Text, check_value)
 
 COMMAND_STARTED: list[float] = []  # set by main(): results.json's wall_seconds of the whole command
 
@@ -52,33 +55,33 @@ POOLINGS = ("auto", "cls", "mean")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", type=EXISTING_FILE, help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
     p.add_argument("--method", choices=list(METHODS), default="lora",
                    help="; ".join(f"{name}: {m.help}" for name, m in METHODS.items()))
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", type=Text("model name or folder"), default=None,
                    help="short name (minilm-l6, mpnet-base), Hugging Face hub id, or local folder (default: minilm-l6)")
     p.add_argument("--pooling", choices=POOLINGS, default="auto",
                    help="what the classifier reads: the first token, or the masked mean of all tokens; auto: what "
                         "the checkpoint was trained with (mean for sentence-transformers models such as MiniLM)")
-    p.add_argument("--dataset", default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
-    p.add_argument("--data-dir", default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
-    p.add_argument("--text-column", default="text", help="text column of a local data file")
-    p.add_argument("--label-column", default="label", help="label column of a local data file")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of a local data file (e.g. latin-1, cp1252)")
-    p.add_argument("--max-length", type=int, default=128, help="truncate inputs to this many tokens")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-batch-size", type=int, default=128)
-    p.add_argument("--max-epochs", type=int, default=3)
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (-1: epochs decide)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-4 for lora, 5e-5 for full)")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup-ratio", type=float, default=0.06, help="linear warm-up over this fraction of steps, then linear decay")
-    p.add_argument("--patience", type=int, default=3, help="early stopping after this many epochs without a better val metric (0: off)")
-    p.add_argument("--val-check-interval", type=float, default=1.0,
+    p.add_argument("--dataset", type=Text("dataset name or file"), default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
+    p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
+    p.add_argument("--text-column", type=NAME, default="text", help="text column of a local data file")
+    p.add_argument("--label-column", type=NAME, default="label", help="label column of a local data file")
+    p.add_argument("--encoding", type=Encoding(), default="utf-8", help="text encoding of a local data file (e.g. latin-1, cp1252)")
+    p.add_argument("--max-length", type=POSITIVE_INT, default=128, help="truncate inputs to this many tokens")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
+    p.add_argument("--eval-batch-size", type=POSITIVE_INT, default=128)
+    p.add_argument("--max-epochs", type=POSITIVE_INT, default=3)
+    p.add_argument("--max-steps", type=STEPS_OR_ALL, default=-1, help="stop after this many optimizer steps (-1: epochs decide)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=None, help="peak learning rate (default: 5e-4 for lora, 5e-5 for full)")
+    p.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, default=0.01)
+    p.add_argument("--warmup-ratio", type=FRACTION, default=0.06, help="linear warm-up over this fraction of steps, then linear decay")
+    p.add_argument("--patience", type=NON_NEGATIVE_INT, default=3, help="early stopping after this many epochs without a better val metric (0: off)")
+    p.add_argument("--val-check-interval", type=Number(float, 0, 1, low_open=True), default=1.0,
                    help="validate this fraction of an epoch apart (0.25: four times an epoch), so that the best "
                         "checkpoint and a search's pruning can act within an epoch; --patience stays in epochs")
-    p.add_argument("--threshold", type=float, default=0.5,
+    p.add_argument("--threshold", type=OPEN_PROBABILITY, default=0.5,
                    help="sigmoid threshold for multi-label data (during training; see --tune-threshold)")
     p.add_argument("--tune-threshold", action=argparse.BooleanOptionalAction, default=True,
                    help="multi-label data: after training, pick the threshold with the best val metric "
@@ -88,54 +91,54 @@ def build_parser() -> argparse.ArgumentParser:
                         "(prior) or at 0 as Hugging Face does (zero; learns far slower, see tweetcls_core/prior_bias.py)")
     p.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
                    help="score the test split when training ends (tune.py turns it off: a search never scores test)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True,
                    help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see tweetcls_core/dropout.py)")
-    p.add_argument("--max-train-samples", type=int, default=None, help="train on a fixed subset of this size")
-    p.add_argument("--max-eval-samples", type=int, default=None, help="validate and test on fixed subsets of this size")
+    p.add_argument("--max-train-samples", type=POSITIVE_INT, default=None, help="train on a fixed subset of this size")
+    p.add_argument("--max-eval-samples", type=POSITIVE_INT, default=None, help="validate and test on fixed subsets of this size")
     lora = p.add_argument_group("LoRA")
-    lora.add_argument("--lora-r", type=int, default=8)
-    lora.add_argument("--lora-alpha", type=float, default=16.0)
-    lora.add_argument("--lora-dropout", type=float, default=0.1)
-    lora.add_argument("--lora-targets", default="all-linear",
+    lora.add_argument("--lora-r", type=POSITIVE_INT, default=8)
+    lora.add_argument("--lora-alpha", type=POSITIVE_FLOAT, default=16.0)
+    lora.add_argument("--lora-dropout", type=FRACTION, default=0.1)
+    lora.add_argument("--lora-targets", type=Text("list of layer names"), default="all-linear",
                       help="comma-separated linear layer names (suffix match, e.g. query,value), or all-linear "
                            "(default: every linear layer of the encoder)")
     lora.add_argument("--lora-rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
     kd = p.add_argument_group("distillation (--method distill, distill-lora)")
-    kd.add_argument("--teacher", default=None, help="the teacher: a train.py run directory or a fine-tuned classifier")
-    kd.add_argument("--layers", default=None,
+    kd.add_argument("--teacher", type=Text("run directory or model"), default=None, help="the teacher: a train.py run directory or a fine-tuned classifier")
+    kd.add_argument("--layers", type=Text("layer choice"), default=None,
                     help="student = these teacher blocks: odd, even (1-based: 1,3,..,11 / 2,4,..,12), distilbert, "
                          "bottom, top, uniform, or 0-based indices like 0,3,6,9")
-    kd.add_argument("--student", default=None, help="an independent pretrained student instead (e.g. minilm-l6)")
-    kd.add_argument("--kd-temperature", type=float, default=2.0)
-    kd.add_argument("--kd-alpha", type=float, default=0.5, help="weight of the soft (teacher) term; 1-alpha for labels")
+    kd.add_argument("--student", type=Text("model name or folder"), default=None, help="an independent pretrained student instead (e.g. minilm-l6)")
+    kd.add_argument("--kd-temperature", type=POSITIVE_FLOAT, default=2.0)
+    kd.add_argument("--kd-alpha", type=PROBABILITY, default=0.5, help="weight of the soft (teacher) term; 1-alpha for labels")
     kd.add_argument("--hidden-loss", choices=("none", "cosine", "mse"), default="none",
                     help="also match the student's last hidden states to the teacher's, tokens aligned by "
                          "character offsets (the teacher then runs every step)")
-    kd.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
-    kd.add_argument("--transfer-data", default=None,
+    kd.add_argument("--hidden-weight", type=NON_NEGATIVE_FLOAT, default=1.0, help="weight of the hidden-state loss")
+    kd.add_argument("--transfer-data", type=Text("file or dataset name"), default=None,
                     help="unlabelled texts the student also learns from, through the teacher's soft labels only: "
                          "a .txt file (one per line) or a dataset name whose train split is used (e.g. tweet_eval/emoji); "
                          "texts of the training task itself are left out")
-    kd.add_argument("--transfer-samples", type=int, default=None, help="use at most this many transfer texts")
+    kd.add_argument("--transfer-samples", type=POSITIVE_INT, default=None, help="use at most this many transfer texts")
     out = p.add_argument_group("output")
-    out.add_argument("--output-dir", default="runs")
-    out.add_argument("--run-name", default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
+    out.add_argument("--output-dir", type=OUTPUT_DIR, default="runs")
+    out.add_argument("--run-name", type=NAME, default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
     out.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same name")
-    out.add_argument("--resume", metavar="RUN_DIR", default=None,
+    out.add_argument("--resume", type=EXISTING_DIR, metavar="RUN_DIR", default=None,
                      help="continue an interrupted run from RUN_DIR/checkpoints/last.ckpt with its saved options")
-    out.add_argument("--checkpoint-every-n-steps", type=int, default=50,
+    out.add_argument("--checkpoint-every-n-steps", type=POSITIVE_INT, default=50,
                      help="also write last.ckpt every N optimizer steps (it is always written at epoch end)")
     out.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
     scale = p.add_argument_group("hardware (passed to lightning.Trainer)")
-    scale.add_argument("--accelerator", default="auto")
-    scale.add_argument("--devices", default="auto")
-    scale.add_argument("--strategy", default="auto")
-    scale.add_argument("--num-nodes", type=int, default=1)
-    scale.add_argument("--precision", default="auto",
+    scale.add_argument("--accelerator", type=NAME, default="auto")
+    scale.add_argument("--devices", type=NAME, default="auto")
+    scale.add_argument("--strategy", type=NAME, default="auto")
+    scale.add_argument("--num-nodes", type=POSITIVE_INT, default=1)
+    scale.add_argument("--precision", type=NAME, default="auto",
                        help="auto: bf16-mixed where the CPU/GPU multiplies bf16 natively, else 32-true; or any of "
                             "Lightning's values (32-true, bf16-mixed, 16-mixed, ...)")
-    scale.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    scale.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="DataLoader worker processes")
     return p
 
 
@@ -178,7 +181,7 @@ CHANGEABLE_ON_RESUME = {"resume", "config", "data_dir", "progress_bar", "num_wor
 def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | None, saved: dict) -> None:
     """A resumed run continues the run it was: a flag that would change what its checkpoint was
     built with (--lora-r, --method, ...) is refused, not half-applied."""
-    explicit = argparse.ArgumentParser(add_help=False)
+    explicit = Parser(add_help=False)
     for action in parser._actions:
         if action.option_strings and action.dest != "help":
             explicit._add_action(_without_default(action))
@@ -214,16 +217,12 @@ def coerce_config_value(action: argparse.Action, value, path: str):
         return value
     if isinstance(value, (list, dict)) or isinstance(value, bool):
         raise UsageError(f"config file {path}: {action.dest} must be a single value like {flag} takes, got {value!r}")
-    if action.type in (int, float):
-        try:
-            converted = action.type(value)
-        except (TypeError, ValueError):
-            converted = None
-        if converted is None or (action.type is int and float(value) != converted):
-            kind = "an integer" if action.type is int else "a number"
-            raise UsageError(f"config file {path}: {action.dest} must be {kind}, got {value!r}")
-        value = converted
-    elif action.type is None and action.dest != "config":
+    if isinstance(value, float) and isinstance(action.type, Number) and action.type.kind is int:
+        if not value.is_integer():  # YAML's 2.5 for an integer option: refused, not truncated
+            raise UsageError(f"config file {path}: {action.dest} must be an integer, got {value!r}")
+        value = int(value)
+    value = check_value(action, value, f"config file {path}")  # the same domain as the flag's
+    if action.type is None and action.dest != "config":
         value = str(value)
     if action.choices is not None and value not in action.choices:
         raise UsageError(f"config file {path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, "
@@ -261,35 +260,13 @@ def check_args(args: argparse.Namespace) -> None:
         if bool(args.layers) == bool(args.student):
             raise UsageError(f"--method {args.method} needs exactly one of --layers (copy teacher blocks) "
                              "or --student MODEL")
-        if not args.kd_temperature > 0 or not 0 <= args.kd_alpha <= 1:
-            raise UsageError(f"--kd-temperature must be > 0 and --kd-alpha in [0, 1], "
-                             f"got {args.kd_temperature} and {args.kd_alpha}")
         if args.transfer_data and args.kd_alpha == 0:
             raise UsageError("--transfer-data texts have no labels, only the teacher's: use --kd-alpha > 0")
-        if args.transfer_samples is not None and args.transfer_samples <= 0:
-            raise UsageError(f"--transfer-samples must be > 0, got {args.transfer_samples}")
         args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
     elif args.teacher or args.layers or args.student or args.hidden_loss != "none" or args.transfer_data:
         raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to "
                          "--method distill or distill-lora")
     args.model = args.model or method.model
-    checks = [
-        (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
-        (args.max_epochs > 0, f"--max-epochs must be > 0, got {args.max_epochs}"),
-        (args.max_steps == -1 or args.max_steps > 0, f"--max-steps must be > 0 or -1, got {args.max_steps}"),
-        (0 <= args.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}"),
-        (0 <= args.weight_decay < float("inf"), f"--weight-decay must be >= 0, got {args.weight_decay}"),
-        (args.batch_size > 0, f"--batch-size must be > 0, got {args.batch_size}"),
-        (0 < args.threshold < 1, f"--threshold must be in (0, 1), got {args.threshold}"),
-        (args.patience >= 0, f"--patience must be >= 0, got {args.patience}"),
-        (0 < args.val_check_interval <= 1, f"--val-check-interval must be in (0, 1], got {args.val_check_interval}"),
-        (args.eval_batch_size > 0, f"--eval-batch-size must be > 0, got {args.eval_batch_size}"),
-        (args.checkpoint_every_n_steps > 0,
-         f"--checkpoint-every-n-steps must be > 0, got {args.checkpoint_every_n_steps}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
 
 
 RUN_DIR_ENV = "TWEETCLS_RUN_DIR"

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, Text
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
 DEFAULT_SPACE = {"lora": "lora", "qlora": "lora", "full": "full", "teacher": "full", "distill": "distill",
@@ -33,16 +34,16 @@ SPACES = Path(__file__).resolve().parent / "configs" / "search"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = Parser(description=__doc__.split("\n\n")[0],
                                 epilog="Other options are train.py's (python train.py --help), fixed for every trial.")
-    p.add_argument("--trials", type=int, required=True, help="finished (complete or pruned) trials the study needs")
-    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
-    p.add_argument("--space", default=None, help="search space YAML (default: configs/search/<method>.yaml)")
-    p.add_argument("--storage", default=None, help="SQLAlchemy URL of the study (default: SQLite in the study folder)")
-    p.add_argument("--study-name", default=None, help="default: <dataset>-<method>")
+    p.add_argument("--trials", type=POSITIVE_INT, required=True, help="finished (complete or pruned) trials the study needs")
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=None, help="stop starting trials after this many seconds")
+    p.add_argument("--space", type=EXISTING_FILE, default=None, help="search space YAML (default: configs/search/<method>.yaml)")
+    p.add_argument("--storage", type=Text("database URL"), default=None, help="SQLAlchemy URL of the study (default: SQLite in the study folder)")
+    p.add_argument("--study-name", type=NAME, default=None, help="default: <dataset>-<method>")
     p.add_argument("--pruner", choices=PRUNERS, default="median")
-    p.add_argument("--sampler-seed", type=int, default=0)
-    p.add_argument("--heartbeat-seconds", type=float, default=10.0,
+    p.add_argument("--sampler-seed", type=SEED, default=0)
+    p.add_argument("--heartbeat-seconds", type=POSITIVE_FLOAT, default=10.0,
                    help="a worker's trial is declared dead after 3 heartbeats without news, then retried")
     p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                    help="retrain the best configuration once and score it on test")
@@ -54,12 +55,6 @@ def parse(argv: list[str] | None):
     import train
 
     args, train_argv = build_parser().parse_known_args(argv)
-    if args.trials <= 0:
-        raise UsageError(f"--trials must be > 0, got {args.trials}")
-    if args.heartbeat_seconds <= 0:
-        raise UsageError(f"--heartbeat-seconds must be > 0, got {args.heartbeat_seconds}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be > 0, got {args.timeout}")
     if any(flag in train_argv for flag in ("--resume", "--run-name", "--overwrite", "--test", "--no-test")):
         raise UsageError("--resume, --run-name, --overwrite and --test are set by tune.py for each trial")
     fixed = train.parse_args(train_argv)  # checks the fixed options once, before any trial

@@ -78,8 +78,8 @@ TRAIN_CASES = [
     ("config-method", lambda d, m: ["--config", write(d / "c.yaml", "method: magic\n")], "method must be one of"),
     ("config-list", lambda d, m: ["--config", write(d / "c.yaml", "lora_targets: [query, value]\n")],
      "lora_targets must be a single value"),
-    ("weight-decay-nan", lambda d, m: ["--weight-decay", "nan"], "--weight-decay must be >= 0"),
-    ("batch-size-zero", lambda d, m: ["--batch-size", "0"], "--batch-size must be > 0"),
+    ("weight-decay-nan", lambda d, m: ["--weight-decay", "nan"], "--weight-decay must be a number >= 0"),
+    ("batch-size-zero", lambda d, m: ["--batch-size", "0"], "--batch-size must be an integer > 0"),
 ]
 
 
@@ -98,13 +98,13 @@ def test_train_bad_input(tiny_model_dir, tiny_csv, tmp_path, capsys, case, extra
 
 
 EVALUATE_CASES = [
-    ("threads-zero", lambda r, d: [str(r), "--threads", "0"], "--threads must be > 0"),
-    ("max-eval-zero", lambda r, d: [str(r), "--max-eval-samples", "0"], "--max-eval-samples must be > 0"),
-    ("threshold-zero", lambda r, d: [str(r), "--threshold", "0"], "--threshold must be in (0, 1)"),
-    ("max-length-zero", lambda r, d: [str(r), "--max-length", "0"], "--max-length must be > 0"),
+    ("threads-zero", lambda r, d: [str(r), "--threads", "0"], "--threads must be an integer > 0"),
+    ("max-eval-zero", lambda r, d: [str(r), "--max-eval-samples", "0"], "--max-eval-samples must be an integer > 0"),
+    ("threshold-zero", lambda r, d: [str(r), "--threshold", "0"], "--threshold must be a number in (0, 1)"),
+    ("max-length-zero", lambda r, d: [str(r), "--max-length", "0"], "--max-length must be an integer > 0"),
     ("max-length-huge", lambda r, d: [str(r), "--max-length", "100000"], "--max-length 100000 exceeds"),
     ("save-variants-file", lambda r, d: [str(r), "--compress", "int8", "--save-variants", write(d / "f.txt", "x")],
-     "is a file"),
+     "--save-variants must be a folder (it may not exist yet), not a file"),
     ("latency-too-long", lambda r, d: [str(r), "--compress", "none", "--latency-seq-len", "100000"],
      "--latency-seq-len 100000 exceeds"),
     ("results-not-object", lambda r, d: [str(_copy_with_results(r, d, "[1, 2, 3]"))], "is not a JSON object"),

@@ -196,15 +196,15 @@ def test_the_val_chosen_abstain_threshold_is_checked_on_the_test_split(run_dir, 
 
 
 @pytest.mark.parametrize("make_argv, words", [
-    (lambda r, d: [str(r), "--input", str(d / "missing.csv")], "not found"),
+    (lambda r, d: [str(r), "--input", str(d / "missing.csv")], "--input must be an existing file"),
     (lambda r, d: [str(r), "--input", _write(d / "x.csv", "tweet\nhello\n")], "column 'text' not in"),
     (lambda r, d: [str(r), "--input", _write(d / "x.csv", "text\ncaf\u00e9\n", "latin-1")],
      "pass its encoding, e.g. --encoding latin-1"),
     (lambda r, d: [str(d), "hello"], "holds no run"),
     (lambda r, d: [str(r), "--input", _write(d / "x.csv", "text\nhi\n"), "--output", str(d / "out.xlsx")],
      "--output must be a .csv or .jsonl file"),
-    (lambda r, d: [str(r), "hi", "--top-k", "0"], "--top-k must be > 0"),
-    (lambda r, d: [str(r), "hi", "--min-confidence", "1.5"], "--min-confidence must be in (0, 1)"),
+    (lambda r, d: [str(r), "hi", "--top-k", "0"], "--top-k must be an integer > 0"),
+    (lambda r, d: [str(r), "hi", "--min-confidence", "1.5"], "--min-confidence must be a number in (0, 1)"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys, make_argv, words):
     argv = make_argv(run_dir, tmp_path)

@@ -194,9 +194,9 @@ def test_after_the_head_warmup_the_encoder_learns(tiny_model_dir, corpus_file, t
 
 @pytest.mark.parametrize("extra, message", [
     (["--mlm-data", "missing.txt"], "--mlm-data missing.txt: no such file"),
-    (["--mlm-probability", "1.5"], "--mlm-probability must be in"),
+    (["--mlm-probability", "1.5"], "--mlm-probability must be a number in"),
     (["--heldout", "100000"], "--heldout must be between 1 and"),
-    (["--head-warmup-steps", "-1"], "--head-warmup-steps must be >= 0"),
+    (["--head-warmup-steps", "-1"], "--head-warmup-steps must be an integer >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, corpus_file, tmp_path, capsys, extra, message):
     argv = ["--model", str(tiny_model_dir), "--mlm-data", str(corpus_file), "--data-dir", str(tmp_path),
