@@ -169,8 +169,8 @@ def run(argv: list[str] | None) -> dict:
     from tweetcls_core.runs import dataset_slug
 
     args, fixed, train_argv = parse(argv)
-    known = {a.dest for a in train.build_parser()._actions}
-    space = load_space(args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml", known)
+    options = {a.dest: a for a in train.build_parser()._actions}
+    space = load_space(args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml", options)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
     study_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,44 @@ def test_valid_values_pass(places):
     assert (args.batch_size, args.lr, args.warmup_ratio, args.max_steps, args.seed) == (1, 1e-5, 0.0, -1, 2**32 - 1)
     assert serve.build_parser().parse_args(["runs/x", "--port", "65535"]).port == 65535
     assert Path(predict.build_parser().parse_args(["runs/x", "--input", places["file"]]).input).is_file()
+
+
+@pytest.mark.parametrize("pair", [p for p in options() if p[0] == "train.py" and p[1].option_strings
+                                  and p[1].dest not in ("method", "dataset", "output_dir", "run_name", "resume",
+                                                        "config")], ids=option_id)
+def test_a_search_space_outside_an_options_domain_is_refused(pair, places, tmp_path):
+    """A search-space YAML (tune.py --space) whose choice lies outside the option's domain is one
+    UsageError line before any trial: tweetcls/search_space.py checks the space against the domains."""
+    from tweetcls.search_space import load_space
+
+    _, action = pair
+    options_by_dest = {a.dest: a for a in train.build_parser()._actions}
+    space = tmp_path / "space.yaml"
+
+    @FUZZ
+    @given(value=outside(action, places))
+    def refused(value: str) -> None:
+        space.write_text(yaml.safe_dump({action.dest: {"type": "categorical", "choices": [value]}}))
+        with pytest.raises(UsageError) as caught:
+            load_space(space, options_by_dest)
+        message = str(caught.value)
+        assert "\n" not in message and f"search space {space}" in message and action.dest in message, message
+
+    refused()
+
+
+def test_a_search_range_must_lie_in_the_domain(tmp_path):
+    from tweetcls.search_space import load_space
+
+    options_by_dest = {a.dest: a for a in train.build_parser()._actions}
+    cases = {"lr: {type: float, low: -1.0, high: 1.0e-3}": "lr must be a number > 0",
+             "lora_dropout: {type: float, low: 0.0, high: 1.5}": "lora_dropout must be a number in [0, 1)",
+             "batch_size: {type: int, low: 0, high: 64}": "batch_size must be an integer > 0",
+             "lora_r: {type: float, low: 2, high: 8}": "lora_r takes integers",
+             "pooling: {type: int, low: 1, high: 2}": "pooling is not a number option"}
+    for text, words in cases.items():
+        (tmp_path / "space.yaml").write_text(text + "\n")
+        with pytest.raises(UsageError, match=re.escape(words)):
+            load_space(tmp_path / "space.yaml", options_by_dest)
+    (tmp_path / "space.yaml").write_text("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n")
+    assert load_space(tmp_path / "space.yaml", options_by_dest)["lr"]["high"] == 1e-3

@@ -125,3 +125,46 @@ def test_concurrent_requests_are_batched_together(predictor):
     assert sum(calls) == 8 and len(calls) < 8  # fewer predictor calls than requests
     expected = predictor.predict(TEXTS[:8])
     assert [r.json()["predictions"][0]["label"] for r in responses] == [e["label"] for e in expected]
+
+
+def _valid_request(body) -> bool:
+    """What the request model accepts (limits of the client fixture: 1-8 texts of <= 100 characters)."""
+    return (isinstance(body, dict) and set(body) == {"texts"} and isinstance(body["texts"], list)
+            and 1 <= len(body["texts"]) <= 8 and all(isinstance(t, str) and len(t) <= 100 for t in body["texts"]))
+
+
+def _request_bodies():
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                               lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=3),
+                               max_leaves=10)
+    fine = st.lists(st.text(max_size=100), min_size=1, max_size=7)
+    one_wrong = st.one_of(  # a valid body but for one thing
+        st.tuples(fine, st.text(min_size=101, max_size=300)).map(lambda p: p[0] + [p[1]]),  # a text too long
+        st.tuples(fine, json_values.filter(lambda v: not isinstance(v, str))).map(lambda p: p[0] + [p[1]]),
+        st.lists(st.text(max_size=5), min_size=9, max_size=20),  # too many texts
+        st.just([]))
+    near = one_wrong.map(lambda texts: {"texts": texts}) | st.tuples(fine, st.text()).map(
+        lambda p: {"texts": p[0], p[1] or "extra": 1} if p[1] != "texts" else {"text": p[0]})
+    return (json_values | near).filter(lambda body: not _valid_request(body))
+
+
+def test_requests_outside_the_model_are_one_line_4xx_and_harmless(predictor):
+    """Issue 37: random JSON outside the request model, fuzzed: 413 or 422 with one error line, and
+    the service answers a valid request afterwards."""
+    from hypothesis import HealthCheck, given, settings
+
+    limits = Limits(max_texts=8, max_chars=100, max_body_bytes=4000, max_file_texts=50)
+    with TestClient(create_app(predictor, model_card(predictor), limits)) as client:
+        @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(body=_request_bodies())
+        def refused(body) -> None:
+            response = client.post("/predict", content=json.dumps(body), headers={"Content-Type": "application/json"})
+            assert response.status_code in (413, 422), (body, response.text)
+            error = response.json()["error"]
+            assert set(response.json()) == {"error"} and error and "\n" not in error
+
+        refused()
+        assert client.post("/predict", json={"texts": ["still fine"]}).status_code == 200

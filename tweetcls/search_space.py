@@ -4,22 +4,27 @@
     lora_r: {type: categorical, choices: [4, 8, 16]}
     max_epochs: {type: int, low: 2, high: 5}
 
-Keys are train.py options (as in a --config file); each becomes an Optuna distribution.
+Keys are train.py options (as in a --config file); each becomes an Optuna distribution. Its
+bounds and choices must lie in the option's declared domain (tweetcls_core/options.py): a
+search never starts trials that train.py would refuse.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import yaml
 
 from tweetcls_core.errors import UsageError
+from tweetcls_core.options import Number, check_value
 
 TYPES = ("float", "int", "categorical")
 
 
-def load_space(path: str | Path, known_options: set[str]) -> dict[str, dict]:
-    """The space in ``path``; an unknown option or type, or an empty range, is a UsageError."""
+def load_space(path: str | Path, options: dict[str, argparse.Action]) -> dict[str, dict]:
+    """The space in ``path`` for the options of ``options`` (dest -> argparse action); an unknown
+    option or type, an empty range, or a value outside the option's domain is a UsageError."""
     try:
         space = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -32,7 +37,7 @@ def load_space(path: str | Path, known_options: set[str]) -> dict[str, dict]:
     checked = {}
     for raw_name, spec in space.items():
         name = str(raw_name).replace("-", "_")
-        if name not in known_options:
+        if name not in options:
             raise UsageError(f"search space {path}: {raw_name!r} is not a train.py option; see python train.py --help")
         if name in ("method", "dataset", "output_dir", "run_name", "resume", "config", "test"):
             raise UsageError(f"search space {path}: {raw_name!r} is fixed for a study; pass it to tune.py instead")
@@ -50,8 +55,32 @@ def load_space(path: str | Path, known_options: set[str]) -> dict[str, dict]:
                 raise UsageError(f"search space {path}: {raw_name} has an empty range (low {low}, high {high})")
             if spec.get("log") and low <= 0:
                 raise UsageError(f"search space {path}: {raw_name} is log-scaled, so low must be > 0 (got {low})")
+        within_domain(options[name], spec, f"search space {path}")
         checked[name] = spec
     return checked
+
+
+def within_domain(action: argparse.Action, spec: dict, where: str) -> None:
+    """Every value the spec can draw is one the option accepts: its ends (a range) or each choice."""
+    domain = action.type
+    if spec["type"] == "int" and isinstance(domain, Number) and domain.kind is float:
+        pass  # integers are numbers
+    elif spec["type"] == "float" and isinstance(domain, Number) and domain.kind is int:
+        raise UsageError(f"{where}: {action.dest} takes integers; use type: int")
+    elif spec["type"] != "categorical" and not isinstance(domain, Number):
+        raise UsageError(f"{where}: {action.dest} is not a number option; use type: categorical")
+    values = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+    for value in values:
+        if spec["type"] == "int" and not float(value).is_integer():
+            raise UsageError(f"{where}: {action.dest} is type int, but {value!r} is not an integer")
+        if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: {action.dest} must be true or false, got {value!r}")
+            continue
+        checked = check_value(action, value, where)
+        if action.choices is not None and checked not in action.choices:
+            raise UsageError(f"{where}: {action.dest} must be one of {', '.join(map(str, action.choices))}, "
+                             f"got {value!r}")
 
 
 def suggest(trial, space: dict[str, dict]) -> dict:
