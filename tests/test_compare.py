@@ -62,7 +62,22 @@ def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path)
     assert len(rows) == 2
     table = comparison_markdown(rows)
     assert "| 0.001 | 3 |" in table and "| 0.0005 | 3 |" in table
-    assert {line.count("|") for line in table.splitlines()} == {18}  # every line has the header's columns
+    assert {line.count("|") for line in table.splitlines()} == {19}  # every line has the header's columns
+
+
+def test_runs_differing_only_in_pooling_are_two_rows(tmp_path):
+    from tweetcls_core.compare import comparison_markdown, group_by_configuration, run_record
+
+    base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
+            "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
+            "test": {"task_metric": 0.5}, "val": {"task_metric": 0.5}, "config": {"lr": 1e-3, "max_epochs": 3}}
+    for pooling in ("mean", "cls"):
+        (tmp_path / pooling).mkdir()
+        (tmp_path / pooling / "results.json").write_text(json.dumps(base | {"pooling": pooling}))
+    rows = group_by_configuration([run_record(tmp_path / p / "results.json") for p in ("mean", "cls")])
+    assert sorted(r["pooling"] for r in rows) == ["cls", "mean"]
+    table = comparison_markdown(rows)
+    assert "| m | mean |" in table and "| m | cls |" in table
 
 
 def test_precision_separates_rows_and_a_rerun_seed_counts_once(tmp_path):

@@ -32,7 +32,7 @@ def _record(r: dict, path: Path) -> dict:
     model_file = path.parent / "model" / "model.safetensors"
     return {
         "run": str(path.parent), "dataset": r["dataset"], "method": r["method"], "model": r["model"],
-        "layers": ",".join(map(str, layers)) if layers else "",
+        "layers": ",".join(map(str, layers)) if layers else "", "pooling": r.get("pooling") or "",
         "lora": f"r={r['lora']['r']} {','.join(sorted({t.split('.')[-1] for t in r['lora']['targets']}))}" if r.get("lora") else "",
         "kd": distillation_label(info), "lr": cfg.get("lr"), "epochs": cfg.get("max_epochs"), "seed": r["seed"],
         "precision": precision_label(r.get("precision") or cfg.get("precision") or "32-true"),
@@ -74,7 +74,7 @@ def model_label(model: str) -> str:
     return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
-GROUP_KEY = ("dataset", "method", "model", "layers", "lora", "kd", "lr", "epochs", "precision")
+GROUP_KEY = ("dataset", "method", "model", "pooling", "layers", "lora", "kd", "lr", "epochs", "precision")
 AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec",
             "latency_ms")
 
@@ -106,12 +106,13 @@ def _pm(row: dict, key: str, fmt: str) -> str:
 
 
 def comparison_markdown(rows: list[dict]) -> str:
-    head = ("| dataset | method | model | layers / LoRA | KD | lr | epochs | precision | params | trainable | train s "
-            "| train samples/s | CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
-    lines = [head, "|" + "---|" * 17]
+    head = ("| dataset | method | model | pooling | layers / LoRA | KD | lr | epochs | precision | params | trainable "
+            "| train s | train samples/s | CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
+    lines = [head, "|" + "---|" * 18]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {model_label(r['model'])} | {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
+            f"| {r['dataset']} | {r['method']} | {model_label(r['model'])} | {r.get('pooling') or '—'} "
+            f"| {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
             f"| {'—' if r['lr'] is None else format(r['lr'], 'g')} | {r['epochs'] or '—'} | {r['precision']} | {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
             f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
             f"| {_pm(r, 'latency_ms', '{:.0f}')} "
