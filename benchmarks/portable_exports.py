@@ -133,7 +133,7 @@ def measure(run_dir: Path, data_dir: str | None) -> dict:
                     row["argmax_agreement"] = float((logits.argmax(-1) == reference.argmax(-1)).double().mean())
                     row["max_abs_logit_diff"] = float((logits - reference).abs().max())
             else:
-                row["refused"] = f"{answer['error']}: {answer['message'][:160]}"
+                row["refused"] = f"{answer['error']}: {answer['message']}"
             rows.append(row)
         rows += [{"form": name, **row} for name, row in decided.items()]
     return {"run": str(run_dir), "pooling": run.pooling, "test_texts": len(texts), "rows": rows}
@@ -141,7 +141,7 @@ def measure(run_dir: Path, data_dir: str | None) -> dict:
 
 def short(message: str) -> str:
     """A refusal as the table shows it: its kind and the fix it names."""
-    if "trust_remote_code=True" in message:
+    if "contains custom code" in message and "trust_remote_code=True" in message:
         return "ValueError: the folder \"contains custom code\" … \"pass the argument `trust_remote_code=True`\""
     if "Could not load model" in message:
         return "ValueError: \"Could not load model … with any of the following classes\" (no model.safetensors)"

@@ -106,35 +106,6 @@ def is_quantized(model: nn.Module) -> bool:
     return any(t.is_quantized for t in model.state_dict().values() if isinstance(t, torch.Tensor))
 
 
-def _weight_tensors(model: nn.Module):
-    """Every weight tensor, quantized ones dequantized (packed weights hide from state_dict)."""
-    from compress.dynamic_int8 import quantized_modules, weight_and_bias
-
-    quantized = quantized_modules(model)
-    for name, module in quantized.items():
-        weight, bias = weight_and_bias(module)
-        yield weight.dequantize()
-        if bias is not None:
-            yield bias
-    for name, tensor in model.state_dict().items():
-        if any(name.startswith(q + ".") for q in quantized) or name.endswith(("position_ids", "token_type_ids")):
-            continue  # quantized (counted above) or index buffers, not weights
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
-            yield tensor
-
-
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Total and non-zero weights (int8 ones included), and the fp32 parameters left to train."""
-    if hasattr(model, "source_counts"):  # ONNX Runtime: the weights of the model it was exported from
-        return dict(model.source_counts)
-    total = nonzero = 0
-    for tensor in _weight_tensors(model):
-        total += tensor.numel()
-        nonzero += int(torch.count_nonzero(tensor))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"params_total": total, "params_trainable": trainable, "params_nonzero": nonzero}
-
-
 def save_variant(model: nn.Module, directory: Path) -> float:
     """Write the variant (save_pretrained, safetensors int8, or its .onnx file) and return its weights' MB."""
     if hasattr(model, "session"):

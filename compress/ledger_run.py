@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.ledger import Step, build_variant, parameter_counts, save_variant, size_on_disk, variant_name
+from compress.ledger import Step, build_variant, save_variant, size_on_disk, variant_name
+from compress.weight_counts import parameter_counts
 from compress.ledger_report import ledger_markdown, log_to_tensorboard, write_files
 from tweetcls_core.atomic import atomic_directory
 from tweetcls_core.latency import measure_latency

@@ -119,7 +119,7 @@ class OnnxRuntimeClassifier(nn.Module):
 
 def onnx_runtime_variant(model: nn.Module, tokenizer, folder: str | Path, int8: bool) -> OnnxRuntimeClassifier:
     """Export ``model`` (fp32) into ``folder``, quantize it if asked, and load it in ONNX Runtime."""
-    from compress.ledger import parameter_counts
+    from compress.weight_counts import parameter_counts
 
     counts = parameter_counts(model) | {"params_trainable": 0}  # an ONNX graph trains nothing
     path = export_onnx(model, tokenizer, folder, {"pooling": getattr(model.config, "pooling", "cls")})

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ import pretrain
 import serve
 import train
 import tune
+from conftest import REPO
 from tweetcls_core.errors import UsageError
 from tweetcls_core.options import INT_MAX, Encoding, Number, PathTo, Text, declared, undeclared
 
@@ -228,3 +232,20 @@ def test_a_search_range_must_lie_in_the_domain(tmp_path):
             load_space(tmp_path / "space.yaml", options_by_dest)
     (tmp_path / "space.yaml").write_text("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n")
     assert load_space(tmp_path / "space.yaml", options_by_dest)["lr"]["high"] == 1e-3
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train.py", "--lora-dropout", "1.5"], "--lora-dropout must be a number in [0, 1), got '1.5'"),
+    (["predict.py", "runs/x", "--top-k", "0", "hello"], "--top-k must be an integer > 0, got '0'"),
+    (["serve.py", "runs/x", "--port", "70000"], "--port must be an integer in [1, 65535], got '70000'"),
+    (["evaluate.py", "runs/x", "--threads", "nan"], "--threads must be an integer > 0, got 'nan'"),
+    (["tune.py", "--trials", "1", "--timeout", "inf"], "--timeout must be a number > 0, got 'inf'"),
+])
+def test_end_to_end_a_bad_value_is_one_line_exit_2_and_nothing_written(argv, words, tmp_path):
+    """The commands as a user runs them, in a clean folder: exit 2, one stderr line, no file made."""
+    done = subprocess.run([sys.executable, str(REPO / argv[0]), *argv[1:]], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0] == f"{argv[0]}: error: {words}"
+    assert list(tmp_path.iterdir()) == []

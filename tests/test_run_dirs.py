@@ -84,10 +84,9 @@ def test_a_run_directory_in_use_is_refused_with_the_owner_pid(tiny_model_dir, ti
 
 
 def test_the_lock_is_held_by_another_process_too(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
-                               "from tweetcls_core.run_lock import RunLock; RunLock(sys.argv[2]).acquire(); print('held', flush=True);"
-                               "time.sleep(60)", str(Path(train.__file__).parent), str(tmp_path / "run")],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tweetcls_core.run_lock import RunLock;"
+                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
+                               str(tmp_path / "run")], cwd=Path(train.__file__).parent, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(Exception, match=f"in use by process {holder.pid}"):
