@@ -3,7 +3,7 @@
     python -m benchmarks.portable_exports runs/<run> [runs/<another run> ...]
 
 Per run: the in-project figure (results.json, and the predictor on the same texts), then in a
-fresh process that imports nothing of tweetcls (tests/plain_clients.py): transformers
+fresh process that imports nothing of tweetcls (benchmarks/plain_clients.py): transformers
 ``pipeline`` on ``model/`` (with ``trust_remote_code=True`` where the folder needs it, and
 without it: the refusal), the peft export on the plain base through ``PeftModel`` (or the
 export's refusal), ONNX fp32 and int8 through onnxruntime + tokenizers, and the torch int8
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from benchmarks.common import write_result
+from benchmarks.plain_clients import run_in_fresh_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,16 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 def macro_f1(logits: list | torch.Tensor, labels: list[int]) -> float:
     logits = torch.as_tensor(logits)
     return float(multiclass_f1_score(logits.argmax(-1), torch.tensor(labels), logits.shape[-1], average="macro"))
-
-
-def plain_clients(jobs: list[dict], workdir: Path) -> list[dict]:
-    (workdir / "jobs.json").write_text(json.dumps(jobs))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(workdir / "hf_modules")}
-    subprocess.run([sys.executable, str(REPO / "tests" / "plain_clients.py"), str(workdir / "jobs.json"),
-                    str(workdir / "answers.json")], cwd=workdir, env=env, stdin=subprocess.DEVNULL, check=True)
-    result = json.loads((workdir / "answers.json").read_text())
-    assert result["project_modules"] == [], result["project_modules"]
-    return result["answers"]
 
 
 def as_before_issue_33(model_dir: Path, out: Path) -> Path:
@@ -118,7 +107,7 @@ def measure(run_dir: Path, data_dir: str | None) -> dict:
             {"form": "in-project predictor (tweetcls.Predictor, torch)", "macro_f1": macro_f1(ours, labels)}]
     with tempfile.TemporaryDirectory() as tmp:
         names, jobs, decided = forms_of(run_dir, Path(tmp), texts)
-        for name, job, answer in zip(names, jobs, plain_clients(jobs, Path(tmp))):
+        for name, job, answer in zip(names, jobs, run_in_fresh_process(jobs, Path(tmp))):
             row = {"form": name}
             if "logits" in answer:
                 logits = torch.tensor(answer["logits"])

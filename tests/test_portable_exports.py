@@ -1,5 +1,5 @@
 """Every saved form, loaded by its standard client in a process that never imports tweetcls
-(tests/plain_clients.py), gives this project's logits, or is refused loudly: a plain client
+(benchmarks/plain_clients.py), gives this project's logits, or is refused loudly: a plain client
 must never silently classify a mean-pooled model from its first token (issue 33).
 
 The texts are real tweets (TweetEval emotion's test split) of many lengths, in batches, so
@@ -19,7 +19,8 @@ import torch
 
 import evaluate
 import export
-from conftest import REPO, SHARED_DATA, make_texts, train_tiny_run
+from benchmarks.plain_clients import run_in_fresh_process
+from conftest import SHARED_DATA, make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
 
 ATOL = 1e-4  # fp32 logits: the same graph, another batch composition
@@ -40,16 +41,9 @@ TEXTS = tweets() + [text for text, _ in make_texts(8, seed=5)]
 
 
 def plain_clients(jobs: list[dict], tmp_path: Path) -> list[dict]:
-    """Run the jobs in a fresh interpreter; fail if any project module got imported there."""
-    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "hf_modules")}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "plain_clients.py"), str(tmp_path / "jobs.json"),
-                           str(tmp_path / "answers.json")], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((tmp_path / "answers.json").read_text())
-    assert result["project_modules"] == [], f"the plain client imported {result['project_modules']}"
-    return result["answers"]
+    """Run the jobs in a fresh interpreter (benchmarks/plain_clients.py); it fails if any project
+    module got imported there."""
+    return run_in_fresh_process(jobs, tmp_path)
 
 
 def our_logits(target: Path, backend: str = "torch") -> torch.Tensor:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from torch import nn
 
-from tweetcls_core.modeling_tweetcls import (MEAN_POOLED, MODEL_TYPE_PREFIX, install_mean_pooling,
+from tweetcls_core.modeling_tweetcls import (MEAN_POOLED, install_mean_pooling,
                                              masked_mean, register_mean_pooled_classes)  # noqa: F401 (masked_mean)
+from tweetcls_core.surgery import architecture
 
 register_mean_pooled_classes()  # saved mean-pooled models load here without running code from their folder
 
@@ -51,8 +52,7 @@ def apply_pooling(model: nn.Module, pooling: str) -> nn.Module:
                              "(start from its base model for first-token pooling)")
         model.config.pooling = pooling
         return model
-    base_type = getattr(model.config, "model_type", "").removeprefix(MODEL_TYPE_PREFIX)
-    if base_type not in MEAN_POOLED:
+    if architecture(model) not in MEAN_POOLED:
         raise ValueError(f"mean pooling is supported for {', '.join(MEAN_POOLED)} models, not "
                          f"{type(model).__name__}; use --pooling cls")
     return install_mean_pooling(model)

@@ -1,17 +1,20 @@
 """Load saved forms with their standard clients only, as a user without tweetcls would.
 
-    python tests/plain_clients.py JOBS.json OUT.json
+    python benchmarks/plain_clients.py JOBS.json OUT.json
 
 Each job names a client and a folder; the answer is the logits of ``texts`` (or the error
-the client raised). Run in its own process by tests/test_portable_exports.py and
-benchmarks/portable_exports.py, so that nothing of this project is imported or registered:
-the script checks that at the end.
+the client raised). ``run_in_fresh_process`` (used by tests/test_portable_exports.py and
+benchmarks/portable_exports.py) runs this file as a script in a new interpreter, so that
+nothing of this project is imported or registered there: the script checks that at the end.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -80,6 +83,20 @@ def run_job(job: dict) -> dict:
     except Exception as err:  # the answer is the refusal: its type and first line
         return {"error": type(err).__name__, "message": " ".join(str(err).split())}
     return {"logits": logits}
+
+
+def run_in_fresh_process(jobs: list[dict], workdir: Path) -> list[dict]:
+    """The answers to ``jobs`` from a new interpreter running this file; it must import no project module."""
+    (workdir / "jobs.json").write_text(json.dumps(jobs))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(workdir / "hf_modules")}
+    done = subprocess.run([sys.executable, __file__, str(workdir / "jobs.json"), str(workdir / "answers.json")],
+                          cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"the plain client failed:\n{done.stderr[-3000:]}")
+    result = json.loads((workdir / "answers.json").read_text())
+    if result["project_modules"]:
+        raise RuntimeError(f"the plain client imported {result['project_modules']}")
+    return result["answers"]
 
 
 def main() -> int:
