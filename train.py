@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: every linear layer of the encoder)")
     lora.add_argument("--lora-rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
     kd = p.add_argument_group("distillation (--method distill, distill-lora)")
-    kd.add_argument("--teacher", type=Text("run directory or model"), default=None, help="the teacher: a train.py run directory or a fine-tuned classifier")
+    kd.add_argument("--teacher", type=Text("run directory or model"), default=None,
+                    help="the teacher: a train.py run directory or a fine-tuned classifier; several, comma-separated, "
+                         "for an ensemble (the soft labels are their mean logits; --student only)")
     kd.add_argument("--layers", type=Text("layer choice"), default=None,
                     help="student = these teacher blocks: odd, even (1-based: 1,3,..,11 / 2,4,..,12), distilbert, "
                          "bottom, top, uniform, or 0-based indices like 0,3,6,9")
@@ -118,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     kd.add_argument("--hidden-weight", type=NON_NEGATIVE_FLOAT, default=1.0, help="weight of the hidden-state loss")
     kd.add_argument("--transfer-data", type=Text("file or dataset name"), default=None,
                     help="unlabelled texts the student also learns from, through the teacher's soft labels only: "
-                         "a .txt file (one per line) or a dataset name whose train split is used (e.g. tweet_eval/emoji); "
-                         "texts of the training task itself are left out")
+                         "pool (every offline tweet and GoEmotions text), a .txt file (one per line) or a dataset "
+                         "name whose train split is used (e.g. tweet_eval/emoji); the task's own texts and "
+                         "near-duplicates of its val/test texts are left out")
     kd.add_argument("--transfer-samples", type=POSITIVE_INT, default=None, help="use at most this many transfer texts")
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", type=OUTPUT_DIR, default="runs")
@@ -260,6 +263,9 @@ def check_args(args: argparse.Namespace) -> None:
         if bool(args.layers) == bool(args.student):
             raise UsageError(f"--method {args.method} needs exactly one of --layers (copy teacher blocks) "
                              "or --student MODEL")
+        if "," in args.teacher and (args.layers or args.hidden_loss != "none"):
+            raise UsageError("several --teacher folders (an ensemble) work with --student only: layers are copied "
+                             "from, and hidden states matched against, one teacher")
         if args.transfer_data and args.kd_alpha == 0:
             raise UsageError("--transfer-data texts have no labels, only the teacher's: use --kd-alpha > 0")
         args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
@@ -334,7 +340,8 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     if not args.resume and not is_ddp_child():
         check_run_dir(args.output_dir, args.run_name, args.overwrite)  # before any slow work
     L.seed_everything(args.seed, workers=True, verbose=False)
-    model_dir, teacher_dir = resolve_model_dirs(args)
+    model_dir, teacher_dirs = resolve_model_dirs(args)
+    teacher_dir = teacher_dirs[0] if teacher_dirs else None
     tokenizer, datamodule, data = load_data(args, model_dir)
     model, teacher, info = build_model(args, model_dir, teacher_dir, data, tokenizer)
     info |= apply_method(args, method, model)
@@ -342,7 +349,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         from distill.data import prepare_distillation_data
         from tweetcls_core.precision import run_device
 
-        info["distill"] |= prepare_distillation_data(datamodule, teacher_dir, args.transfer_data,
+        info["distill"] |= prepare_distillation_data(datamodule, teacher_dirs, args.transfer_data,
                                                      args.transfer_samples, hidden_loss=args.hidden_loss != "none",
                                                      precision=args.precision, device=run_device(args.accelerator))
     run_dir, resume_from = open_run_dir(args)
@@ -377,17 +384,18 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     return results
 
 
-def resolve_model_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """(folder of the model to train, folder of the teacher or None). A layer-copied student keeps
-    its teacher's tokenizer, so its model folder is the teacher's."""
+def resolve_model_dirs(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """(folder of the model to train, folders of the teachers: none, one, or an ensemble given as
+    comma-separated --teacher). A layer-copied student keeps its teacher's tokenizer, so its model
+    folder is the teacher's."""
     from tweetcls_core.resolve import resolve_model
 
     if not METHODS[args.method].distill:
-        return resolve_model(args.model), None
+        return resolve_model(args.model), []
     from distill.student import teacher_model_dir
 
-    teacher_dir = teacher_model_dir(args.teacher)
-    return (resolve_model(args.student) if args.student else teacher_dir), teacher_dir
+    teacher_dirs = [teacher_model_dir(t.strip()) for t in args.teacher.split(",")]
+    return (resolve_model(args.student) if args.student else teacher_dirs[0]), teacher_dirs
 
 
 def load_data(args: argparse.Namespace, model_dir: Path):

@@ -9,8 +9,8 @@ import datasets
 
 from datamodules import TextClassificationDataModule
 from distill.hidden_collator import AlignedDistillationCollator
-from distill.teacher_cache import cached_teacher_logits
-from distill.transfer_set import transfer_texts
+from distill.teacher_cache import ensemble_teacher_logits
+from distill.transfer_set import transfer_set
 from tweetcls_core.build import load_tokenizer
 
 
@@ -45,28 +45,29 @@ def add_train_column(datamodule: TextClassificationDataModule, name: str, values
 
 def prepare_distillation_data(
     datamodule: TextClassificationDataModule,
-    teacher_dir: Path,
+    teacher_dirs: list[Path],
     transfer_data: str | None = None,
     transfer_samples: int | None = None,
     hidden_loss: bool = False,
     precision: str = "32-true",
     device: str = "cpu",
 ) -> dict:
-    """Put everything the distillation loss reads into the training split; returns what to record."""
+    """Put everything the distillation loss reads into the training split; returns what to record.
+    Several teachers: the soft labels are their mean logits (the hidden-state loss needs one)."""
     datamodule.setup()
     info = {}
     if transfer_data:
-        own = {text for split in datamodule.load().splits.values() for text in split["text"]}
-        extra = transfer_texts(transfer_data, datamodule.data_dir, transfer_samples, exclude=own)
-        add_unlabelled_train_texts(datamodule, extra)
-        info["transfer"] = {"data": transfer_data, "texts": len(extra)}
-    logits, cache = cached_teacher_logits(teacher_dir, datamodule.texts["train"], datamodule.label_names,
-                                          datamodule.max_length, precision, device)
+        task = {name: list(split["text"]) for name, split in datamodule.load().splits.items()}
+        extra = transfer_set(transfer_data, datamodule.data_dir, transfer_samples, task_texts=task)
+        add_unlabelled_train_texts(datamodule, extra.texts)
+        info["transfer"] = extra.report(transfer_data)
+    logits, caches = ensemble_teacher_logits(teacher_dirs, datamodule.texts["train"], datamodule.label_names,
+                                             datamodule.max_length, precision, device)
     add_train_column(datamodule, "teacher_logits", logits)
-    info["teacher_logits_cache"] = str(cache)
+    info["teacher_logits_cache"] = str(caches[0]) if len(caches) == 1 else [str(c) for c in caches]
     if hidden_loss:
         # the raw text goes back in, for the collator that tokenizes it for both models
         train = datamodule.encoded["train"].add_column("text", datamodule.texts["train"])
-        collate = AlignedDistillationCollator(datamodule.tokenizer, load_tokenizer(teacher_dir), datamodule.max_length)
+        collate = AlignedDistillationCollator(datamodule.tokenizer, load_tokenizer(teacher_dirs[0]), datamodule.max_length)
         datamodule.replace_train(train, datamodule.texts["train"], collate)
     return info

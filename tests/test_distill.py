@@ -58,12 +58,12 @@ def test_teacher_logits_are_computed_once_and_keyed_by_teacher_and_texts(teacher
     labels = ["anger", "calm", "joy"]
     texts = ["we love the sunshine", "awful broken chair", "the quiet river"]
     first, path = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
-    assert first.shape == (3, 3) and path.is_file()
+    assert first.shape == (3, 3) and path.is_dir() and len(list(path.glob("*.safetensors"))) == 1
 
     def fail(*a, **k):
         raise AssertionError("teacher ran again")
 
-    monkeypatch.setattr(teacher_cache, "compute_teacher_logits", fail)
+    monkeypatch.setattr(teacher_cache, "teacher_logits", fail)
     again, same = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
     assert same == path and torch.equal(again, first)
     # labels in another order: the columns follow the names
@@ -89,6 +89,61 @@ def test_changed_teacher_weights_change_the_key(teacher_run, tmp_path, monkeypat
     save_file(weights, str(copy / "model.safetensors"))
     _, after = cached_teacher_logits(copy, ["a b c"], ["anger", "calm", "joy"], 32)
     assert after != before
+
+
+def test_teacher_logits_are_cached_in_chunks_that_a_prefix_and_an_interrupted_pass_reuse(teacher_run, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("TWEETCLS_CACHE", str(tmp_path))
+    monkeypatch.setattr(teacher_cache, "CHUNK", 2)
+    labels = ["anger", "calm", "joy"]
+    texts = ["we love the sunshine", "awful broken chair", "the quiet river", "a calm sea", "angry wet dog"]
+    whole, folder = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
+    files = sorted(folder.glob("*.safetensors"))
+    assert len(files) == 3  # 2 + 2 + 1 texts
+    alone, _ = teacher_cache.compute_teacher_logits(teacher_run / "model", texts, 32)
+    torch.testing.assert_close(whole, alone[:, align_labels(["anger", "calm", "joy"], labels)], rtol=0, atol=1e-5)
+    computed = []
+    real = teacher_cache.teacher_logits
+    monkeypatch.setattr(teacher_cache, "teacher_logits", lambda tok, model, chunk, *a, **k: computed.append(chunk) or real(tok, model, chunk, *a, **k))
+    prefix, _ = cached_teacher_logits(teacher_run / "model", texts[:4], labels, 32)  # whole chunks of a larger set
+    assert computed == [] and torch.equal(prefix, whole[:4])
+    (folder / f"{teacher_cache._key(chr(30).join(texts[2:4]))}.safetensors").unlink()  # a pass stopped midway:
+    # only the missing chunk runs again
+    again, _ = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
+    assert len(computed) == 1 and len(computed[0]) == 2 and torch.equal(again, whole)
+
+
+def test_an_ensemble_of_teachers_gives_their_mean_logits(teacher_run, tmp_path, monkeypatch):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.setenv("TWEETCLS_CACHE", str(tmp_path / "cache"))
+    other = tmp_path / "other"
+    shutil.copytree(teacher_run / "model", other)
+    weights = load_file(str(other / "model.safetensors"))
+    weights["classifier.bias"] = weights["classifier.bias"] + torch.tensor([3.0, 0.0, -3.0])
+    save_file(weights, str(other / "model.safetensors"))
+    labels, texts = ["anger", "calm", "joy"], ["we love the sunshine", "awful broken chair"]
+    first, _ = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
+    second, _ = cached_teacher_logits(other, texts, labels, 32)
+    mean, folders = teacher_cache.ensemble_teacher_logits([teacher_run / "model", other], texts, labels, 32)
+    assert len(set(folders)) == 2 and not torch.equal(first, second)
+    torch.testing.assert_close(mean, (first + second) / 2)
+
+
+def test_a_student_distilled_from_an_ensemble_end_to_end(teacher_run, tiny_csv, tmp_path, capsys):
+    import shutil
+
+    second = tmp_path / "second"
+    shutil.copytree(teacher_run, second)
+    run(["--method", "distill", "--teacher", f"{teacher_run},{second}", "--student", str(teacher_run / "model"),
+         "--dataset", str(tiny_csv), "--output-dir", str(tmp_path), "--run-name", "ens", "--max-epochs", "1"])
+    results = json.loads((tmp_path / "ens" / "results.json").read_text())
+    assert len(results["distill"]["teacher_logits_cache"]) == 2
+    assert train.main(["--method", "distill", "--teacher", f"{teacher_run},{second}", "--layers", "odd",
+                       "--dataset", str(tiny_csv), "--output-dir", str(tmp_path)]) == 2
+    assert "several --teacher folders (an ensemble) work with --student only" in capsys.readouterr().err
 
 
 def test_layer_copied_student_with_kd_end_to_end(teacher_run, tiny_csv, tmp_path):
@@ -211,31 +266,58 @@ def test_multi_label_transfer_rows_get_the_soft_term_only():
                           kd_loss(s, t, y, alpha=0.3, multi_label=True))
 
 
-def test_transfer_texts_leave_out_the_task_own_texts_and_duplicates(tmp_path):
-    from distill.transfer_set import transfer_texts
+def test_transfer_set_leaves_out_the_task_own_texts_duplicates_and_near_copies_of_its_eval_texts(tmp_path):
+    from distill.transfer_set import transfer_set
 
+    task = {"train": ["a training tweet"], "validation": ["Val tweet about the storm tonight in town"],
+            "test": ["a test tweet"]}
+    lines = ["a test tweet", "new one", "", "new one", "another new", "  A TRAINING tweet!  ",
+             "RT @someone: val tweet about the storm tonight in town http://t.co/x",  # the same words: a retweet
+             "so true -> val tweet about the storm tonight, wow",  # quotes a 6-word run of it
+             "the storm tonight in town was loud"]  # shares 5 words in a row only: kept
     path = tmp_path / "t.txt"
-    path.write_text("a test tweet\nnew one\n\nnew one\nanother new\n  a test tweet  \n")
-    texts = transfer_texts(str(path), None, None, exclude={"a test tweet"})
-    assert sorted(texts) == ["another new", "new one"]
-    assert transfer_texts(str(path), None, None, exclude={"a test tweet"}) == texts  # fixed order
-    assert len(transfer_texts(str(path), None, 1, exclude=set())) == 1
+    path.write_text("\n".join(lines) + "\n")
+    found = transfer_set(str(path), None, None, task)
+    assert sorted(found.texts) == ["another new", "new one", "the storm tonight in town was loud"]
+    assert found.dropped == {"empty": 1, "duplicate": 1, "task_text": 1, "task_eval_same": 2, "task_eval_near": 1}
+    assert found.candidates == len(lines) and found.report(str(path))["texts"] == 3
+    assert transfer_set(str(path), None, None, task).texts == found.texts  # fixed order
+    assert len(transfer_set(str(path), None, 1, task).texts) == 1
     with pytest.raises(UsageError, match="no texts outside"):
-        transfer_texts(str(path), None, None, exclude={"a test tweet", "new one", "another new"})
+        transfer_set(str(path), None, None, {"train": ["a training tweet", "new one", "another new", "the storm tonight in town was loud"],
+                                             **{k: v for k, v in task.items() if k != "train"}})
     with pytest.raises(UsageError, match="no such file"):
-        transfer_texts(str(tmp_path / "missing.txt"), None, None, exclude=set())
+        transfer_set(str(tmp_path / "missing.txt"), None, None, task)
 
 
 def test_transfer_texts_come_in_one_fixed_shuffled_order(tmp_path):
-    from distill.transfer_set import transfer_texts
+    from distill.transfer_set import transfer_set
 
     path = tmp_path / "many.txt"
     lines = [f"tweet number {i}" for i in range(200)]
     path.write_text("\n".join(lines) + "\n")
-    first = transfer_texts(str(path), None, None, exclude=set())
+    first = transfer_set(str(path), None, None, {}).texts
     assert sorted(first) == sorted(lines) and first != lines  # shuffled, every text once
-    assert all(transfer_texts(str(path), None, None, exclude=set()) == first for _ in range(3))  # and always alike
-    assert transfer_texts(str(path), None, 50, exclude=set()) == first[:50]  # a limit takes a prefix of it
+    assert all(transfer_set(str(path), None, None, {}).texts == first for _ in range(3))  # and always alike
+    assert transfer_set(str(path), None, 50, {}).texts == first[:50]  # a limit takes a prefix of it
+
+
+def test_the_pool_holds_every_offline_text_but_the_task_own_and_its_eval_near_copies():
+    from conftest import SHARED_DATA as data_dir
+
+    from datamodules.sources import load_labelled_data
+    from distill.transfer_set import near_duplicate_key, shingles, transfer_set
+
+    task = {k: list(v["text"]) for k, v in load_labelled_data("tweet_eval/irony", data_dir).splits.items()}
+    pool = transfer_set("pool", data_dir, None, task)
+    assert {"tweet_eval/emoji", "go_emotions", "tweet_eval/emotion"} <= set(pool.per_source)
+    assert pool.per_source["tweet_eval/emoji"] == 100000  # every split: another task's test is not irony's
+    assert len(pool.texts) > 150000 and pool.dropped["task_text"] > 2000 and pool.dropped["task_eval_same"] > 1700
+    held_out = {near_duplicate_key(t) for split in ("validation", "test") for t in task[split]}
+    runs = set().union(*(shingles(k) for k in held_out))
+    keys = [near_duplicate_key(t) for t in pool.texts]
+    assert not held_out.intersection(keys) and all(shingles(k).isdisjoint(runs) for k in keys)
+    assert len(set(keys)) == len(keys)
 
 
 def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tmp_path):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
-
 
 from experiments import suites
 
@@ -41,12 +41,29 @@ def test_only_a_finished_run_with_a_saved_model_loses_its_checkpoints(tmp_path):
 def test_seeds_are_the_outer_loop_and_names_are_unique(tmp_path):
     args = suites.argparse.Namespace(seeds=[0, 1], epochs=None, out=str(tmp_path),
                                      datasets=["tweet_eval/emotion", "tweet_eval/hate"])
-    for build in suites.SUITES.values():
+    for name, build in suites.SUITES.items():
         runs = build(args)
         names = [name for name, _ in runs]
         assert len(names) == len(set(names))
         seeds = [flags[flags.index("--seed") + 1] for _, flags in runs]
-        assert seeds == sorted(seeds)  # every seed-0 run before any seed-1 run
+        assert name == "transfer" or seeds == sorted(seeds)  # every seed-0 run before any seed-1 run
+
+
+def test_the_transfer_suite_trains_each_teacher_before_its_students_and_the_cheap_curve_first(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0, 1, 2], epochs=None, out=str(tmp_path))
+    runs = suites.transfer(args)
+    names = [name for name, _ in runs]
+    for i, (name, flags) in enumerate(runs):
+        if "--teacher" in flags:
+            teachers = flags[flags.index("--teacher") + 1].split(",")
+            assert all(Path(t).name in names[:i] for t in teachers), name
+        if "--transfer-data" in flags:
+            assert flags[flags.index("--transfer-data") + 1] == "pool"
+    sizes = {name: (dict(zip(flags, flags[1:])).get("--transfer-samples"), "--transfer-data" in flags)
+             for name, flags in runs}
+    assert sizes["kd-0-s2"] == (None, False) and sizes["kd-30k-s1"] == ("30000", True) and sizes["kd-all-s0"] == (None, True)
+    assert max(names.index(f"kd-{size}-s{seed}") for size in ("0", "10k", "30k") for seed in (0, 1, 2)) < names.index("kd-all-s0")
+    assert len(dict(runs)["kd-ens-30k-s0"][dict(runs)["kd-ens-30k-s0"].index("--teacher") + 1].split(",")) == 3
 
 
 def test_reference_arms_longer_than_ten_minutes_run_on_the_first_seed_only(tmp_path):
@@ -76,6 +93,8 @@ def test_distillation_labels_tell_kd_arms_apart():
     assert distillation_label({"alpha": 0.5, "temperature": 2.0, "hidden_loss": "cosine"}).endswith("+ hidden cosine")
     with_transfer = {"alpha": 0.5, "temperature": 2.0, "transfer": {"data": "tweet_eval/emoji", "texts": 10000}}
     assert distillation_label(with_transfer) == "logits T=2 a=0.5 + 10000 unlabelled from tweet_eval/emoji"
+    ensemble = with_transfer | {"teacher_logits_cache": ["/c/a", "/c/b", "/c/c"]}
+    assert distillation_label(ensemble) == "logits T=2 a=0.5 + 10000 unlabelled from tweet_eval/emoji, mean of 3 teachers"
 
 
 def test_only_keeps_matching_runs_and_the_teacher_they_need(tmp_path):

@@ -49,7 +49,8 @@ def _record(r: dict, path: Path) -> dict:
 
 def distillation_label(info: dict) -> str:
     """How a distilled run learned from its teacher: 'CE only', 'logits T=2 a=0.5', '... + hidden cosine',
-    '... + 10000 unlabelled from tweet_eval/emoji' (runs that differ here must not be averaged together)."""
+    '... + 10000 unlabelled from tweet_eval/emoji', ', mean of 3 teachers' (runs that differ here must not
+    be averaged together)."""
     if not info:
         return ""
     if not info.get("alpha"):
@@ -59,6 +60,8 @@ def distillation_label(info: dict) -> str:
         label += f" + hidden {info['hidden_loss']}"
     if info.get("transfer"):
         label += f" + {info['transfer']['texts']} unlabelled from {info['transfer']['data']}"
+    if isinstance(info.get("teacher_logits_cache"), list):
+        label += f", mean of {len(info['teacher_logits_cache'])} teachers"
     return label
 
 
