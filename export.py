@@ -2,6 +2,7 @@
 
     python export.py runs/<run> --format onnx          # runs/<run>/onnx/model.onnx (+ tokenizer, labels)
     python export.py runs/<run> --format onnx-int8     # and model-int8.onnx (ONNX Runtime dynamic int8)
+    python export.py runs/<run> --format onnx-int8-static  # and model-int8-static.onnx (calibrated int8)
     python export.py runs/<run> --format peft          # runs/<run>/peft/: PeftModel.from_pretrained loads it
     python export.py runs/<run> --format hf            # runs/<run>/hf/: model/ as a Hub-ready folder (also for
                                                        # runs saved before mean-pooled folders refused plain loads)
@@ -23,7 +24,7 @@ from pathlib import Path
 from tweetcls_core.errors import StorageFull, UsageError, report
 from tweetcls_core.options import OUTPUT_DIR, Parser, Text
 
-FORMATS = ("onnx", "onnx-int8", "peft", "hf")
+FORMATS = ("onnx", "onnx-int8", "onnx-int8-static", "peft", "hf")
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> Path:
     loaded = load_run(target)
     if args.format == "hf":
         return export_hf(loaded, Path(args.out) if args.out else target / "hf")
+    if args.format == "onnx-int8-static" and not loaded.results:
+        raise UsageError(f"--format onnx-int8-static calibrates on a run's training texts; {target} is no run directory")
     folder = Path(args.out) if args.out else onnx_dir(loaded)
     export_onnx(loaded.model, loaded.tokenizer, folder, loaded.decision_rule())
     if loaded.results:
@@ -48,6 +51,12 @@ def run(args: argparse.Namespace) -> Path:
         (folder / CARD_FILE).write_text(model_card(loaded.results, "onnx", str(folder)))
     if args.format == "onnx-int8":
         return quantize_onnx(folder)
+    if args.format == "onnx-int8-static":
+        from compress.onnx_static import calibration_sample, quantize_onnx_static
+        from tweetcls.loader import load_run_data
+
+        train = list(load_run_data(loaded.results).splits["train"]["text"])
+        return quantize_onnx_static(folder, calibration_sample(train), loaded.tokenizer)
     return folder / FP32_FILE
 
 

@@ -75,7 +75,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 def read_inputs(args: argparse.Namespace) -> tuple[list, list[str]]:
     """(row ids, texts) from the arguments, the input file or stdin, in order."""
-    from datamodules.sources import column, read_lines, read_records
+    from datamodules.files import column, read_lines, read_records
 
     if args.texts:
         return list(range(1, len(args.texts) + 1)), list(args.texts)
@@ -117,7 +117,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
 
     def confidence_and_correct(split: str):
         rows = data.splits[split]
-        confidence, predicted = predictor.probabilities(list(rows["text"])).max(dim=-1)
+        confidence, predicted = torch.from_numpy(predictor.probabilities(list(rows["text"]))).max(dim=-1)
         return confidence, predicted == torch.tensor(rows["label"])
 
     chosen = threshold_for_precision(*confidence_and_correct("validation"), args.abstain_precision)
@@ -143,16 +143,13 @@ def write_outputs(path: Path, ids: list, texts: list[str], results: list[dict], 
 
 
 def run(args: argparse.Namespace) -> dict:
-    import torch
     from tqdm import tqdm
 
     from tweetcls.predictor import Predictor
 
     check_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     ids, texts = read_inputs(args)
-    predictor = Predictor.from_run(args.target, args.backend, args.batch_size, args.min_confidence)
+    predictor = Predictor.from_run(args.target, args.backend, args.batch_size, args.min_confidence, args.threads)
     chosen = choose_abstain_threshold(predictor, args) if args.abstain_precision is not None else None
     if chosen:
         predictor.min_confidence = chosen["threshold"]
@@ -175,9 +172,17 @@ def run(args: argparse.Namespace) -> dict:
             probability = "" if result["probability"] is None else f"{result['probability']:.3f}"
             print(f"{row_id}\t{result['label'] or '(empty)'}\t{probability}\t{text}")
     print(f"{len(texts)} texts in {seconds:.2f} s ({len(texts) / max(seconds, 1e-9):.0f} texts/s, backend "
-          f"{predictor.backend}, batch size {args.batch_size}, {torch.get_num_threads()} threads)"
+          f"{predictor.backend}, batch size {args.batch_size}, {threads_in_use(args.threads)} threads)"
           + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
     return {"results": results, "seconds": seconds}
+
+
+def threads_in_use(asked: int | None) -> int | str:
+    """What --threads set, or torch's count where torch ran (an ONNX export: ONNX Runtime's default)."""
+    if asked:
+        return asked
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch else "default"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_intermixed_args(argv)
         from tweetcls_core.quiet import quiet_libraries
 
-        quiet_libraries()
+        quiet_libraries(load=False)
         run(args)
     except (UsageError, StorageFull) as err:
         return report("predict.py", err)

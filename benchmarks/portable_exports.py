@@ -102,7 +102,7 @@ def measure(run_dir: Path, data_dir: str | None) -> dict:
     run = load_run(run_dir)
     test = load_run_data(run.results, data_dir).splits["test"]
     texts, labels = list(test["text"]), list(test["label"])
-    ours = Predictor.from_run(run_dir).logits(texts)
+    ours = torch.from_numpy(Predictor.from_run(run_dir).logits(texts))
     rows = [{"form": "in-project (results.json)", "macro_f1": run.results["test"]["macro_f1"]},
             {"form": "in-project predictor (tweetcls.Predictor, torch)", "macro_f1": macro_f1(ours, labels)}]
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,8 +114,8 @@ def measure(run_dir: Path, data_dir: str | None) -> dict:
                 row["macro_f1"] = macro_f1(logits, labels[:len(logits)])
                 if len(logits) == len(texts):
                     # int8: against this project's predictor on the same int8 file (fp32: the torch predictor)
-                    reference = Predictor.from_run(job["compare_with"], backend="onnx-int8").logits(texts) \
-                        if job.get("compare_with") else ours
+                    reference = torch.from_numpy(Predictor.from_run(job["compare_with"], backend="onnx-int8")
+                                                 .logits(texts)) if job.get("compare_with") else ours
                     if job.get("compare_with"):
                         row["in_project_macro_f1"] = macro_f1(reference, labels)
                     row["argmax_equal_to_predictor"] = bool(torch.equal(logits.argmax(-1), reference.argmax(-1)))

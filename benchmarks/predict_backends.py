@@ -4,7 +4,7 @@ throughput, test metric, and a 10,000-line file through predict.py.
     python -m benchmarks.predict_backends runs/<run> [--threads 2]
 
 In one process, one backend after the other: ``torch`` (fp32), ``int8`` (torch dynamic),
-``onnx`` and ``onnx-int8`` (ONNX Runtime; exported into the run on first use).
+``onnx``, ``onnx-int8`` and ``onnx-int8-static`` (ONNX Runtime; exported into the run on first use).
 - single text: one tweet at a time through ``Predictor.predict`` (tokenize, forward,
   probabilities), as a web service pays per request: p50 and p99 over the test tweets;
 - batch: the forward pass alone on a fixed random batch (--batch x --seq), as in the ledger;
@@ -35,7 +35,7 @@ def size_mb(run_dir: Path, backend: str, predictor) -> float:
     if backend in ("torch", "bf16"):  # bf16 runs the fp32 weights under autocast
         return (run_dir / "model" / "model.safetensors").stat().st_size / 1e6
     if backend.startswith("onnx"):
-        name = "model-int8.onnx" if backend == "onnx-int8" else "model.onnx"
+        name = {"onnx-int8": "model-int8.onnx", "onnx-int8-static": "model-int8-static.onnx"}.get(backend, "model.onnx")
         return (run_dir / "onnx" / name).stat().st_size / 1e6
     from compress.dynamic_int8 import quantize_int8, save_int8
     from tweetcls import load_run
@@ -57,9 +57,8 @@ def single_text_ms(predictor, texts: list[str]) -> tuple[float, float]:
 
 
 def batch_throughput(predictor, vocab_size: int, batch: int, seq: int, iters: int) -> float:
-    inputs = random_batch(vocab_size, batch, seq)
-    if "token_type_ids" in predictor.tokenizer("x"):
-        inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+    inputs = {name: tensor.numpy() for name, tensor in random_batch(vocab_size, batch, seq).items()}
+    inputs["token_type_ids"] = torch.zeros(batch, seq, dtype=torch.long).numpy()  # a forward takes what it needs
     for _ in range(3):
         predictor.forward(inputs)
     times = []
@@ -74,7 +73,7 @@ def test_metric(predictor, data) -> float:
     from tweetcls_core.metrics import build_metrics, metric_scalars
 
     test = data.splits["test"]
-    probs = predictor.probabilities(list(test["text"]))
+    probs = torch.from_numpy(predictor.probabilities(list(test["text"])))
     metrics = build_metrics(len(data.label_names), data.multi_label, predictor.threshold or 0.5)
     metrics.update(probs, torch.tensor(test["label"]).long())
     return metric_scalars(metrics.compute(), data.label_names, data.metric, data.metric_classes)["task_metric"]
@@ -115,11 +114,11 @@ def main() -> None:
     tweets = list(data.splits["test"]["text"])
     rows = []
     for backend in args.backends.split(","):
-        predictor = Predictor.from_run(args.run, backend=backend)
+        predictor = Predictor.from_run(args.run, backend=backend, threads=args.threads)
         p50, p99 = single_text_ms(predictor, tweets[:args.single_texts])
         row = {"backend": backend, "size_mb": size_mb(args.run, backend, predictor),
                "single_p50_ms": p50, "single_p99_ms": p99,
-               "batch_texts_per_s": batch_throughput(predictor, len(predictor.tokenizer), args.batch, args.seq,
+               "batch_texts_per_s": batch_throughput(predictor, predictor.encoder.tokenizer.get_vocab_size(), args.batch, args.seq,
                                                      args.iters),
                "test_metric": test_metric(predictor, data)}
         row |= file_run(args.run, backend, tweets, args.file_lines, args.threads)

@@ -1,19 +1,18 @@
-"""Pruning and quantization on torch, LoRA on an int8 base, and the compression ledger."""
+"""Pruning and quantization on torch, LoRA on an int8 base, and the compression ledger.
 
-from compress.dynamic_int8 import load_int8, quantize_int8, save_int8
-from compress.int8_base import Int8Linear, dequantize_linears, quantize_frozen_linears
-from compress.structured import prune_ffn_neurons
-from compress.unstructured import magnitude_prune, make_permanent, sparsity_report
+Names load on first use (PEP 562): ``compress.onnx_files`` serves an ONNX export without torch."""
 
-__all__ = [
-    "Int8Linear",
-    "dequantize_linears",
-    "load_int8",
-    "magnitude_prune",
-    "make_permanent",
-    "prune_ffn_neurons",
-    "quantize_frozen_linears",
-    "quantize_int8",
-    "save_int8",
-    "sparsity_report",
-]
+from importlib import import_module
+
+_WHERE = {"load_int8": "compress.dynamic_int8", "quantize_int8": "compress.dynamic_int8",
+          "save_int8": "compress.dynamic_int8", "Int8Linear": "compress.int8_base",
+          "dequantize_linears": "compress.int8_base", "quantize_frozen_linears": "compress.int8_base",
+          "prune_ffn_neurons": "compress.structured", "magnitude_prune": "compress.unstructured",
+          "make_permanent": "compress.unstructured", "sparsity_report": "compress.unstructured"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'compress' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

@@ -10,6 +10,7 @@ A variant is a ``+``-joined list of steps applied in order to a copy of the fp32
     int8                  dynamic int8 quantization for CPU (must come last)
     onnx                  the model exported to ONNX, run by ONNX Runtime (last)
     onnx-int8             the same, quantized by ONNX Runtime (dynamic, per-channel int8; last)
+    onnx-int8-static      the same, static int8 calibrated on training texts (compress/onnx_static.py; last)
 
 e.g. ``none,prune:0.5,prune-structured:0.5,int8,prune-structured:0.5+int8``.
 """
@@ -32,7 +33,7 @@ from tweetcls_core.precision import Bf16Autocast
 from tweetcls_core.saved_model import mark_pooling, save_classifier
 
 STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
-LAST_STEPS = ("bf16", "int8", "onnx", "onnx-int8")  # each turns the model into something no other step can change
+LAST_STEPS = ("bf16", "int8", "onnx", "onnx-int8", "onnx-int8-static")  # each turns the model into something no other step can change
 STEPS = ("none", *LAST_STEPS, *STEPS_WITH_AMOUNT)
 
 
@@ -79,9 +80,10 @@ def variant_name(steps: list[Step]) -> str:
     return "+".join(str(s) for s in steps)
 
 
-def build_variant(model: nn.Module, steps: list[Step], tokenizer=None, workdir: Path | None = None) -> nn.Module:
+def build_variant(model: nn.Module, steps: list[Step], tokenizer=None, workdir: Path | None = None,
+                  calibration_texts: list[str] | None = None) -> nn.Module:
     """A compressed copy of ``model``; the original is untouched. The ONNX steps need the
-    tokenizer (its input names) and a folder to export into."""
+    tokenizer (its input names) and a folder to export into; static int8 needs texts to calibrate on."""
     variant = copy.deepcopy(model).eval()
     for step in steps:
         if step.kind in ("prune", "prune-global"):
@@ -93,12 +95,15 @@ def build_variant(model: nn.Module, steps: list[Step], tokenizer=None, workdir: 
             variant = Bf16Autocast(variant)
         elif step.kind == "int8":
             variant = quantize_int8(variant, inplace=True)
-        elif step.kind in ("onnx", "onnx-int8"):
+        elif step.kind.startswith("onnx"):
             from compress.onnx_export import onnx_runtime_variant
 
             if tokenizer is None or workdir is None:
                 raise ValueError("the onnx steps need a tokenizer and a workdir")
-            variant = onnx_runtime_variant(variant, tokenizer, workdir, int8=step.kind == "onnx-int8")
+            if step.kind == "onnx-int8-static" and not calibration_texts:
+                raise ValueError("onnx-int8-static needs calibration texts")
+            variant = onnx_runtime_variant(variant, tokenizer, workdir, step.kind.removeprefix("onnx").lstrip("-") or None,
+                                           calibration_texts)
     return variant
 
 

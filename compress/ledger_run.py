@@ -36,7 +36,8 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
     with tempfile.TemporaryDirectory() as workdir:  # ONNX exports of the variants that need one
         for number, steps in enumerate(variants):
             name = variant_name(steps)
-            variant = build_variant(model, steps, datamodule.tokenizer, Path(workdir) / f"onnx-{number}")
+            variant = build_variant(model, steps, datamodule.tokenizer, Path(workdir) / f"onnx-{number}",
+                                    calibration_texts=list(data.splits["train"]["text"]))
             if save_variants:
                 # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
                 with atomic_directory(Path(save_variants) / name.replace(":", "_")) as folder:

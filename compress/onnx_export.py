@@ -22,9 +22,7 @@ from torch import nn
 from tweetcls_core.atomic import atomic_directory
 from tweetcls_core.errors import UsageError
 
-FP32_FILE = "model.onnx"
-INT8_FILE = "model-int8.onnx"
-META_FILE = "tweetcls.json"
+from compress.onnx_files import FP32_FILE, INT8_FILE, META_FILE, onnx_session, read_metadata  # noqa: F401
 
 
 class _LogitsOnly(nn.Module):
@@ -80,22 +78,6 @@ def _add_metadata(path: Path, meta: dict) -> None:
     onnx.save(graph, str(path))
 
 
-def onnx_session(path: str | Path):
-    """An ONNX Runtime session on the CPU with torch's thread count (what every measurement here uses)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def read_metadata(folder: str | Path) -> dict:
-    path = Path(folder) / META_FILE
-    if not path.is_file():
-        raise UsageError(f"{folder} has no {META_FILE}; export it with predict.py --backend onnx")
-    return json.loads(path.read_text())
-
-
 class OnnxRuntimeClassifier(nn.Module):
     """An exported classifier run by ONNX Runtime behind the interface of a Hugging Face one
     (``model(**inputs).logits``, ``.config``), so the compression ledger times and scores it
@@ -104,7 +86,7 @@ class OnnxRuntimeClassifier(nn.Module):
     def __init__(self, path: str | Path, config, source_counts: dict[str, int]) -> None:
         super().__init__()
         self.path, self.config, self.source_counts = Path(path), config, source_counts
-        self.session = onnx_session(path)
+        self.session = onnx_session(path, torch.get_num_threads())  # the ledger times every variant alike
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **extra):
@@ -117,12 +99,18 @@ class OnnxRuntimeClassifier(nn.Module):
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
 
-def onnx_runtime_variant(model: nn.Module, tokenizer, folder: str | Path, int8: bool) -> OnnxRuntimeClassifier:
-    """Export ``model`` (fp32) into ``folder``, quantize it if asked, and load it in ONNX Runtime."""
+def onnx_runtime_variant(model: nn.Module, tokenizer, folder: str | Path, quantization: str | None = None,
+                         calibration_texts: list[str] | None = None) -> OnnxRuntimeClassifier:
+    """Export ``model`` (fp32) into ``folder``, quantize it if asked (``int8``: dynamic;
+    ``int8-static``: calibrated on ``calibration_texts``), and load it in ONNX Runtime."""
     from compress.weight_counts import parameter_counts
 
     counts = parameter_counts(model) | {"params_trainable": 0}  # an ONNX graph trains nothing
     path = export_onnx(model, tokenizer, folder, {"pooling": getattr(model.config, "pooling", "cls")})
-    if int8:
+    if quantization == "int8":
         path = quantize_onnx(folder)
+    elif quantization == "int8-static":
+        from compress.onnx_static import calibration_sample, quantize_onnx_static
+
+        path = quantize_onnx_static(folder, calibration_sample(calibration_texts), tokenizer)
     return OnnxRuntimeClassifier(path, model.config, counts)

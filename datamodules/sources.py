@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,13 +19,13 @@ from typing import Callable
 
 import datasets
 
+from datamodules.files import DATA_DIR_ENV, MAX_CELL, column, read_lines, read_records, read_table, read_text  # noqa: F401
 from tweetcls_core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 SPLIT_SEED = 42  # fixed: the held-out rows of a split we make never depend on --seed
-DATA_DIR_ENV = "TWEETCLS_DATA_DIR"
 TWEET_EVAL_TASKS = ("emotion", "hate", "irony", "offensive", "emoji", "stance")
 STANCE_TARGETS = ("abortion", "atheism", "climate", "feminist", "hillary")
 
@@ -55,84 +54,7 @@ def default_data_dir() -> Path | None:
     return beside if beside.is_dir() else None
 
 
-# ---------------------------------------------------------------- reading files
-
-
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """The file's text; a UTF-8 byte-order mark is dropped. Another encoding is one flag away."""
-    if not path.is_file():
-        raise UsageError(f"data file {path} not found; check the path, --data-dir (or ${DATA_DIR_ENV})")
-    try:
-        return path.read_text(encoding="utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-                              else encoding)
-    except LookupError:
-        raise UsageError(f"unknown --encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252") from None
-    except UnicodeDecodeError as err:
-        raise UsageError(
-            f"data file {path} is not {encoding} (byte {err.start}); pass its encoding, e.g. --encoding latin-1"
-        ) from None
-    except OSError as err:
-        raise UsageError(f"cannot read data file {path}: {err.strerror}") from None
-
-
-def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
-    # split on "\n" only: str.splitlines would also break at U+2028 and friends inside tweets
-    lines = read_text(path, encoding).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
-
-
-MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long review; far beyond any max_length
-
-
-def read_table(path: Path, delimiter: str, encoding: str = "utf-8") -> list[dict[str, str]]:
-    csv.field_size_limit(MAX_CELL)
-    try:
-        return list(csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter))
-    except csv.Error as err:
-        raise UsageError(f"{path} is not a readable {'CSV' if delimiter == ',' else 'TSV'} file ({err})") from None
-
-
-def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
-    """Rows of a .csv, .tsv, .json (a list, or {"data": list}) or .jsonl file."""
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return read_table(path, "," if suffix == ".csv" else "\t", encoding)
-    if suffix in (".json", ".jsonl"):
-        text = read_text(path, encoding)
-        if suffix == ".jsonl":
-            data = []
-            for number, line in enumerate(text.split("\n"), start=1):
-                if line.strip():
-                    try:
-                        data.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
-        else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise UsageError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
-            data = data.get("data", data) if isinstance(data, dict) else data
-        if not isinstance(data, list):
-            raise UsageError(f"{path} must hold a list of records (or {{\"data\": [...]}})")
-        for number, row in enumerate(data, start=1):
-            if not isinstance(row, dict):
-                raise UsageError(f"{path}: record {number} is not an object with named fields "
-                                 f"(got {type(row).__name__}); each record needs the text and label fields")
-        return data
-    raise UsageError(f"unsupported data file type {suffix!r} for {path}; use .csv, .tsv, .json or .jsonl")
-
-
-def column(rows: list[dict], name: str, path: Path, option: str) -> list:
-    for number, row in enumerate(rows, start=1):
-        if name not in row:
-            where = f"{path}" if number == 1 else f"record {number} of {path}"
-            raise UsageError(f"column {name!r} not in {where} (columns: {', '.join(map(str, row))}); "
-                             f"pass {option}" + ("" if number == 1 else " or fix the record"))
-    return [row[name] for row in rows]
-
+# ---------------------------------------------------------------- reading files: datamodules/files.py
 
 # ---------------------------------------------------------------- building splits
 

@@ -109,6 +109,6 @@ def test_an_onnx_ledger_variant_records_the_models_pooling(tmp_path, tiny_model_
     from tweetcls_core.build import load_tokenizer
 
     model = load_classifier(tiny_model_dir, ["a", "b", "c"], pooling="mean").eval()
-    onnx_runtime_variant(model, load_tokenizer(tiny_model_dir), tmp_path / "onnx", int8=False)
+    onnx_runtime_variant(model, load_tokenizer(tiny_model_dir), tmp_path / "onnx", None)
     meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "onnx" / FP32_FILE)).metadata_props}
     assert meta["pooling"] == "mean"

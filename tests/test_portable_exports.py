@@ -47,7 +47,7 @@ def plain_clients(jobs: list[dict], tmp_path: Path) -> list[dict]:
 
 
 def our_logits(target: Path, backend: str = "torch") -> torch.Tensor:
-    return Predictor.from_run(target, backend=backend).logits(TEXTS)
+    return torch.from_numpy(Predictor.from_run(target, backend=backend).logits(TEXTS))
 
 
 def assert_same_predictions(answer: dict, ours: torch.Tensor, atol: float = ATOL) -> None:
@@ -118,21 +118,24 @@ def test_adapter_folder_is_refused_by_plain_peft(runs, tiny_model_dir, tmp_path)
 
 
 def test_onnx_exports_in_plain_onnxruntime(runs, tmp_path):
-    """ONNX fp32 and int8 with onnxruntime + tokenizers only: the project's logits, both poolings."""
+    """ONNX fp32, dynamic and static int8 with onnxruntime + tokenizers only: the project's logits,
+    both poolings (static int8 as tightly as fp32: its answers do not depend on the batching)."""
     jobs, expected, tolerances = [], [], []
     for pooling, run in runs.items():
         folder = tmp_path / f"onnx-{pooling}"
         assert export.main([str(run), "--format", "onnx-int8", "--out", str(folder)]) == 0
+        assert export.main([str(run), "--format", "onnx-int8-static", "--out", str(folder / "static")]) == 0
         assert "onnxruntime.InferenceSession" in (folder / "README.md").read_text()
-        for file, backend in (("model.onnx", "onnx"), ("model-int8.onnx", "onnx-int8")):
+        for file, backend in (("model.onnx", "onnx"), ("model-int8.onnx", "onnx-int8"),
+                              ("static/model-int8-static.onnx", "onnx-int8-static")):
             jobs.append({"client": "onnxruntime", "model_file": str(folder / file),
-                         "tokenizer_file": str(folder / "tokenizer.json"), "texts": TEXTS})
-            expected.append(Predictor.from_run(folder / file, backend=backend).logits(TEXTS))
+                         "tokenizer_file": str((folder / file).parent / "tokenizer.json"), "texts": TEXTS})
+            expected.append(torch.from_numpy(Predictor.from_run(folder / file, backend=backend).logits(TEXTS)))
             tolerances.append(INT8_ATOL if backend == "onnx-int8" else ATOL)
     for answer, ours, atol in zip(plain_clients(jobs, tmp_path), expected, tolerances):
         assert_same_predictions(answer, ours, atol)
     # and the fp32 export computes what the torch model does
-    torch.testing.assert_close(expected[2], our_logits(runs["mean"]), rtol=0, atol=ATOL)
+    torch.testing.assert_close(expected[3], our_logits(runs["mean"]), rtol=0, atol=ATOL)
 
 
 def test_saved_variants_in_plain_transformers(runs, tmp_path):

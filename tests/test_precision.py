@@ -136,7 +136,7 @@ def test_lora_merged_after_bf16_training_equals_the_unmerged_model_in_fp32(bf16_
 def test_the_bf16_backend_predicts_like_fp32(bf16_run):
     fp32, bf16 = Predictor.from_run(bf16_run, "torch"), Predictor.from_run(bf16_run, "bf16")
     assert bf16.backend == "bf16"
-    p32, p16 = fp32.probabilities(TEXTS), bf16.probabilities(TEXTS)
+    p32, p16 = torch.from_numpy(fp32.probabilities(TEXTS)), torch.from_numpy(bf16.probabilities(TEXTS))
     assert p16.dtype == torch.float32
     torch.testing.assert_close(p16, p32, rtol=0, atol=0.02)
     assert not torch.equal(p16, p32)  # it really ran in bf16

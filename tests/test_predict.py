@@ -43,7 +43,7 @@ def reference_probabilities(run_dir: Path, texts: list[str]) -> torch.Tensor:
 
 def test_torch_backend_matches_the_model_text_by_text_in_input_order(run_dir):
     predictor = Predictor.from_run(run_dir, batch_size=7)  # batches of sorted lengths, answers in input order
-    probs = predictor.probabilities(TEXTS)
+    probs = torch.from_numpy(predictor.probabilities(TEXTS))
     torch.testing.assert_close(probs, reference_probabilities(run_dir, TEXTS), rtol=0, atol=1e-5)
     results = predictor.predict(TEXTS)
     names = predictor.label_names
@@ -55,16 +55,16 @@ def test_probabilities_are_temperature_calibrated(run_dir):
     predictor = Predictor.from_run(run_dir)
     fitted = json.loads((run_dir / "results.json").read_text())["calibration"]["temperature"]
     assert predictor.temperature == pytest.approx(fitted) and fitted != 1.0
-    logits = predictor.logits(TEXTS[:5])
-    torch.testing.assert_close(predictor.probabilities(TEXTS[:5]), torch.softmax(logits / fitted, dim=-1))
+    logits = torch.from_numpy(predictor.logits(TEXTS[:5]))
+    torch.testing.assert_close(torch.from_numpy(predictor.probabilities(TEXTS[:5])), torch.softmax(logits / fitted, dim=-1))
 
 
 @pytest.mark.parametrize("backend, atol", [("onnx", 1e-4), ("int8", 0.1), ("onnx-int8", 0.1)])
 def test_other_backends_agree_with_torch(run_dir, backend, atol):
-    base = Predictor.from_run(run_dir).logits(TEXTS)
+    base = torch.from_numpy(Predictor.from_run(run_dir).logits(TEXTS))
     other = Predictor.from_run(run_dir, backend=backend)
     assert other.backend == backend
-    torch.testing.assert_close(other.logits(TEXTS), base, rtol=0, atol=atol)
+    torch.testing.assert_close(torch.from_numpy(other.logits(TEXTS)), base, rtol=0, atol=atol)
     if backend.startswith("onnx"):  # exported once into the run and kept, with what it needs to stand alone
         folder = run_dir / "onnx"
         assert (folder / ("model-int8.onnx" if backend == "onnx-int8" else "model.onnx")).is_file()
@@ -109,7 +109,7 @@ def test_empty_texts_keep_their_rows_and_top_k_limits_the_probabilities(run_dir)
 
 
 def test_min_confidence_answers_uncertain_below_it(run_dir):
-    probs = Predictor.from_run(run_dir).probabilities(TEXTS).max(-1).values
+    probs = torch.from_numpy(Predictor.from_run(run_dir).probabilities(TEXTS)).max(-1).values
     cut = float(probs.median())
     results = Predictor.from_run(run_dir, min_confidence=cut).predict(TEXTS)
     assert [r["label"] == "uncertain" for r in results] == (probs < cut).tolist()
@@ -174,7 +174,7 @@ def test_abstain_precision_is_chosen_on_val_saved_and_used(run_dir, tiny_csv, ca
 def test_the_val_chosen_abstain_threshold_is_checked_on_the_test_split(run_dir, capsys, monkeypatch):
     def spread(self, texts, progress=None):  # class 0 always, at a confidence that differs text by text
         p = torch.tensor([0.5 + zlib.crc32(t.encode()) % 500 / 1000 for t in texts])
-        return torch.stack([p, 1 - p], dim=-1)
+        return torch.stack([p, 1 - p], dim=-1).numpy()
 
     monkeypatch.setattr(Predictor, "probabilities", spread)
     splits = load_run_data(read_results(run_dir)).splits
@@ -186,7 +186,7 @@ def test_the_val_chosen_abstain_threshold_is_checked_on_the_test_split(run_dir, 
     assert code == 0 and "on the test split" in err[1], err
     held = {}
     for split in ("validation", "test"):
-        confidence = spread(None, list(splits[split]["text"]))[:, 0]
+        confidence = torch.from_numpy(spread(None, list(splits[split]["text"])))[:, 0]
         kept = confidence >= saved["threshold"]
         correct = torch.tensor(splits[split]["label"]) == 0
         held[split] = (float(kept.double().mean()), float(correct[kept].double().mean()))
@@ -217,3 +217,30 @@ def test_cli_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys, make_ar
 def _write(path: Path, text: str, encoding: str = "utf-8") -> str:
     path.write_bytes(text.encode(encoding))
     return str(path)
+
+
+def test_the_text_encoder_computes_what_the_transformers_tokenizer_does(run_dir, tiny_model_dir):
+    from tweetcls.text_encoder import TextEncoder
+
+    tokenizer = load_run(run_dir).tokenizer
+    texts = [*TEXTS[:4], "déjà vu 🙂 #tbt @user", " ".join(TEXTS) * 20]  # the last one is truncated
+    expected = tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="np")
+    for encoder in (TextEncoder.from_hf(tokenizer, 32), TextEncoder.from_folder(run_dir / "model", 32)):
+        got = encoder.pad(encoder.encode(texts))
+        assert {"input_ids", "attention_mask"} <= set(expected)
+        for name in expected:
+            assert (got[name] == expected[name]).all(), name
+
+
+def test_predict_on_an_onnx_export_loads_neither_torch_nor_transformers(run_dir):
+    import subprocess
+    import sys
+
+    assert Predictor.from_run(run_dir, backend="onnx").backend == "onnx"  # makes the export
+    script = ("import json, sys, predict; code = predict.main([sys.argv[1], '--backend', 'onnx', 'hello there']); "
+              "print(json.dumps([code, sorted(m for m in ('torch', 'transformers', 'datasets', 'lightning') "
+              "if m in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", script, str(run_dir)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    code, heavy = json.loads(out.stdout.strip().splitlines()[-1])
+    assert code == 0 and heavy == [], out.stderr[-2000:]

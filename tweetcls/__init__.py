@@ -6,10 +6,17 @@
 
 This package sits on top of the others (it reads LoRA adapters and int8 variants), so
 the entry points that consume finished runs (evaluate.py, the experiments, prediction)
-all load them the same way.
+all load them the same way. Names load on first use (PEP 562): a Predictor on an ONNX
+export never imports torch or transformers.
 """
 
-from tweetcls.loader import LoadedRun, load_run
-from tweetcls.predictor import Predictor
+from importlib import import_module
 
-__all__ = ["LoadedRun", "Predictor", "load_run"]
+_WHERE = {"LoadedRun": "tweetcls.loader", "load_run": "tweetcls.loader", "Predictor": "tweetcls.predictor"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'tweetcls' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

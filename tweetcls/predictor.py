@@ -4,12 +4,14 @@
     predictor = Predictor.from_run("runs/<run>", backend="int8")
     predictor.predict(["what a day", "so angry right now"])
 
-Backends: ``torch`` (fp32), ``bf16`` (fp32 weights, bf16 autocast), ``int8`` (torch dynamic int8), ``onnx`` and ``onnx-int8``
-(ONNX Runtime; exported into the run directory on first use and kept). Texts are batched
+Backends: ``torch`` (fp32), ``bf16`` (fp32 weights, bf16 autocast), ``int8`` (torch dynamic int8), ``onnx``,
+``onnx-int8`` and ``onnx-int8-static`` (ONNX Runtime; exported into the run directory on first use and kept;
+static int8 is calibrated on the run's training texts). Texts are batched
 by length (little padding) and returned in input order. Single-label probabilities are
 temperature-calibrated when the run fitted a temperature; a prediction below the abstain
 threshold (``min_confidence``, or the one ``abstain.json`` in the run holds) is ``uncertain``.
-Empty texts get a row marked empty, never a shifted one.
+Empty texts get a row marked empty, never a shifted one. Logits and probabilities are numpy
+arrays; an ONNX backend on an existing export imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import torch
+import numpy as np
 
-from tweetcls.loader import LoadedRun, load_run
-from compress.onnx_export import FP32_FILE, INT8_FILE, export_onnx, onnx_session, quantize_onnx, read_metadata
+from compress.onnx_files import FILE_OF_BACKEND, FP32_FILE, INT8_FILE, STATIC_FILE, onnx_session, read_metadata
+from tweetcls.text_encoder import TextEncoder
 from tweetcls_core.backends import BACKENDS
 from tweetcls_core.errors import UsageError
-from tweetcls_core.precision import Bf16Autocast
+
+if TYPE_CHECKING:
+    from tweetcls.loader import LoadedRun
 
 ABSTAIN_FILE = "abstain.json"
 UNCERTAIN = "uncertain"
@@ -33,8 +37,8 @@ UNCERTAIN = "uncertain"
 
 @dataclass
 class Predictor:
-    forward: Callable[[dict], torch.Tensor]  # padded batch of token ids -> logits
-    tokenizer: object
+    forward: Callable[[dict[str, np.ndarray]], np.ndarray]  # padded batch of token ids -> logits
+    encoder: TextEncoder
     label_names: list[str]
     multi_label: bool = False
     threshold: float | None = None  # multi-label decision threshold
@@ -48,23 +52,32 @@ class Predictor:
 
     @classmethod
     def from_run(cls, target: str | Path, backend: str = "torch", batch_size: int = 64,
-                 min_confidence: float | None = None) -> "Predictor":
-        """A predictor for a run directory, adapter, int8 variant, ONNX folder/file or model folder."""
+                 min_confidence: float | None = None, threads: int | None = None) -> "Predictor":
+        """A predictor for a run directory, adapter, int8 variant, ONNX folder/file or model folder.
+        ``threads``: intra-op threads (None: the runtime's default)."""
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         if batch_size <= 0:
             raise UsageError(f"--batch-size must be > 0, got {batch_size}")
         onnx_file = _onnx_file(Path(target), backend)
         if onnx_file is not None:
-            return _from_onnx_file(onnx_file, batch_size, min_confidence)
+            return _from_onnx_file(onnx_file, batch_size, min_confidence, threads)
+        import torch
+
+        from tweetcls.loader import load_run
+        from tweetcls_core.precision import Bf16Autocast
+
+        if threads:
+            torch.set_num_threads(threads)
         run = load_run(target)
-        forward = _torch_forward(run.model) if backend == "torch" else \
-            _torch_forward(Bf16Autocast(run.model)) if backend == "bf16" else \
-            _torch_forward(_int8_model(run)) if backend == "int8" else \
-            _onnx_forward(_exported(run, backend == "onnx-int8"))
-        predictor = cls(forward, run.tokenizer, run.label_names, run.multi_label, run.threshold, run.temperature,
-                        run.max_length, backend, batch_size, min_confidence, run.run_dir,
-                        {"source": str(target), "kind": run.kind})
+        names = [n for n in run.tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+        forward = _torch_forward(run.model, names) if backend == "torch" else \
+            _torch_forward(Bf16Autocast(run.model), names) if backend == "bf16" else \
+            _torch_forward(_int8_model(run), names) if backend == "int8" else \
+            _onnx_forward(_exported(run, backend), threads or torch.get_num_threads())
+        predictor = cls(forward, TextEncoder.from_hf(run.tokenizer, run.max_length), run.label_names,
+                        run.multi_label, run.threshold, run.temperature, run.max_length, backend, batch_size,
+                        min_confidence, run.run_dir, {"source": str(target), "kind": run.kind})
         predictor.use_saved_abstain_threshold()
         return predictor
 
@@ -76,39 +89,39 @@ class Predictor:
             self.min_confidence = chosen.get("threshold")
             self.info["abstain"] = chosen
 
-    def logits(self, texts: list[str], progress: Callable[[int], None] | None = None) -> torch.Tensor:
-        """Logits in input order; batches of similar length (texts must be non-empty)."""
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        ids = encoded["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        out = torch.empty(len(ids), len(self.label_names))
+    def logits(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Logits (texts x labels, float32) in input order; batches of similar length (texts must be non-empty)."""
+        encodings = self.encoder.encode(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        out = np.empty((len(encodings), len(self.label_names)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
-            batch = self.tokenizer.pad({k: [v[i] for i in chunk] for k, v in encoded.items()}, return_tensors="pt")
-            out[chunk] = self.forward(dict(batch)).float()
+            out[chunk] = self.forward(self.encoder.pad([encodings[i] for i in chunk]))
             if progress:
                 progress(len(chunk))
         return out
 
-    def probabilities(self, texts: list[str], progress=None) -> torch.Tensor:
+    def probabilities(self, texts: list[str], progress=None) -> np.ndarray:
         logits = self.logits(texts, progress)
         if self.multi_label:
-            return torch.sigmoid(logits)
-        return torch.softmax(logits / self.temperature, dim=-1)
+            return 1.0 / (1.0 + np.exp(-logits))
+        scaled = logits / self.temperature
+        exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return exp / exp.sum(axis=-1, keepdims=True)
 
     def predict(self, texts: Iterable[str], top_k: int | None = None, progress=None) -> list[dict]:
         """One dict per text, in input order: label, probability, probabilities (all, or the top k)."""
         texts = list(texts)
         keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-        probs = self.probabilities([texts[i] for i in keep], progress) if keep else torch.empty(0)
+        probs = self.probabilities([texts[i] for i in keep], progress) if keep else []
         results: list[dict] = [{"label": "", "probability": None, "probabilities": {}, "empty": True}
                                for _ in texts]
         for row, p in zip(keep, probs):
             results[row] = self._decide(p, top_k)
         return results
 
-    def _decide(self, p: torch.Tensor, top_k: int | None) -> dict:
-        ranked = torch.argsort(p, descending=True).tolist()
+    def _decide(self, p: np.ndarray, top_k: int | None) -> dict:
+        ranked = np.argsort(-p, kind="stable").tolist()
         shown = ranked[:top_k] if top_k else ranked
         out = {"probabilities": {self.label_names[i]: float(p[i]) for i in shown}, "empty": False}
         if self.multi_label:
@@ -122,17 +135,19 @@ class Predictor:
         return {"label": label, "probability": float(p[best]), **out}
 
 
-def _torch_forward(model) -> Callable[[dict], torch.Tensor]:
+def _torch_forward(model, names: list[str]) -> Callable[[dict], np.ndarray]:
+    import torch
+
     model.eval()
 
     @torch.inference_mode()
-    def forward(batch: dict) -> torch.Tensor:
-        return model(**batch).logits
+    def forward(batch: dict) -> np.ndarray:
+        return model(**{n: torch.from_numpy(batch[n]) for n in names}).logits.float().numpy()
 
     return forward
 
 
-def _int8_model(run: LoadedRun):
+def _int8_model(run: "LoadedRun"):
     if run.kind == "int8":
         return run.model
     from compress.dynamic_int8 import quantize_int8
@@ -140,51 +155,70 @@ def _int8_model(run: LoadedRun):
     return quantize_int8(run.model)
 
 
-def _onnx_forward(path: Path) -> Callable[[dict], torch.Tensor]:
-    session = onnx_session(path)
+def _onnx_forward(path: Path, threads: int | None) -> Callable[[dict], np.ndarray]:
+    session = onnx_session(path, threads)
     names = [i.name for i in session.get_inputs()]
 
-    def forward(batch: dict) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {n: batch[n].numpy() for n in names})[0])
+    def forward(batch: dict) -> np.ndarray:
+        return session.run(None, {n: batch[n] for n in names})[0]
 
     return forward
 
 
-def _exported(run: LoadedRun, int8: bool) -> Path:
+def _exported(run: "LoadedRun", backend: str) -> Path:
     """The run's ONNX export (made and kept on first use) and, if asked, its int8 variant."""
     folder = onnx_dir(run)
+    if backend == "onnx-int8-static" and not (folder / STATIC_FILE).is_file() and not run.results:
+        raise UsageError(f"--backend onnx-int8-static calibrates on the training texts of a run; {run.path} is no "
+                         "run directory (give the run, or use onnx-int8)")
+    from compress.onnx_export import export_onnx, quantize_onnx
+
     if not (folder / FP32_FILE).is_file():
         try:
             export_onnx(run.model, run.tokenizer, folder, run.decision_rule())
         except PermissionError:
             raise UsageError(f"cannot write the ONNX export into {folder}; copy the model somewhere writable") from None
-    if int8 and not (folder / INT8_FILE).is_file():
+    if backend == "onnx-int8" and not (folder / INT8_FILE).is_file():
         quantize_onnx(folder)
-    return folder / (INT8_FILE if int8 else FP32_FILE)
+    if backend == "onnx-int8-static" and not (folder / STATIC_FILE).is_file():
+        from compress.onnx_static import calibration_sample, quantize_onnx_static
+        from tweetcls.loader import load_run_data
+
+        train = list(load_run_data(run.results).splits["train"]["text"])
+        quantize_onnx_static(folder, calibration_sample(train), run.tokenizer)
+    return folder / FILE_OF_BACKEND[backend]
 
 
-def onnx_dir(run: LoadedRun) -> Path:
+def onnx_dir(run: "LoadedRun") -> Path:
     """Where a model's ONNX export lives: ``onnx/`` in its run directory, else beside its weights."""
     return (run.run_dir or run.path) / "onnx"
 
 
 def _onnx_file(target: Path, backend: str) -> Path | None:
-    """An ONNX file, or a folder holding an export (and no torch model), given directly."""
+    """An ONNX file, or a folder holding an export (and no torch model), given directly; or a run
+    directory whose export for this backend exists (then no torch model is loaded)."""
     if target.is_file() and target.suffix == ".onnx":
         return target
+    exported = target / "onnx" / FILE_OF_BACKEND.get(backend, "")
+    if backend.startswith("onnx") and (target / "results.json").is_file() and exported.is_file():
+        return exported
     if target.is_dir() and (target / FP32_FILE).is_file() and not (target / "config.json").is_file():
-        return target / (INT8_FILE if backend == "onnx-int8" and (target / INT8_FILE).is_file() else FP32_FILE)
+        if backend == "onnx-int8-static" and not (target / STATIC_FILE).is_file():
+            raise UsageError(f"{target} has no {STATIC_FILE}; make it from the run: "
+                             "python export.py RUN --format onnx-int8-static")
+        wanted = {"onnx-int8": INT8_FILE, "onnx-int8-static": STATIC_FILE}.get(backend, FP32_FILE)
+        return target / (wanted if (target / wanted).is_file() else FP32_FILE)
     return None
 
 
-def _from_onnx_file(path: Path, batch_size: int, min_confidence: float | None) -> Predictor:
-    from tweetcls_core.build import load_tokenizer
-
+def _from_onnx_file(path: Path, batch_size: int, min_confidence: float | None, threads: int | None) -> Predictor:
     meta = read_metadata(path.parent)
     run_dir = path.parent.parent if (path.parent.parent / "results.json").is_file() else None
-    predictor = Predictor(_onnx_forward(path), load_tokenizer(path.parent), meta["label_names"], meta["multi_label"],
+    encoder = TextEncoder.from_folder(path.parent, meta.get("max_length", 128))
+    predictor = Predictor(_onnx_forward(path, threads), encoder, meta["label_names"], meta["multi_label"],
                           meta.get("threshold"), meta.get("temperature") or 1.0, meta.get("max_length", 128),
-                          "onnx-int8" if path.name == INT8_FILE else "onnx", batch_size, min_confidence, run_dir,
+                          {INT8_FILE: "onnx-int8", STATIC_FILE: "onnx-int8-static"}.get(path.name, "onnx"), batch_size,
+                          min_confidence, run_dir,
                           {"source": str(path), "kind": "onnx"})
     predictor.use_saved_abstain_threshold()
     return predictor

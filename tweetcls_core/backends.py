@@ -7,6 +7,8 @@ BACKENDS = {
     "int8": "PyTorch dynamic int8",
     "onnx": "ONNX Runtime, fp32 (exported into the run on first use)",
     "onnx-int8": "ONNX Runtime, dynamic int8",
+    "onnx-int8-static": "ONNX Runtime, static int8 calibrated on 256 training texts (a text's answer never depends "
+                        "on what it is batched with; needs the run directory)",
 }
 
 

@@ -126,7 +126,7 @@ def _how_to_load(results: dict, form: str, folder: str, labels: list[str]) -> st
                           "\"token_type_ids\": np.array([enc.type_ids])}",
                           "logits = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})[0]",
                           "```", "Pooling, labels and the decision rule are also in the ONNX metadata and in "
-                          "`tweetcls.json`; `model-int8.onnx`, where present, loads the same way."])
+                          "`tweetcls.json`; `model-int8.onnx` and `model-int8-static.onnx`, where present, load the same way."])
     return ("This is torch dynamic int8 (`model_int8.safetensors`, weights re-packed on load): only tweetcls "
             "loads it (`from tweetcls import Predictor; Predictor.from_run(\"" + folder + "\")`), and plain "
             "transformers refuses the folder (it holds no `model.safetensors`). For int8 outside this project "

@@ -1,16 +1,23 @@
 """Turn down library chatter a command-line user cannot act on."""
 
 import logging
+import os
 import warnings
 
 
-def quiet_libraries() -> None:
-    import datasets
-    import transformers
+def quiet_libraries(load: bool = True) -> None:
+    """``load=False``: only set what the libraries read when they are imported later (predict.py on
+    an ONNX export never imports them, and importing them costs seconds)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bar too
+    if load:
+        import datasets
+        import transformers
 
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r".*does not have many workers")
     # Lightning warns on a mid-epoch resume unless the DataLoader object itself is stateful; ours
