@@ -2,16 +2,23 @@
 
     python serve.py runs/<run>                       # http://127.0.0.1:8000 : the page; /docs: the API
     python serve.py runs/<run> --backend onnx-int8 --port 8080
+    python serve.py runs/<run> --backend onnx-int8-static --workers 2   # 2 processes, 1 thread each
     curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["what a day"]}'
 
 RUN_OR_MODEL is anything predict.py takes. The server binds to 127.0.0.1 unless --host
 says otherwise (binding to another address exposes the model to that network: your choice).
-uvicorn serves it; Ctrl-C stops it.
+uvicorn serves it; Ctrl-C stops it. With --workers N, uvicorn runs N processes on the one
+port (the OS hands each new connection to one of them); each loads its own model, batches its
+own requests and uses --threads intra-op threads (default: the cores divided among the workers),
+so N processes do not fight over the cores as N x all-cores threads would. The model is loaded
+once in the parent first: a bad target fails with one line, and an ONNX export or static int8
+calibration is made once, not raced by N workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -32,7 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-window-ms", type=NON_NEGATIVE_FLOAT, default=5.0, help="collect concurrent requests this long")
     p.add_argument("--min-confidence", type=OPEN_PROBABILITY, default=None, help="abstain below this (default: the run's)")
     p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="for the page's example texts (default: as trained)")
+    p.add_argument("--workers", type=count(1, 256), default=1,
+                   help="server processes on the one port, each with its own model and micro-batcher")
+    p.add_argument("--threads", type=count(1, 1024), default=None,
+                   help="intra-op threads per worker (default: the machine's cores // --workers, at least 1)")
     return p
+
+
+WORKER_ARGS_ENV = "TWEETCLS_SERVE_ARGS"  # how the parent hands its options to the worker processes
+
+
+def threads_per_worker(args: argparse.Namespace) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return args.threads or max(1, cores // args.workers)
+
+
+def worker_app():
+    """The app of one worker process (uvicorn --workers calls this factory in each)."""
+    from tweetcls_core.quiet import quiet_libraries
+
+    quiet_libraries()
+    return make_app(argparse.Namespace(**json.loads(os.environ[WORKER_ARGS_ENV])))
 
 
 def make_app(args: argparse.Namespace):
@@ -40,7 +67,8 @@ def make_app(args: argparse.Namespace):
     from tweetcls.predictor import Predictor
     from tweetcls.service import Limits, create_app
 
-    predictor = Predictor.from_run(args.target, args.backend, min_confidence=args.min_confidence)
+    predictor = Predictor.from_run(args.target, args.backend, min_confidence=args.min_confidence,
+                                   threads=threads_per_worker(args))
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
                     batch_window_ms=args.batch_window_ms, max_batch_texts=max(64, args.max_texts))
     return create_app(predictor, model_card(predictor, data_dir=args.data_dir), limits)
@@ -60,8 +88,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"serve.py: listening on {args.host}: reachable from other machines on that network", file=sys.stderr)
-    print(f"serving {args.target} ({args.backend}) at http://{args.host}:{args.port}/", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    threads = threads_per_worker(args)
+    print(f"serving {args.target} ({args.backend}) at http://{args.host}:{args.port}/ with {args.workers} "
+          f"worker{'s' if args.workers > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}", file=sys.stderr)
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    del app  # the workers load their own; this one only checked the target and made its exports
+    os.environ[WORKER_ARGS_ENV] = json.dumps(vars(args))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the workers import this file as "serve"
+    uvicorn.run("serve:worker_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+                log_level="warning")
     return 0
 
 

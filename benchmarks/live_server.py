@@ -20,12 +20,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """The server's base URL; ``pid``: its process (with --workers, the parent of the workers)."""
+
+    pid: int
+
+
 @contextlib.contextmanager
 def live_server(target: Path, *flags: str, seconds: float = 120):
     port = free_port()
     process = subprocess.Popen([sys.executable, str(Path(serve.__file__)), str(target), "--port", str(port), *flags],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
     try:
         deadline = time.monotonic() + seconds
         while True:

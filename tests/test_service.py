@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_model_card_health_page_and_docs(client, run_dir):
     assert card["test"]["task_metric"] == pytest.approx(results["test"]["task_metric"])
     assert card["params_trainable"] == results["params_trainable"] and card["backend"] == "torch"
     assert card["size_mb"] > 0 and card["trained_utc"]
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "worker": os.getpid()}
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text and "http" not in page.text.split("<body>")[1]
     assert client.get("/static/app.js").status_code == 200

@@ -3,11 +3,12 @@
     POST /predict        {"texts": [...]} -> {"predictions": [...]} (label, probability, probabilities)
     POST /predict/file   a CSV (with a "text" column) or TXT upload -> the predictions as a CSV download
     GET  /model          the model card as JSON
-    GET  /health         {"status": "ok"}
+    GET  /health         {"status": "ok", "worker": <process id>}
     GET  /               the page; /docs and /openapi.json: FastAPI's API docs
 
 Inference runs off the event loop in one worker thread, and requests arriving within a few
-milliseconds are classified as one batch (tweetcls/batching.py). Every limit is checked
+milliseconds are classified as one batch (tweetcls/batching.py). ``serve.py --workers N`` runs
+N such processes on one port, each with its own model, batcher and intra-op threads. Every limit is checked
 before a request reaches the model, and is named in the 4xx answer: texts per request,
 characters per text, request body size; malformed JSON, a wrong content type or a non-string
 text is a 4xx too, never a 500, and never affects another request.
@@ -16,6 +17,7 @@ text is a 4xx too, never a 500, and never affects another request.
 
 import csv
 import io
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +58,7 @@ class PredictResponse(BaseModel):
 
 class Health(BaseModel):
     status: str
+    worker: int = Field(description="the id of the serving process (serve.py --workers N runs N of them)")
 
 
 class ErrorBody(BaseModel):
@@ -183,7 +186,7 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:
-        return Health(status="ok")
+        return Health(status="ok", worker=os.getpid())
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
