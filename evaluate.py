@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> dict:
         text_column=args.text_column or config.get("text_column", "text"),
         label_column=args.label_column or config.get("label_column", "label"),
         encoding=args.encoding or config.get("encoding", "utf-8"),
+        # the run's own validation/test files, when it is scored on its own data
+        val_file=None if args.dataset else config.get("val_file"), test_file=None if args.dataset else config.get("test_file"),
     )
     data = datamodule.load()
     check_trained_labels(loaded, dataset, data)

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the classifier reads: the first token, or the masked mean of all tokens; auto: what "
                         "the checkpoint was trained with (mean for sentence-transformers models such as MiniLM)")
     p.add_argument("--dataset", type=Text("dataset name or file"), default="tweet_eval/emotion", help="named dataset or a .csv/.tsv/.json/.jsonl file")
+    p.add_argument("--val-file", type=EXISTING_FILE, default=None,
+                   help="your own validation split for a --dataset file (same columns); else 10%% of that file")
+    p.add_argument("--test-file", type=EXISTING_FILE, default=None,
+                   help="your own test split for a --dataset file (same columns); else 10%% of that file")
     p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
     p.add_argument("--text-column", type=NAME, default="text", help="text column of a local data file")
     p.add_argument("--label-column", type=NAME, default="label", help="label column of a local data file")
@@ -409,7 +413,7 @@ def load_data(args: argparse.Namespace, model_dir: Path):
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, seed=args.seed,
         max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
         text_column=args.text_column, label_column=args.label_column, num_workers=args.num_workers,
-        encoding=args.encoding,
+        encoding=args.encoding, val_file=args.val_file, test_file=args.test_file,
     )
     return tokenizer, datamodule, datamodule.load()
 

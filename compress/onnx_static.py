@@ -19,7 +19,10 @@ lost 0.25 to 1.26 points depending on which 256 texts calibrated it; keeping the
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import random
 import re
 import tempfile
@@ -38,6 +41,15 @@ def calibration_sample(texts: list[str], n: int = CALIBRATION_TEXTS, seed: int =
     """A fixed random sample of the training texts (all of them when there are fewer)."""
     texts = [t for t in texts if t.strip()]
     return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+@contextlib.contextmanager
+def _no_root_warnings():
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def quantize_onnx_static(folder: str | Path, texts: list[str], tokenizer, source: str = "model.onnx") -> Path:
@@ -69,7 +81,8 @@ def quantize_onnx_static(folder: str | Path, texts: list[str], tokenizer, source
                     for n in names}
 
     target, tmp = folder / STATIC_FILE, folder / f".{STATIC_FILE}.tmp"
-    with tempfile.TemporaryDirectory() as work:
+    # ONNX Runtime prints its percentile to stdout and logs hints to the root logger: not for our users
+    with tempfile.TemporaryDirectory() as work, contextlib.redirect_stdout(io.StringIO()), _no_root_warnings():
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(folder / source), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(tmp), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,

@@ -265,24 +265,46 @@ def _from_hub(hub_id: str, config: str, metric: str, classes: list[str], name: s
     return LabelledData(splits, names, multi_label=multi, metric=metric, metric_classes=classes)
 
 
-def local_file(path: Path, text_column: str, label_column: str, encoding: str = "utf-8") -> LabelledData:
-    """Any CSV/TSV/JSON/JSONL file: labels are the sorted distinct values of the label column."""
+def _file_rows(path: Path, text_column: str, label_column: str, encoding: str) -> tuple[list, list[str]]:
     rows = read_records(path, encoding)
     if not rows:
         raise UsageError(f"{path} holds no rows")
     texts = column(rows, text_column, path, "--text-column")
-    raw_labels = label_texts(column(rows, label_column, path, "--label-column"), str(path), label_column)
-    names = sorted(set(raw_labels), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
+    return texts, label_texts(column(rows, label_column, path, "--label-column"), str(path), label_column)
+
+
+def local_file(path: Path, text_column: str, label_column: str, encoding: str = "utf-8",
+               val_file: Path | None = None, test_file: Path | None = None) -> LabelledData:
+    """Any CSV/TSV/JSON/JSONL file: labels are the sorted distinct values of the label column.
+
+    Alone, the file is split 80/10/10 into train/validation/test, stratified by label where every
+    label has enough rows, with the fixed seed SPLIT_SEED (the same rows for every --seed). A
+    validation or test file given beside it (same columns) is used as that split, and only the
+    missing splits are taken from the file (10% of it each)."""
+    files = {"train": path, "validation": val_file, "test": test_file}
+    read = {split: _file_rows(f, text_column, label_column, encoding) for split, f in files.items() if f is not None}
+    names = sorted(set(read["train"][1]), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
     if len(names) < 2:
         raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct label(s); need at least 2")
     index = {name: i for i, name in enumerate(names)}
-    full = make_split(texts, [index[x] for x in raw_labels], str(path))
-    if len(full) < MIN_ROWS:
-        raise UsageError(f"{path} has {len(full)} usable rows; at least {MIN_ROWS} are needed to split off "
-                         "validation and test (10% each)")
-    rest, test = split_off(full, 0.1, stratify=_can_stratify(full))
-    train, val = split_off(rest, 1 / 9, stratify=_can_stratify(rest))
-    return LabelledData({"train": train, "validation": val, "test": test}, names)
+    for split, (_, labels) in read.items():
+        unseen = sorted(set(labels) - set(index))
+        if unseen:
+            raise UsageError(f"{files[split]}: label(s) {', '.join(map(repr, unseen[:5]))} never occur in the "
+                             f"training file {path}; the model could not learn them")
+    splits = {split: make_split(texts, [index[x] for x in labels], str(files[split]))
+              for split, (texts, labels) in read.items()}
+    missing = [split for split in ("validation", "test") if split not in splits]
+    if missing and len(splits["train"]) < MIN_ROWS:
+        raise UsageError(f"{path} has {len(splits['train'])} usable rows; at least {MIN_ROWS} are needed to split off "
+                         f"{' and '.join(missing)} (10% each), or pass --val-file and --test-file")
+    rest = splits["train"]
+    if "test" in missing:
+        rest, splits["test"] = split_off(rest, 0.1, stratify=_can_stratify(rest))
+    if "validation" in missing:  # 10% of the whole file, whether or not test came from it
+        rest, splits["validation"] = split_off(rest, 1 / 9 if "test" in missing else 0.1, stratify=_can_stratify(rest))
+    splits["train"] = rest
+    return LabelledData({s: splits[s] for s in ("train", "validation", "test")}, names)
 
 
 def _can_stratify(ds: datasets.Dataset) -> bool:
@@ -302,17 +324,23 @@ def load_labelled_data(
     text_column: str = "text",
     label_column: str = "label",
     encoding: str = "utf-8",
+    val_file: str | Path | None = None,
+    test_file: str | Path | None = None,
 ) -> LabelledData:
-    """Load a named dataset, or a local data file (read in ``encoding``) when ``name`` is a path to one."""
+    """Load a named dataset, or a local data file (read in ``encoding``) when ``name`` is a path to
+    one, with its own validation/test files where given (see ``local_file``)."""
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir or ${DATA_DIR_ENV}")
+    if (val_file or test_file) and Path(name).suffix.lower() not in (".csv", ".tsv", ".json", ".jsonl"):
+        raise UsageError(f"--val-file and --test-file go with a data file; {name} has its own splits")
     if name.startswith("tweet_eval/"):
         data = tweet_eval(name.removeprefix("tweet_eval/"), data_dir)
     elif name in NAMED:
         data = NAMED[name](data_dir)
     elif Path(name).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl"):
-        data = local_file(Path(name), text_column, label_column, encoding)
+        data = local_file(Path(name), text_column, label_column, encoding, val_file and Path(val_file),
+                          test_file and Path(test_file))
     else:
         raise UsageError(f"unknown dataset {name!r}; use one of {', '.join(known_datasets())}, "
                          f"or a .csv/.tsv/.json/.jsonl file")

@@ -38,6 +38,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         group_by_length: bool = True,
         encoding: str = "utf-8",
+        val_file: str | None = None,
+        test_file: str | None = None,
     ) -> None:
         super().__init__()
         if max_length <= 0:
@@ -61,6 +63,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.group_by_length = group_by_length
         self.encoding = encoding
+        self.val_file, self.test_file = val_file, test_file
         self.lengths: dict[str, list[int]] = {}
         self.texts: dict[str, list[str]] = {}
         self._resume_at: tuple[int, int] | None = None
@@ -81,7 +84,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         """Read the raw splits (no tokenization); cheap enough to call before the model exists."""
         if self.data is None:
             self.data = load_labelled_data(self.dataset_name, self.data_dir, self.text_column, self.label_column,
-                                           self.encoding)
+                                           self.encoding, self.val_file, self.test_file)
         return self.data
 
     def setup(self, stage: str | None = None) -> None:

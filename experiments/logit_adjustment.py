@@ -51,7 +51,8 @@ def score_run(run_dir: Path) -> dict[str, float]:
     datamodule = TextClassificationDataModule(run.results["dataset"], run.tokenizer, data_dir=config.get("data_dir"),
                                               max_length=run.max_length, eval_batch_size=128,
                                               text_column=config.get("text_column", "text"),
-                                              label_column=config.get("label_column", "label"))
+                                              label_column=config.get("label_column", "label"),
+                                              val_file=config.get("val_file"), test_file=config.get("test_file"))
     data = datamodule.load()
     datamodule.setup()
     model = run.model

@@ -69,7 +69,8 @@ def load_run_data(results: dict, data_dir: str | None = None):
 
     config = results.get("config", {})
     return load_labelled_data(results["dataset"], data_dir or config.get("data_dir"), config.get("text_column", "text"),
-                              config.get("label_column", "label"), config.get("encoding", "utf-8"))
+                              config.get("label_column", "label"), config.get("encoding", "utf-8"),
+                              config.get("val_file"), config.get("test_file"))
 
 
 def load_run(target: str | Path) -> LoadedRun:
