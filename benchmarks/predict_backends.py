@@ -10,13 +10,12 @@ In one process, one backend after the other: ``torch`` (fp32), ``int8`` (torch d
 - batch: the forward pass alone on a fixed random batch (--batch x --seq), as in the ledger;
 - test metric: the run's task metric on its test split through the backend, and its change;
 - file: ``predict.py --input`` on --file-lines test tweets repeated, in a child process:
-  texts/s and the child's peak resident memory.
+  texts/s and the child's peak resident memory (VmHWM).
 Writes benchmarks/results/predict_backends.json.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -85,15 +84,29 @@ def file_run(run_dir: Path, backend: str, texts: list[str], lines: int, threads:
         source = Path(tmp) / "in.txt"
         source.write_text("\n".join((texts * (lines // len(texts) + 1))[:lines]) + "\n")
         start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "predict.py", str(run_dir), "--backend", backend, "--input",
-                                  str(source), "--output", str(Path(tmp) / "out.csv"), "--threads", str(threads),
-                                  "--no-progress-bar"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(child.pid, 0)
+        argv = [str(run_dir), "--backend", backend, "--input", str(source), "--output", str(Path(tmp) / "out.csv"),
+                "--threads", str(threads), "--no-progress-bar"]
+        child = subprocess.run([sys.executable, "-c", PEAK_RSS_LAUNCHER, *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
         seconds = time.perf_counter() - start
-        if status != 0:
-            raise SystemExit(f"predict.py failed for {backend}: {child.stderr.read().decode()[-500:]}")
+        if child.returncode != 0:
+            raise SystemExit(f"predict.py failed for {backend}: {child.stderr[-500:]}")
+    peak_kb = int(child.stderr.strip().splitlines()[-1].split()[-1])
     return {"file_lines": lines, "file_seconds_incl_startup": seconds, "file_texts_per_s": lines / seconds,
-            "file_peak_rss_mb": usage.ru_maxrss / 1024}
+            "file_peak_rss_mb": peak_kb / 1024}
+
+
+# predict.py's own peak memory: VmHWM of its process image (a fork's ru_maxrss would count the
+# memory this benchmark process had when it forked)
+PEAK_RSS_LAUNCHER = """
+import sys, predict
+try:
+    code = predict.main(sys.argv[1:])
+finally:
+    peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0].split()[1]
+    print("peak_rss_kb", peak, file=sys.stderr)
+sys.exit(code)
+"""
 
 
 def main() -> None:
