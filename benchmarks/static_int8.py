@@ -65,7 +65,14 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--seeds", default="42,0,1")
     p.add_argument("--texts", type=int, default=256)
+    p.add_argument("--kept-fp32", default=None,
+                   help="comma-separated node-name patterns to keep fp32 instead of the backend's KEPT_FP32 "
+                        "(an ablation; e.g. attention/output/dense,pooler,classifier quantizes the FFN output)")
     args = p.parse_args()
+    import compress.onnx_static
+
+    if args.kept_fp32:
+        compress.onnx_static.KEPT_FP32 = tuple(args.kept_fp32.split(","))
     from compress.onnx_export import export_onnx, quantize_onnx
     from compress.onnx_static import calibration_sample, quantize_onnx_static
     from tweetcls import load_run
@@ -100,7 +107,8 @@ def main() -> None:
                      f"| {r['alone_vs_batched_argmax_agreement']:.1%} |")
     print("\n".join(lines))
     args.run = str(args.run)
-    print(write_result("static_int8", args, {"rows": rows, "table": "\n".join(lines)}))
+    kept = "-ablation" if args.kept_fp32 else ""
+    print(write_result(f"static_int8{kept}", args, {"rows": rows, "table": "\n".join(lines)}))
 
 
 if __name__ == "__main__":

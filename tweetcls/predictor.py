@@ -102,7 +102,10 @@ class Predictor:
         return out
 
     def probabilities(self, texts: list[str], progress=None) -> np.ndarray:
-        logits = self.logits(texts, progress)
+        return self.probabilities_from(self.logits(texts, progress))
+
+    def probabilities_from(self, logits: np.ndarray) -> np.ndarray:
+        """Sigmoid (multi-label) or the temperature-calibrated softmax of logits."""
         if self.multi_label:
             return 1.0 / (1.0 + np.exp(-logits))
         scaled = logits / self.temperature
