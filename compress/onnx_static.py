@@ -11,9 +11,10 @@ Kept in fp32, because quantizing them cost the most quality: the two attention p
 between activations (scores and context), the two projections back into the residual stream
 (attention output and FFN output: their inputs, the attention context and the GELU output,
 have the widest ranges), the pooler and the classifier. Quantized: the query/key/value and
-FFN input projections. On the default run, quantizing the two output projections as well
-lost 0.25 to 1.26 points depending on which 256 texts calibrated it; keeping them lost 0.0 to
-0.7 (``python -m benchmarks.static_int8``, RESULTS "Static int8"). The file is QDQ
+FFN input projections. On the default run, quantizing the FFN output projection as well
+lost 0.25 to 1.26 points depending on which 256 texts calibrated it (but ran 1.7-1.8x ONNX
+fp32); keeping it lost 0.0 to 0.7 at 1.1-1.2x (``python -m benchmarks.static_int8``, RESULTS
+"Inference, round two"). The file is QDQ
 (QuantizeLinear/DequantizeLinear pairs), which any ONNX runtime can read.
 """
 
