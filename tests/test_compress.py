@@ -129,7 +129,7 @@ def test_int8_on_real_minilm_is_close_smaller_and_reloads_identically(minilm_dir
     ("none,shrink:0.5", "unknown compression step 'shrink'"),
     ("prune:1.2", r"pruning amount must be in \[0, 1\)"),
     ("prune", "prune needs an amount"),
-    ("int8+prune:0.3", "int8 must be the last step"),
+    ("int8+prune:0.3", "onnx-int8-static must be the last step of a variant"),
     ("int8:4", "int8 takes no amount"),
 ])
 def test_bad_compression_specs(spec, message):
