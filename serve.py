@@ -96,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     del app  # the workers load their own; this one only checked the target and made its exports
     os.environ[WORKER_ARGS_ENV] = json.dumps(vars(args))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the workers import this file as "serve"
     uvicorn.run("serve:worker_app", factory=True, workers=args.workers, host=args.host, port=args.port,
                 log_level="warning")
     return 0
