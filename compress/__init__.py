@@ -2,7 +2,7 @@
 
 Names load on first use (PEP 562): ``compress.onnx_files`` serves an ONNX export without torch."""
 
-from importlib import import_module
+from tweetcls_core.lazy import lazy_attributes
 
 _WHERE = {"load_int8": "compress.dynamic_int8", "quantize_int8": "compress.dynamic_int8",
           "save_int8": "compress.dynamic_int8", "Int8Linear": "compress.int8_base",
@@ -11,8 +11,4 @@ _WHERE = {"load_int8": "compress.dynamic_int8", "quantize_int8": "compress.dynam
           "make_permanent": "compress.unstructured", "sparsity_report": "compress.unstructured"}
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'compress' has no attribute {name!r}")
-    return getattr(import_module(_WHERE[name]), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

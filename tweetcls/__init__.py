@@ -10,13 +10,9 @@ all load them the same way. Names load on first use (PEP 562): a Predictor on an
 export never imports torch or transformers.
 """
 
-from importlib import import_module
+from tweetcls_core.lazy import lazy_attributes
 
 _WHERE = {"LoadedRun": "tweetcls.loader", "load_run": "tweetcls.loader", "Predictor": "tweetcls.predictor"}
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'tweetcls' has no attribute {name!r}")
-    return getattr(import_module(_WHERE[name]), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
