@@ -20,20 +20,11 @@ import torch
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from benchmarks.common import write_result
+from experiments.split_logits import run_split_logits
 
 TAUS = (0.0, 0.5, 1.0)
 
 EXPERIMENT_RESULTS = Path(__file__).with_name("results")
-
-
-@torch.inference_mode()
-def split_logits(model, datamodule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    logits, labels = [], []
-    for batch in datamodule.split_dataloader(split):
-        labels.append(batch.pop("labels"))
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        logits.append(model(**inputs).logits)
-    return torch.cat(logits), torch.cat(labels)
 
 
 def adjusted_macro_f1(logits: torch.Tensor, labels: torch.Tensor, log_prior: torch.Tensor, tau: float) -> float:
@@ -41,29 +32,10 @@ def adjusted_macro_f1(logits: torch.Tensor, labels: torch.Tensor, log_prior: tor
 
 
 def score_run(run_dir: Path) -> dict[str, float]:
-    from datamodules import TextClassificationDataModule
-    from tweetcls.loader import load_run
-
-    run = load_run(run_dir)
-    if run.multi_label:
-        raise SystemExit(f"{run_dir}: multi-label; its decision rule is the val-tuned threshold, not an argmax")
-    config = run.results.get("config", {})
-    datamodule = TextClassificationDataModule(run.results["dataset"], run.tokenizer, data_dir=config.get("data_dir"),
-                                              max_length=run.max_length, eval_batch_size=128,
-                                              text_column=config.get("text_column", "text"),
-                                              label_column=config.get("label_column", "label"),
-                                              val_file=config.get("val_file"), test_file=config.get("test_file"))
-    data = datamodule.load()
-    datamodule.setup()
-    model = run.model
-    counts = torch.bincount(torch.tensor(data.splits["train"]["label"]), minlength=len(data.label_names)).float()
-    log_prior = (counts / counts.sum()).clamp(min=1e-8).log()
-    scores = {}
-    for split in ("validation", "test"):
-        logits, labels = split_logits(model, datamodule, split)
-        for tau in TAUS:
-            scores[f"{split[:4]}@tau={tau:g}"] = adjusted_macro_f1(logits, labels, log_prior, tau)
-    return scores
+    scored = run_split_logits(run_dir)
+    log_prior = (scored.train_counts / scored.train_counts.sum()).clamp(min=1e-8).log()
+    return {f"{split[:4]}@tau={tau:g}": adjusted_macro_f1(scored.logits[split], scored.labels[split], log_prior, tau)
+            for split in ("validation", "test") for tau in TAUS}
 
 
 def main() -> None:
