@@ -61,8 +61,10 @@ def test_the_transfer_suite_trains_each_teacher_before_its_students_and_the_chea
             assert flags[flags.index("--transfer-data") + 1] == "pool"
     sizes = {name: (dict(zip(flags, flags[1:])).get("--transfer-samples"), "--transfer-data" in flags)
              for name, flags in runs}
-    assert sizes["kd-0-s2"] == (None, False) and sizes["kd-30k-s1"] == ("30000", True) and sizes["kd-all-s0"] == (None, True)
-    assert max(names.index(f"kd-{size}-s{seed}") for size in ("0", "10k", "30k") for seed in (0, 1, 2)) < names.index("kd-all-s0")
+    assert sizes["kd-0-s2"] == (None, False) and sizes["kd-30k-s1"] == ("30000", True) and sizes["kd-all-1ep-s0"] == (None, True)
+    assert max(names.index(f"kd-{size}-s{seed}") for size in ("0", "10k", "30k") for seed in (0, 1, 2)) < names.index("kd-all-1ep-s0")
+    epochs = {name: dict(zip(flags, flags[1:]))["--max-epochs"] for name, flags in runs}
+    assert epochs["kd-all-1ep-s1"] == epochs["kd-ens-all-1ep-s2"] == "1" and epochs["kd-30k-s0"] == "3"
     assert len(dict(runs)["kd-ens-30k-s0"][dict(runs)["kd-ens-30k-s0"].index("--teacher") + 1].split(",")) == 3
 
 
