@@ -53,3 +53,22 @@ def test_the_logits_are_the_named_splits_in_order(tiny_model_dir, tiny_csv, tmp_
     for split in ("validation", "test"):
         assert scored.labels[split].tolist() == list(splits[split]["label"])
         assert scored.logits[split].shape == (len(splits[split]), len(scored.label_names))
+
+
+def test_agreement_counts_same_top_label_and_kl_is_zero_only_for_the_same_distribution():
+    from experiments.teacher_agreement import agreement
+
+    teacher = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.0, 1.0]])
+    same = agreement(teacher, teacher + 5.0)  # a constant shift leaves the softmax as it is
+    assert same["agreement"] == 1.0 and same["kl"] == pytest.approx(0.0, abs=1e-6)
+    student = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 1.0], [0.0, 1.0]])  # flips the third
+    flipped = agreement(teacher, student)
+    assert flipped["agreement"] == 0.75 and flipped["kl"] > 0.1
+
+
+def test_kl_is_taken_from_the_teacher_to_the_student():
+    from experiments.teacher_agreement import agreement
+
+    p, q = torch.tensor([2.0, 0.0]).softmax(-1), torch.tensor([0.5, 0.5])  # teacher sure, student undecided
+    expected = float((p * (p / q).log()).sum())  # KL(p || q) = 0.328; the other way round is 0.434
+    assert agreement(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]]))["kl"] == pytest.approx(expected, rel=1e-5)
