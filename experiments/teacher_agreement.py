@@ -9,7 +9,7 @@ For each student: test macro-F1 against the gold labels, top-1 agreement with th
 of their softmaxes at T=1. A transfer set is meant to raise agreement (fidelity); whether
 macro-F1 follows is the separate question (Stanton et al., 2021, "Does knowledge distillation
 really work?"). A comma-separated first argument scores against the teachers' mean logits.
-Writes experiments/results/teacher_agreement.json.
+Writes experiments/results/teacher_agreement.json (--name: another file).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("teacher", help="the teacher's run directory (a,b,c: the mean of several)")
     p.add_argument("students", nargs="+", type=Path, help="finished student run directories")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", default="teacher_agreement", help="writes experiments/results/NAME.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     teachers = [run_split_logits(Path(t), ("test",)) for t in args.teacher.split(",")]
@@ -54,7 +55,7 @@ def main() -> None:
     for run, row in rows.items():
         print(f"| {run} | {row['test_macro_f1']:.4f} | {row['agreement']:.4f} | {row['kl']:.4f} |")
     args.students = [str(run) for run in args.students]
-    print(write_result("teacher_agreement", args, {"runs": rows}, EXPERIMENT_RESULTS))
+    print(write_result(args.name, args, {"runs": rows}, EXPERIMENT_RESULTS))
 
 
 if __name__ == "__main__":
