@@ -10,6 +10,7 @@
     python -m experiments.suites precision         # fp32 vs bf16 autocast: LoRA, full, teacher, KD student
     python -m experiments.suites domain-adaptive   # MiniLM-L6 after masked-LM epochs on tweets vs MiniLM-L6
     python -m experiments.suites transfer          # KD with 0 / 10k / 30k / all (once) pool tweets labelled by the teacher
+    python -m experiments.suites transfer-tasks    # the same on irony and hate: no pool vs the whole pool once
     python -m experiments.suites ref-a-disaster    # the reference experiments: ref-a-disaster, ref-b-sentiment,
                                                    # ref-c-goemotions, ref-d-hate, ref-e-covid (RESULTS.md)
     python -m experiments.suites tuned --best-config STUDY/best.yaml --datasets disaster_tweets --out runs/suites/disaster
@@ -134,6 +135,20 @@ def transfer_teacher(seed: int) -> tuple[str, list[str]]:
                                         "--max-epochs", "3"]
 
 
+def transfer_student(name: str, seed: int, size: str, teacher: str, dataset: str = EMOTION,
+                     epochs: int | None = None, method: str = "distill") -> tuple[str, list[str]]:
+    """A MiniLM-L6 student of ``teacher`` (a run folder, or a comma list: their mean logits) with
+    ``size`` pool texts (TRANSFER_SIZES) labelled by it; KD alpha 0.9, lr 1e-4 (LoRA 5e-4), 3 epochs
+    (the whole pool: one)."""
+    amount = TRANSFER_SIZES[size]
+    pool = [] if amount is None else ["--transfer-data", "pool"] + ([] if amount == "all" else ["--transfer-samples", amount])
+    lr = "5e-4" if method == "distill-lora" else "1e-4"
+    epochs_flag = "1" if size == "all-1ep" else str(epochs or 3)
+    return (f"{name}-{size}-s{seed}", ["--method", method, "--teacher", teacher, "--student", "minilm-l6",
+                                       "--dataset", dataset, "--kd-alpha", "0.9", "--lr", lr, "--seed", str(seed),
+                                       "--max-epochs", epochs_flag, *pool])
+
+
 def transfer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """Issue 35: MiniLM-L6 distilled from MPNet-12 with 0, 10k, 30k or all of the unlabelled pool
     (``--transfer-data pool``: every offline tweet and GoEmotions text, emotion's own texts and
@@ -147,22 +162,38 @@ def transfer(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     teachers = [transfer_teacher(seed) for seed in (0, 1, 2)]
     single = str(folder / teachers[0][0])
     ensemble = ",".join(str(folder / name) for name, _ in teachers)
-
-    def student(name: str, seed: int, size: str, teacher: str, method: str = "distill") -> tuple[str, list[str]]:
-        amount = TRANSFER_SIZES[size]
-        pool = [] if amount is None else ["--transfer-data", "pool"] + ([] if amount == "all" else ["--transfer-samples", amount])
-        lr = "5e-4" if method == "distill-lora" else "1e-4"
-        epochs = "1" if size == "all-1ep" else str(args.epochs or 3)
-        return (f"{name}-{size}-s{seed}", ["--method", method, "--teacher", teacher, "--student", "minilm-l6",
-                                           "--dataset", EMOTION, "--kd-alpha", "0.9", "--lr", lr, "--seed", str(seed),
-                                           "--max-epochs", epochs, *pool])
-
     runs = [teachers[0]]
-    runs += [student("kd", seed, size, single) for seed in args.seeds for size in ("0", "10k", "30k")]
-    runs += [student("kd", seed, "all-1ep", single) for seed in args.seeds]
+    runs += [transfer_student("kd", seed, size, single, epochs=args.epochs) for seed in args.seeds for size in ("0", "10k", "30k")]
+    runs += [transfer_student("kd", seed, "all-1ep", single) for seed in args.seeds]
     runs += teachers[1:]
-    runs += [student("kd-ens", seed, size, ensemble) for size in ("0", "30k", "all-1ep") for seed in args.seeds]
-    runs += [student("kd-lora", seed, size, single, "distill-lora") for size in ("0", "30k") for seed in args.seeds]
+    runs += [transfer_student("kd-ens", seed, size, ensemble, epochs=args.epochs)
+             for size in ("0", "30k", "all-1ep") for seed in args.seeds]
+    runs += [transfer_student("kd-lora", seed, size, single, epochs=args.epochs, method="distill-lora")
+             for size in ("0", "30k") for seed in args.seeds]
+    return runs
+
+
+TRANSFER_TASKS = ("tweet_eval/irony", "tweet_eval/hate")  # irony first: its teacher takes 6 min, hate's 18
+
+
+def task_teacher(dataset: str) -> tuple[str, list[str]]:
+    """The MPNet-12 teacher of another task, trained as the emotion one (3 epochs, seed 0)."""
+    return f"{dataset.split('/')[-1]}-teacher-s0", ["--method", "teacher", "--dataset", dataset, "--seed", "0",
+                                                    "--max-epochs", "3"]
+
+
+def transfer_tasks(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Issue 35's generality check: on irony and hate, plain KD (no pool) against the transfer
+    recipe (the whole pool seen once, labelled by that task's teacher; the pool drops each task's
+    own texts and near-copies of its val/test). One teacher per task; per task, seeds outermost."""
+    folder = Path(args.out) / "transfer-tasks"
+    runs = []
+    for dataset in TRANSFER_TASKS:
+        teacher = task_teacher(dataset)
+        task = dataset.split("/")[-1]
+        runs.append(teacher)
+        runs += [transfer_student(f"{task}-kd", seed, size, str(folder / teacher[0]), dataset, args.epochs)
+                 for seed in args.seeds for size in ("0", "all-1ep")]
     return runs
 
 
@@ -395,8 +426,10 @@ SUITES = {"default-lora": default_lora, "lora-vs-full": lora_vs_full, "pooling":
           "goemotions": goemotions, "intermediate": intermediate, "precision": precision,
           "domain-adaptive": domain_adaptive, "tuned": tuned,
           "ref-a-disaster": reference_a, "ref-b-sentiment": reference_b, "ref-c-goemotions": reference_c,
-          "ref-d-hate": reference_d, "ref-e-covid": reference_e, "transfer": transfer}
-SHARED_RUNS = (teacher_run()[0], *(transfer_teacher(seed)[0] for seed in (0, 1, 2)), INTERMEDIATE_RUN, HATE_TEACHER, GOEMOTIONS_TEACHER, COVID_TEACHER,
+          "ref-d-hate": reference_d, "ref-e-covid": reference_e, "transfer": transfer,
+          "transfer-tasks": transfer_tasks}
+SHARED_RUNS = (teacher_run()[0], *(transfer_teacher(seed)[0] for seed in (0, 1, 2)),
+               *(task_teacher(d)[0] for d in TRANSFER_TASKS), INTERMEDIATE_RUN, HATE_TEACHER, GOEMOTIONS_TEACHER, COVID_TEACHER,
                *(mlm_run(e)[0] for e in MLM_EPOCHS), *(run for run, _ in MLM_VARIANTS.values()))  # runs other runs of the suite start from
 
 

@@ -46,7 +46,7 @@ def test_seeds_are_the_outer_loop_and_names_are_unique(tmp_path):
         names = [name for name, _ in runs]
         assert len(names) == len(set(names))
         seeds = [flags[flags.index("--seed") + 1] for _, flags in runs]
-        assert name == "transfer" or seeds == sorted(seeds)  # every seed-0 run before any seed-1 run
+        assert name.startswith("transfer") or seeds == sorted(seeds)  # every seed-0 run before any seed-1 run
 
 
 def test_the_transfer_suite_trains_each_teacher_before_its_students_and_the_cheap_curve_first(tmp_path):
@@ -66,6 +66,27 @@ def test_the_transfer_suite_trains_each_teacher_before_its_students_and_the_chea
     epochs = {name: dict(zip(flags, flags[1:]))["--max-epochs"] for name, flags in runs}
     assert epochs["kd-all-1ep-s1"] == epochs["kd-ens-all-1ep-s2"] == "1" and epochs["kd-30k-s0"] == "3"
     assert len(dict(runs)["kd-ens-30k-s0"][dict(runs)["kd-ens-30k-s0"].index("--teacher") + 1].split(",")) == 3
+
+
+def test_the_transfer_tasks_distil_each_task_from_its_own_teacher_with_and_without_the_pool(tmp_path):
+    args = suites.argparse.Namespace(seeds=[0, 1, 2], epochs=None, out=str(tmp_path))
+    runs = suites.transfer_tasks(args)
+    names = [name for name, _ in runs]
+    students = 0
+    for i, (name, flags) in enumerate(runs):
+        options = dict(zip(flags, flags[1:]))
+        if options["--method"] == "teacher":
+            continue
+        students += 1
+        task = name.split("-")[0]
+        teacher = Path(options["--teacher"])
+        assert options["--dataset"] == f"tweet_eval/{task}" and teacher.name == f"{task}-teacher-s0", name
+        assert teacher.name in names[:i] and teacher.parent == tmp_path / "transfer-tasks"
+        assert ("--transfer-data" in flags) == ("-all-1ep-" in name) and "--transfer-samples" not in flags
+        assert options["--max-epochs"] == ("1" if "-all-1ep-" in name else "3")
+    assert students == 2 * 2 * 3
+    only = suites.select_runs(runs, "hate-kd-all-1ep-s1")  # the teacher comes along, irony's does not
+    assert [name for name, _ in only] == ["hate-teacher-s0", "hate-kd-all-1ep-s1"]
 
 
 def test_reference_arms_longer_than_ten_minutes_run_on_the_first_seed_only(tmp_path):
