@@ -25,6 +25,9 @@ class SignalAtStep(L.Callback):
 
 if __name__ == "__main__":
     name, step, flags = sys.argv[1], int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1:]
+    # a shell's background job (`pytest &`, nohup) starts with SIGINT ignored, and Python then
+    # leaves it ignored: give this process the handler a terminal's Ctrl-C would meet
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     original_run = train.run
     train.run = lambda args: original_run(args, extra_callbacks=[SignalAtStep(getattr(signal, "SIG" + name), step)])
     sys.exit(train.main(flags))
