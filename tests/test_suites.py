@@ -213,3 +213,22 @@ def test_domain_adaptive_arms_start_from_the_adapted_encoders_and_train_the_teac
     assert suites.main(["domain-adaptive", "--out", str(tmp_path), "--seeds", "0", "--only", "*-kd-*",
                         "--dry-run"]) == 0
     assert "teacher-mpnet12-s0" in capsys.readouterr().err
+
+
+def test_the_shipped_transfer_recipe_is_the_one_the_suite_measured(tmp_path):
+    """configs/teacher_emotion.yaml and configs/distill_pool_emotion.yaml (the documented command)
+    differ from the transfer suite's kd-ens-all-1ep runs and their teachers in folder names only."""
+    import train
+
+    configs = Path(suites.REPO) / "configs"
+    runs = dict(suites.transfer(suites.argparse.Namespace(seeds=[1], epochs=None, out=str(tmp_path))))
+
+    def differences(flags: list[str], config: str) -> set[str]:
+        measured, shipped = train.parse_args(flags), train.parse_args(["--config", str(configs / config), "--seed", "1"])
+        return {key for key, value in vars(measured).items() if getattr(shipped, key) != value}
+
+    assert differences(runs["transfer-teacher-s1"], "teacher_emotion.yaml") == {"config"}
+    assert differences(runs["kd-ens-all-1ep-s1"], "distill_pool_emotion.yaml") == {"config", "teacher"}
+    shipped = train.parse_args(["--config", str(configs / "distill_pool_emotion.yaml")])
+    measured = runs["kd-ens-all-1ep-s1"][runs["kd-ens-all-1ep-s1"].index("--teacher") + 1]
+    assert [Path(t).name[-2:] for t in shipped.teacher.split(",")] == [Path(t).name[-2:] for t in measured.split(",")]
