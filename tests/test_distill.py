@@ -320,7 +320,7 @@ def test_the_pool_holds_every_offline_text_but_the_task_own_and_its_eval_near_co
     assert len(set(keys)) == len(keys)
 
 
-def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tmp_path):
+def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tmp_path, monkeypatch):
     from conftest import make_texts
 
     own = {text for text, _ in make_texts(120)}
@@ -338,6 +338,23 @@ def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tm
     n = len(load_labelled_data(str(tiny_csv)).splits["train"])
     assert plain["steps"] == -(-n // 16) and transfer["steps"] == -(-(n + len(extra)) // 16)  # batch 16, 1 epoch
     assert transfer["steps"] > plain["steps"]
+
+    # experiments/pool_labels.py reads back the teacher's logits the run trained on: all from its cache
+    import distill.teacher_cache
+    from experiments.pool_labels import transfer_logits
+
+    def no_teacher(*a, **k):
+        raise AssertionError("a chunk was not in the run's cache: other texts, order, length or precision")
+
+    monkeypatch.setattr(distill.teacher_cache, "load_logit_teacher", no_teacher)
+    names, counts, logits = transfer_logits(tmp_path / "transfer")
+    assert names == transfer["label_names"] and len(logits) == len(extra) and counts.sum() == n
+    # and the rows it returns are the transfer texts' (a teacher whose logit names its text)
+    vocabulary = sorted(own | set(extra))
+    monkeypatch.setattr(distill.teacher_cache, "ensemble_teacher_logits", lambda teachers, texts, *a, **k: (
+        torch.tensor([[float(vocabulary.index(t)), 0.0, 0.0] for t in texts]), []))
+    _, _, logits = transfer_logits(tmp_path / "transfer")
+    assert sorted(vocabulary[int(i)] for i in logits[:, 0]) == sorted(extra)
 
 
 def test_uniform_layer_choice_at_one_and_two_layers_and_an_empty_list():

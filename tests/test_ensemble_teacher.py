@@ -72,3 +72,12 @@ def test_kl_is_taken_from_the_teacher_to_the_student():
     p, q = torch.tensor([2.0, 0.0]).softmax(-1), torch.tensor([0.5, 0.5])  # teacher sure, student undecided
     expected = float((p * (p / q).log()).sum())  # KL(p || q) = 0.328; the other way round is 0.434
     assert agreement(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]]))["kl"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_pool_label_profile_counts_top_labels_and_sure_texts():
+    from experiments.pool_labels import label_profile
+
+    logits = torch.tensor([[4.0, 0.0], [3.0, 0.0], [0.0, 0.5], [0.2, 0.0]])  # sure, sure, unsure, unsure
+    profile = label_profile(logits, ["no", "yes"])
+    assert profile["top_label_share"] == {"no": 0.75, "yes": 0.25}
+    assert profile["sure_share"] == 0.5 and profile["texts"] == 4
