@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import write_result
+from experiments.split_logits import run_datamodule
 
 EXPERIMENT_RESULTS = Path(__file__).with_name("results")
 SURE = 0.9  # a top softmax probability above this counts as sure
@@ -34,7 +35,6 @@ def label_profile(logits: torch.Tensor, label_names: list[str], sure: float = SU
 
 def transfer_logits(run_dir: Path) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """(label names, training examples per label, the teacher's logits on the run's transfer texts)."""
-    from datamodules import TextClassificationDataModule
     from distill.student import teacher_model_dir
     from distill.teacher_cache import ensemble_teacher_logits
     from distill.transfer_set import transfer_set
@@ -44,11 +44,7 @@ def transfer_logits(run_dir: Path) -> tuple[list[str], torch.Tensor, torch.Tenso
     config = results.get("config", {})
     if not config.get("transfer_data"):
         raise SystemExit(f"{run_dir}: not trained with --transfer-data")
-    datamodule = TextClassificationDataModule(results["dataset"], load_tokenizer(run_dir / "model"),
-                                              data_dir=config.get("data_dir"), max_length=config.get("max_length", 128),
-                                              text_column=config.get("text_column", "text"),
-                                              label_column=config.get("label_column", "label"),
-                                              val_file=config.get("val_file"), test_file=config.get("test_file"))
+    datamodule = run_datamodule(results, load_tokenizer(run_dir / "model"))
     data = datamodule.load()
     datamodule.setup()
     labelled = list(datamodule.texts["train"])

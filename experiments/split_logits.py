@@ -16,22 +16,28 @@ class SplitLogits:
     labels: dict[str, torch.Tensor]  # split -> (n,)
 
 
+def run_datamodule(results: dict, tokenizer):
+    """The run's dataset as train.py read it (files, columns, max length), from its results.json."""
+    from datamodules import TextClassificationDataModule
+
+    config = results.get("config", {})
+    return TextClassificationDataModule(results["dataset"], tokenizer, data_dir=config.get("data_dir"),
+                                        max_length=int(config.get("max_length", 128)), eval_batch_size=128,
+                                        text_column=config.get("text_column", "text"),
+                                        label_column=config.get("label_column", "label"),
+                                        val_file=config.get("val_file"), test_file=config.get("test_file"))
+
+
 @torch.inference_mode()
 def run_split_logits(run_dir: Path, splits: tuple[str, ...] = ("validation", "test")) -> SplitLogits:
     """Load the run's model/ and its dataset exactly as training read it (files, columns, max
     length) and return the model's logits on ``splits``; single-label runs only."""
-    from datamodules import TextClassificationDataModule
     from tweetcls.loader import load_run
 
     run = load_run(run_dir)
     if run.multi_label:
         raise SystemExit(f"{run_dir}: multi-label; its decision rule is the val-tuned threshold, not an argmax")
-    config = run.results.get("config", {})
-    datamodule = TextClassificationDataModule(run.results["dataset"], run.tokenizer, data_dir=config.get("data_dir"),
-                                              max_length=run.max_length, eval_batch_size=128,
-                                              text_column=config.get("text_column", "text"),
-                                              label_column=config.get("label_column", "label"),
-                                              val_file=config.get("val_file"), test_file=config.get("test_file"))
+    datamodule = run_datamodule(run.results, run.tokenizer)
     data = datamodule.load()
     datamodule.setup()
     counts = torch.bincount(torch.tensor(data.splits["train"]["label"]), minlength=len(data.label_names)).float()
