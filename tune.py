@@ -19,6 +19,7 @@ configuration retrained once and scored on test (best/), and the study summary
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -132,13 +133,51 @@ def fit_only_pruning(trial, monitor: str = "val/task_metric"):
     return FitOnlyPruning(trial, monitor)
 
 
-def objective_for(space: dict, train_argv: list[str], trials_dir: Path):
+class SurplusTrial(Exception):
+    """A trial started after the study already held ``--trials`` others; it stops its worker."""
+
+
+def beyond_budget(trial, n_trials: int) -> bool:
+    """Whether ``n_trials`` trials numbered before this one are running or finished.
+
+    Optuna's MaxTrialsCallback counts after a trial ends, so two workers that both see one
+    place left both start a trial (optuna/optuna#3518). The storage hands out trial numbers
+    atomically, so ranking by number has no such race: the lower number keeps the place."""
+    from optuna.trial import TrialState
+
+    ahead = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                           TrialState.RUNNING))
+    return sum(t.number < trial.number for t in ahead) >= n_trials
+
+
+class QuietSurplus(logging.Filter):
+    """Optuna logs a caught exception as a failed trial with its traceback; a surplus trial
+    is no failure, so its two warnings are dropped (tune.py prints one line instead)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
+
+
+def objective_for(space: dict, train_argv: list[str], trials_dir: Path, n_trials: int,
+                  surplus: QuietSurplus | None = None):
     import optuna
 
     import train
     from tweetcls.search_space import suggest
 
     def objective(trial) -> float:
+        if beyond_budget(trial, n_trials):
+            trial.set_user_attr("surplus", True)  # no parameters, never trained; the report leaves it out
+            trial.study.stop()
+            if surplus is not None:
+                surplus.numbers.add(trial.number)
+            print(f"tune.py: the study already has {n_trials} trials (another worker took the last place); "
+                  "this worker stops", file=sys.stderr)
+            raise SurplusTrial(f"the study already has {n_trials} trials")
         values = suggest(trial, space)
         argv = [*train_argv, *[f"--{k.replace('_', '-')}={v}" for k, v in values.items()],
                 "--output-dir", str(trials_dir), "--run-name", f"trial-{trial.number}", "--overwrite",
@@ -181,11 +220,18 @@ def run(argv: list[str] | None) -> dict:
     already = finished(study)
     if already < args.trials:
         print(f"tune.py: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)
-        study.optimize(objective_for(space, train_argv, study_dir / "trials"), timeout=args.timeout,
-                       # running trials count too, so workers sharing the study stop at --trials in all
-                       callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                         TrialState.RUNNING))],
-                       catch=())
+        surplus = QuietSurplus()
+        optuna_log = logging.getLogger("optuna.study._optimize")
+        optuna_log.addFilter(surplus)
+        try:
+            study.optimize(objective_for(space, train_argv, study_dir / "trials", args.trials, surplus),
+                           timeout=args.timeout,
+                           # running trials count too, so workers sharing the study stop at --trials in all
+                           callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                             TrialState.RUNNING))],
+                           catch=(SurplusTrial,))
+        finally:
+            optuna_log.removeFilter(surplus)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")

@@ -127,8 +127,61 @@ def test_two_workers_share_one_sqlite_study(tiny_model_dir, tiny_csv, tmp_path, 
     two_workers(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4, "--no-retrain", "--pruner", "none"))
     trials = load(tmp_path).get_trials()
     assert [t.number for t in trials] == list(range(len(trials)))  # no number given twice
+    assert_four_complete_and_the_rest_surplus(trials)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len({Path(t.user_attrs["run_dir"]).name for t in complete}) == 4  # one run directory each
+
+
+def assert_four_complete_and_the_rest_surplus(trials) -> None:
+    """Exactly --trials trained; a trial a worker started after the last place was taken
+    stopped before choosing parameters, and the report leaves it out."""
+    from tweetcls.study_report import trial_rows
+
     assert sum(t.state.name == "COMPLETE" for t in trials) == 4
-    assert len({Path(t.user_attrs["run_dir"]).name for t in trials}) == 4  # one run directory each
+    assert all(t.user_attrs.get("surplus") and not t.params for t in trials if t.state.name != "COMPLETE")
+    assert len(trial_rows(FakeStudy(trials))) == 4
+
+
+class FakeStudy:
+    def __init__(self, trials):
+        self.trials = trials
+
+    def get_trials(self, deepcopy=True):
+        return self.trials
+
+
+def test_two_workers_that_both_see_one_place_left_start_one_trial_between_them():
+    """The race MaxTrialsCallback leaves open (optuna#3518): both workers ask for a trial
+    before either has counted. The lower trial number keeps the place."""
+    study = optuna.create_study(direction="maximize")
+    for value in (0.1, 0.2):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value))
+    running = study.ask()  # trial 2, still training
+    first, second = study.ask(), study.ask()  # two workers, one place left of 4
+    assert [tune.beyond_budget(t, 4) for t in (running, first, second)] == [False, False, True]
+    study.tell(running, state=optuna.trial.TrialState.FAIL)  # a failed trial gives its place back
+    assert not tune.beyond_budget(second, 4)
+    assert tune.beyond_budget(second, 3)
+
+
+def test_a_worker_that_finds_the_last_place_taken_trains_nothing_and_exits_0(tiny_model_dir, tiny_csv, tmp_path,
+                                                                               space, capsys, caplog):
+    tmp_path.joinpath("s").mkdir()
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}",
+                                direction="maximize")
+    lr, r = optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True), optuna.distributions.CategoricalDistribution([2, 4])
+    for value in (0.5, 0.6, 0.7):
+        study.add_trial(optuna.trial.create_trial(params={"lr": 2e-3, "lora_r": 2}, value=value,
+                                                  distributions={"lr": lr, "lora_r": r}))
+    study.ask()  # trial 3: another worker holds the fourth place
+    assert tune.main(tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4, "--no-retrain")) == 0
+    trials = load(tmp_path).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 + ["RUNNING", "FAIL"]
+    assert trials[4].user_attrs["surplus"] and not trials[4].params
+    assert not (tmp_path / "s" / "trials" / "trial-4").exists()  # nothing trained
+    assert "| 4 |" not in (tmp_path / "s" / "summary.md").read_text()
+    assert "another worker took the last place" in capsys.readouterr().err
+    assert not [r for r in caplog.records if "Trial 4" in r.getMessage()]  # no failure, no traceback
 
 
 @pytest.fixture()
@@ -176,7 +229,7 @@ def test_two_workers_share_one_postgresql_study(tiny_model_dir, tiny_csv, tmp_pa
                           "--storage", postgres))
     trials = load(tmp_path, postgres).get_trials()
     assert [t.number for t in trials] == list(range(len(trials)))
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+    assert_four_complete_and_the_rest_surplus(trials)
 
 
 @pytest.mark.parametrize("space_text, extra, words", [

@@ -17,6 +17,8 @@ PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 def trial_rows(study) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):  # started past --trials by a second worker and stopped at once
+            continue
         rows.append({"trial": t.number, "state": t.state.name, "val_metric": t.value,
                      "seconds": t.user_attrs.get("seconds"),
                      "validations": len(t.intermediate_values),
