@@ -82,9 +82,11 @@ def test_the_transfer_tasks_distil_each_task_from_its_own_teacher_with_and_witho
         teacher = Path(options["--teacher"])
         assert options["--dataset"] == f"tweet_eval/{task}" and teacher.name == f"{task}-teacher-s0", name
         assert teacher.name in names[:i] and teacher.parent == tmp_path / "transfer-tasks"
-        assert ("--transfer-data" in flags) == ("-all-1ep-" in name) and "--transfer-samples" not in flags
+        assert ("--transfer-data" in flags) == ("-all-1ep-" in name or "-30k-" in name)
+        assert options.get("--transfer-samples") == ("30000" if "-30k-" in name else None)
         assert options["--max-epochs"] == ("1" if "-all-1ep-" in name else "3")
-    assert students == 2 * 2 * 3
+    assert students == 2 * 2 * 3 + 3
+    assert [n for n in names if "-30k-" in n] == ["hate-kd-30k-s0", "hate-kd-30k-s1", "hate-kd-30k-s2"]
     only = suites.select_runs(runs, "hate-kd-all-1ep-s1")  # the teacher comes along, irony's does not
     assert [name for name, _ in only] == ["hate-teacher-s0", "hate-kd-all-1ep-s1"]
 
