@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", type=Text("database URL"), default=None, help="SQLAlchemy URL of the study (default: SQLite in the study folder)")
     p.add_argument("--study-name", type=NAME, default=None, help="default: <dataset>-<method>")
     p.add_argument("--pruner", choices=PRUNERS, default="median")
-    p.add_argument("--sampler-seed", type=SEED, default=0)
+    p.add_argument("--sampler-seed", type=SEED, default=0,
+                   help="trial N draws from (seed, N): workers and restarts never repeat a trial, the same seed repeats a study")
     p.add_argument("--heartbeat-seconds", type=POSITIVE_FLOAT, default=10.0,
                    help="a worker's trial is declared dead after 3 heartbeats without news, then retried")
     p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
@@ -96,6 +97,48 @@ def make_pruner(name: str):
     if name == "percentile":
         return optuna.pruners.PercentilePruner(25.0, n_startup_trials=3, n_warmup_steps=0)
     return optuna.pruners.HyperbandPruner() if name == "hyperband" else optuna.pruners.NopPruner()
+
+
+def make_sampler(seed: int):
+    """TPE whose random draws for trial N come from (``seed``, N), so workers never repeat each other.
+
+    One ``TPESampler(seed=seed)`` per worker gives every worker the same stream: two workers on one
+    study drew the same points (4 trials, 2 configurations), and a restarted worker drew trial 0's
+    again. Optuna reseeds only threads of one process (``n_jobs``; ``BaseSampler.reseed_rng``) and
+    has no rule for separate processes (optuna/optuna#1547). Keyed by the trial number, which the
+    storage hands out once, the draws differ between workers and restarts yet repeat exactly for
+    the same study run again with the same seed. TPE's constant liar (on by default in Optuna 5)
+    keeps workers away from points still training."""
+    import numpy as np
+    import optuna
+
+    class TrialSeededTPE(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self.by_trial: dict[int, optuna.samplers.TPESampler] = {}
+
+        def _tpe(self, trial) -> optuna.samplers.TPESampler:
+            if trial.number not in self.by_trial:
+                trial_seed = int(np.random.SeedSequence([seed, trial.number]).generate_state(1)[0])
+                self.by_trial[trial.number] = optuna.samplers.TPESampler(seed=trial_seed)
+            return self.by_trial[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._tpe(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._tpe(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial) -> None:
+            self._tpe(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self._tpe(trial).after_trial(study, trial, state, values)
+            self.by_trial.pop(trial.number, None)
+
+    return TrialSeededTPE()
 
 
 def finished(study) -> int:
@@ -216,7 +259,7 @@ def run(argv: list[str] | None) -> dict:
     storage = study_storage(args.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}", args.heartbeat_seconds)
     pruner = make_pruner(args.pruner)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=args.sampler_seed), pruner=pruner)
+                                sampler=make_sampler(args.sampler_seed), pruner=pruner)
     already = finished(study)
     if already < args.trials:
         print(f"tune.py: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)

@@ -130,6 +130,7 @@ def test_two_workers_share_one_sqlite_study(tiny_model_dir, tiny_csv, tmp_path, 
     assert_four_complete_and_the_rest_surplus(trials)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len({Path(t.user_attrs["run_dir"]).name for t in complete}) == 4  # one run directory each
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 4  # no point trained twice (issue 46)
 
 
 def assert_four_complete_and_the_rest_surplus(trials) -> None:
