@@ -44,11 +44,50 @@ MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long revi
 
 
 def read_table(path: Path, delimiter: str, encoding: str = "utf-8") -> list[dict[str, str]]:
+    """Rows of a CSV/TSV file with a header, as dicts. Refused, with the first bad row and how
+    many there are: a header naming a column twice (which copy is the label?) and rows whose
+    field count differs from the header's (an unquoted comma in a tweet shifts the label into
+    the text); ``csv.DictReader`` would drop or pad fields without a word. Blank lines are skipped."""
     csv.field_size_limit(MAX_CELL)
+    kind, separator = ("CSV", "comma") if delimiter == "," else ("TSV", "tab")
+    reader = csv.reader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter)
     try:
-        return list(csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter))
+        header = next(reader, None)
+        if header is None:
+            return []
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise UsageError(f"the header of {path} names column {repeated[0]!r} {header.count(repeated[0])} times; "
+                             "rename or delete the extra copies so each column has one name")
+        rows, bad = [], []
+        for fields in reader:
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
+                bad.append((len(rows) + len(bad) + 1, reader.line_num, len(fields)))
+                continue
+            rows.append(dict(zip(header, fields)))
     except csv.Error as err:
-        raise UsageError(f"{path} is not a readable {'CSV' if delimiter == ',' else 'TSV'} file ({err})") from None
+        raise UsageError(f"{path} is not a readable {kind} file ({err})") from None
+    if bad:
+        row, line, count = bad[0]
+        more = f" ({len(bad) - 1} more rows like it)" if len(bad) > 1 else ""
+        raise UsageError(f"{path} row {row} (line {line}) has {count} fields, the header {len(header)}{more}; "
+                         f"quote any text holding a {separator} (\"like, this\") or fix the row")
+    return rows
+
+
+class DuplicateKey(ValueError):
+    """A JSON object naming a field twice (``json`` keeps the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
@@ -63,14 +102,18 @@ def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
             for number, line in enumerate(text.split("\n"), start=1):
                 if line.strip():
                     try:
-                        data.append(json.loads(line))
+                        data.append(json.loads(line, object_pairs_hook=_unique_keys))
                     except json.JSONDecodeError as err:
                         raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
+                    except DuplicateKey as err:
+                        raise UsageError(f"{path} line {number} names field {err.args[0]!r} twice; keep one") from None
         else:
             try:
-                data = json.loads(text)
+                data = json.loads(text, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as err:
                 raise UsageError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
+            except DuplicateKey as err:
+                raise UsageError(f"{path}: a record names field {err.args[0]!r} twice; keep one") from None
             data = data.get("data", data) if isinstance(data, dict) else data
         if not isinstance(data, list):
             raise UsageError(f"{path} must hold a list of records (or {{\"data\": [...]}})")
@@ -89,3 +132,16 @@ def column(rows: list[dict], name: str, path: Path, option: str) -> list:
             raise UsageError(f"column {name!r} not in {where} (columns: {', '.join(map(str, row))}); "
                              f"pass {option}" + ("" if number == 1 else " or fix the record"))
     return [row[name] for row in rows]
+
+
+def cell_text(value, where: str, row: int, name: str) -> str:
+    """A text cell as the text it stands for: a JSON number is text ("123"), as it would be in a CSV;
+    null is empty; a list or object is refused (it is no text, and its repr would be trained on)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    raise UsageError(f"{where}: row {row} has a {type(value).__name__} in column {name!r}, not a text; "
+                     "write the text as a string")

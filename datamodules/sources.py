@@ -19,7 +19,8 @@ from typing import Callable
 
 import datasets
 
-from datamodules.files import DATA_DIR_ENV, MAX_CELL, column, read_lines, read_records, read_table, read_text  # noqa: F401
+from datamodules.files import DATA_DIR_ENV, MAX_CELL, cell_text, column, read_lines, read_records, read_table, read_text  # noqa: F401
+from tweetcls_core.blank_text import is_blank
 from tweetcls_core.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,16 @@ def default_data_dir() -> Path | None:
 # ---------------------------------------------------------------- building splits
 
 
+# What pandas reads as a missing cell (read_csv's default na_values): a label written so is a
+# missing label, not a class ("nan" and "None" are what df.astype(str) makes of NaN and None).
+# Lowercase "none" is absent on purpose: it is a class (TweetEval stance).
+MISSING_LABELS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                            "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
 def label_text(raw) -> str | None:
     """A raw label cell as the name of its class: stripped text, and whole numbers written one
-    way (1, 1.0, "1.0" and " 1 " are all "1"); None for an empty or null cell."""
+    way (1, 1.0, "1.0" and " 1 " are all "1"); None for an empty, null or NaN-spelled cell."""
     if raw is None or isinstance(raw, bool):
         return None if raw is None else str(raw).lower()
     if isinstance(raw, float):
@@ -69,7 +77,7 @@ def label_text(raw) -> str | None:
             return None
         return str(int(raw)) if raw.is_integer() else repr(raw)
     key = str(raw).strip()
-    if not key:
+    if not key or key in MISSING_LABELS:
         return None
     try:
         number = float(key)
@@ -79,16 +87,33 @@ def label_text(raw) -> str | None:
 
 
 def label_texts(labels: list, where: str, column_name: str = "label") -> list[str]:
-    """``label_text`` of every cell; an empty one is refused with its row (a class named "None"
-    or "" would be trained on silently)."""
-    out = []
+    """``label_text`` of every cell. Refused with the first bad row and their count: an empty or
+    NaN-spelled label (a class named "None" or "nan" would be trained on silently) and a list or
+    object (one row, one label: "['joy']" is no class)."""
+    out, bad = [], []
     for row, raw in enumerate(labels, start=1):
+        if _structured(raw):
+            bad.append(f"row {row} has a list or object ({str(raw)[:40]}) in label column {column_name!r}; "
+                       "give each row one label, as text or a number")
+            continue
         key = label_text(raw)
         if key is None:
-            raise UsageError(f"{where}: row {row} has an empty label in column {column_name!r}; "
-                             "fill it in or remove the row")
+            spelled = f" ({str(raw).strip()!r} means missing)" if raw is not None and str(raw).strip() else ""
+            bad.append(f"row {row} has an empty label in column {column_name!r}{spelled}; fill it in or remove the row")
+            continue
         out.append(key)
+    if bad:
+        more = f" ({len(bad) - 1} more bad labels)" if len(bad) > 1 else ""
+        raise UsageError(f"{where}: {bad[0]}{more}")
     return out
+
+
+def _structured(raw) -> bool:
+    """A list or object, or text that spells one ("['joy']", '{"a": 1}'): several labels in one cell."""
+    if isinstance(raw, (list, tuple, dict)):
+        return True
+    key = raw.strip() if isinstance(raw, str) else ""
+    return len(key) >= 2 and (key[0], key[-1]) in (("[", "]"), ("{", "}"))
 
 
 def to_ids(labels: list, label_names: list[str], where: str) -> list[int]:
@@ -112,10 +137,11 @@ def make_split(texts: list[str], labels: list, where: str) -> datasets.Dataset:
     if len(texts) != len(labels):
         raise UsageError(f"{where}: {len(texts)} texts but {len(labels)} labels; the files must align")
     texts = [t if isinstance(t, str) else "" for t in texts]
-    keep = [i for i, t in enumerate(texts) if t.strip()]
+    keep = [i for i, t in enumerate(texts) if not is_blank(t)]
     dropped = len(texts) - len(keep)
     if dropped:
-        log.warning("%s: dropped %d empty or whitespace-only texts", where, dropped)
+        log.warning("%s: dropped %d empty or whitespace-only texts (zero-width and control characters count as "
+                    "whitespace)", where, dropped)
     if not keep:
         raise UsageError(f"{where} has no non-empty texts; check --text-column and the file")
     return datasets.Dataset.from_dict(
@@ -269,7 +295,8 @@ def _file_rows(path: Path, text_column: str, label_column: str, encoding: str) -
     rows = read_records(path, encoding)
     if not rows:
         raise UsageError(f"{path} holds no rows")
-    texts = column(rows, text_column, path, "--text-column")
+    texts = [cell_text(value, str(path), row, text_column)
+             for row, value in enumerate(column(rows, text_column, path, "--text-column"), start=1)]
     return texts, label_texts(column(rows, label_column, path, "--label-column"), str(path), label_column)
 
 
