@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> Path:
     if loaded.results:
         from tweetcls_core.hub_card import CARD_FILE, model_card
 
+        from tweetcls_core.ownership import record
+
         (folder / CARD_FILE).write_text(model_card(loaded.results, "onnx", str(folder)))
+        record(folder, CARD_FILE)
     if args.format == "onnx-int8":
         return quantize_onnx(folder)
     if args.format == "onnx-int8-static":
@@ -68,7 +71,7 @@ def export_hf(loaded, folder: Path) -> Path:
 
     if not loaded.results:
         raise UsageError(f"{loaded.path} is not a run directory; --format hf writes a run's model with its card")
-    with atomic_directory(folder) as tmp:
+    with atomic_directory(folder, "hf") as tmp:
         save_classifier(loaded.model, tmp, loaded.tokenizer)
         (tmp / CARD_FILE).write_text(model_card(loaded.results, "transformers", str(folder)))
     return folder

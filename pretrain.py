@@ -172,7 +172,7 @@ def export(model, tokenizer, model_dir: Path, run_dir: Path, results: dict) -> N
         from lora import merge_lora
 
         merge_lora(model)
-    with atomic_directory(run_dir / "model") as folder:
+    with atomic_directory(run_dir / "model", "model") as folder:
         save_encoder(model, model_dir, folder)
         tokenizer.save_pretrained(folder)
     results["environment"] = environment()

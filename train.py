@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None
     Under DDP, Lightning starts the other local ranks by re-running this command; they
     find the run directory rank 0 made (and locked) in $TWEETCLS_RUN_DIR instead.
     """
+    from tweetcls_core.ownership import owner_kind
     from tweetcls_core.run_lock import LOCK_FILE, RunLock
     from tweetcls_core.runs import check_run_name, dataset_slug, timestamp
 
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None
     while not created.parent.exists():
         created = created.parent
     created = None if created.exists() else created
+    lock_is_new = not (run_dir / LOCK_FILE).exists()
     lock = RunLock(run_dir).acquire()
     try:
         return body(args, extra_callbacks)
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None
         lock.release()
         if created is not None and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
             shutil.rmtree(created)  # failed before writing anything: leave no empty run behind
+        elif lock_is_new and owner_kind(run_dir) != "run":
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)  # a refused folder of the user's keeps no file of ours
 
 
 def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
@@ -287,10 +291,12 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     if args.patience:  # EarlyStopping counts validations: --patience epochs of them
         callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=validations_in(args.patience, interval),
                                        check_on_train_epoch_end=False))
+    from training.hardware import trainer_strategy
+
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(
         max_epochs=args.max_epochs, max_steps=args.max_steps, accelerator=args.accelerator,
-        devices=devices, strategy=args.strategy, num_nodes=args.num_nodes, precision=args.precision,
+        devices=devices, strategy=trainer_strategy(args), num_nodes=args.num_nodes, precision=args.precision,
         logger=logger, callbacks=callbacks, log_every_n_steps=10,
         enable_progress_bar=args.progress_bar, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],

@@ -40,7 +40,7 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
                                     calibration_texts=list(data.splits["train"]["text"]))
             if save_variants:
                 # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
-                with atomic_directory(Path(save_variants) / name.replace(":", "_")) as folder:
+                with atomic_directory(Path(save_variants) / name.replace(":", "_"), "variant") as folder:
                     size = save_variant(variant, folder)
                     datamodule.tokenizer.save_pretrained(folder)
             else:

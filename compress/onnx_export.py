@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from tweetcls_core.atomic import atomic_directory
+from tweetcls_core.ownership import record
 from tweetcls_core.errors import UsageError
 
 from compress.onnx_files import FP32_FILE, INT8_FILE, META_FILE, onnx_session, read_metadata  # noqa: F401
@@ -44,7 +45,7 @@ def export_onnx(model: nn.Module, tokenizer, folder: str | Path, meta: dict, ops
     sample = tokenizer(["an example text", "two"], padding=True, return_tensors="pt")
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
     wrapper = _LogitsOnly(model.eval(), names).eval()
-    with atomic_directory(folder) as tmp, warnings.catch_warnings():
+    with atomic_directory(folder, "onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about Python control flow the graph does not need
         torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(tmp / FP32_FILE), input_names=names,
                           output_names=["logits"], opset_version=opset, dynamo=False,
@@ -65,6 +66,7 @@ def quantize_onnx(folder: str | Path) -> Path:
     tmp = folder / f".{INT8_FILE}.tmp"
     quantize_dynamic(str(folder / FP32_FILE), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
     tmp.replace(target)
+    record(folder, INT8_FILE)
     return target
 
 

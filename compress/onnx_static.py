@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.onnx_files import STATIC_FILE
+from tweetcls_core.ownership import record
 CALIBRATION_TEXTS = 256
 CALIBRATION_LENGTH = 64  # the histograms need one shape; tweets are shorter
 CALIBRATION_SEED = 42
@@ -91,6 +92,7 @@ def quantize_onnx_static(folder: str | Path, texts: list[str], tokenizer, source
                         calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["MatMul", "Gemm"],
                         nodes_to_exclude=excluded, calibration_providers=["CPUExecutionProvider"])
     tmp.replace(target)
+    record(folder, STATIC_FILE)
     meta_path = folder / "tweetcls.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())

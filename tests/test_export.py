@@ -92,3 +92,40 @@ def test_onnx_steps_must_come_last(capsys, tmp_path):
 
     assert evaluate.main([str(tmp_path), "--compress", "onnx+prune:0.5"]) == 2
     assert "must be the last step" in capsys.readouterr().err
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "onnx-int8", "hf", "peft"])
+@pytest.mark.parametrize("where", ["users-folder", "the-run-itself", "the-folder-of-all-runs"])
+def test_export_never_replaces_a_folder_it_did_not_write(lora_run, tmp_path, capsys, fmt, where):
+    """--out onto a user's folder, onto the run, or onto the folder of all runs: refused in one
+    line, every file left as it was (the export used to replace the folder wholesale)."""
+    if where == "users-folder":
+        out = tmp_path / "thesis"
+        (out / "sub").mkdir(parents=True)
+        (out / "thesis.txt").write_text("chapter one")
+        (out / "sub" / "data.csv").write_text("text,label\n")
+    else:
+        out = lora_run if where == "the-run-itself" else lora_run.parent
+    before = _tree(out)
+    assert export.main([str(lora_run), "--format", fmt, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing was changed" in err[0], err
+    assert _tree(out) == before
+
+
+def test_export_replaces_its_own_earlier_export_but_not_a_file_added_to_it(lora_run, tmp_path, capsys):
+    out = tmp_path / "onnx"
+    assert export.main([str(lora_run), "--format", "onnx-int8", "--out", str(out)]) == 0
+    assert export.main([str(lora_run), "--format", "onnx", "--out", str(out)]) == 0  # its own folder: replaced
+    assert not (out / "model-int8.onnx").exists() and (out / "model.onnx").is_file()
+    assert export.main([str(lora_run), "--format", "onnx-int8", "--out", str(out)]) == 0
+    assert (out / "model-int8.onnx").is_file()  # what it added later is its own too
+    assert export.main([str(lora_run), "--format", "onnx", "--out", str(out)]) == 0
+    (out / "my_notes.md").write_text("mine")
+    capsys.readouterr()
+    assert export.main([str(lora_run), "--format", "onnx", "--out", str(out)]) == 2
+    assert "my_notes.md" in capsys.readouterr().err and (out / "my_notes.md").read_text() == "mine"

@@ -60,14 +60,62 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_model_dir, tiny_csv, 
     assert (mine / "cat.jpg").read_bytes() == b"\xff\xd8"
 
 
-def test_overwrite_replaces_a_run_and_nothing_else(tiny_model_dir, tiny_csv, crowded_output_dir, capsys):
-    (crowded_output_dir / "earlier" / "stale.txt").write_text("from the earlier run")
-    code, _ = run_main(capsys, argv(tiny_model_dir, tiny_csv, crowded_output_dir, "earlier", "--overwrite"))
-    assert code == 0
-    assert not (crowded_output_dir / "earlier" / "stale.txt").exists()
-    assert (crowded_output_dir / "earlier" / "results.json").is_file()
-    assert (crowded_output_dir / "notes.txt").read_text() == "mine"
-    assert (crowded_output_dir.parent / "precious.txt").read_text() == "also mine"
+@pytest.mark.parametrize("lookalike", ["config", "empty-checkpoints", "results"])
+def test_overwrite_refuses_a_folder_that_only_looks_like_a_run(tiny_model_dir, tiny_csv, tmp_path, capsys, lookalike):
+    """A file name proves nothing: a user's folder with a config.yaml, an empty checkpoints/ or a
+    results.json of its own is not a run, and --overwrite must not empty it."""
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("\\chapter{One}")
+    {"config": lambda: (mine / "config.yaml").write_text("seed: 1\n"),
+     "empty-checkpoints": lambda: (mine / "checkpoints").mkdir(),
+     "results": lambda: (mine / "results.json").write_text("{}")}[lookalike]()
+    before = tree(mine)
+    code, err = run_main(capsys, argv(tiny_model_dir, tiny_csv, tmp_path, "thesis", "--overwrite"))
+    assert code == 2 and len(err) == 1 and "is not a run directory written by train.py" in err[0], err
+    assert tree(mine) == before and (mine / "thesis.tex").read_text() == "\\chapter{One}"
+
+
+@pytest.fixture()
+def finished_run(tiny_model_dir, tiny_csv, tmp_path, capsys) -> Path:
+    code, err = run_main(capsys, argv(tiny_model_dir, tiny_csv, tmp_path / "runs", "earlier"))
+    assert code == 0, err
+    return tmp_path / "runs" / "earlier"
+
+
+def test_overwrite_replaces_a_run_train_py_wrote_and_nothing_beside_it(tiny_model_dir, tiny_csv, finished_run, capsys):
+    out = finished_run.parent
+    (out / "notes.txt").write_text("mine")
+    (out.parent / "precious.txt").write_text("also mine")
+    first = json.loads((finished_run / "results.json").read_text())["environment"]["created_utc"]
+    code, err = run_main(capsys, argv(tiny_model_dir, tiny_csv, out, "earlier", "--overwrite", "--seed", "3"))
+    assert code == 0, err
+    assert json.loads((finished_run / "results.json").read_text())["seed"] == 3
+    assert json.loads((finished_run / "results.json").read_text())["environment"]["created_utc"] >= first
+    assert (out / "notes.txt").read_text() == "mine" and (out.parent / "precious.txt").read_text() == "also mine"
+
+
+@pytest.mark.parametrize("where", ["top", "nested-folder"])
+def test_overwrite_refuses_a_run_holding_a_users_file(tiny_model_dir, tiny_csv, finished_run, capsys, where):
+    """A user's notes put into a run are named, and nothing of the run or the notes is deleted."""
+    notes = finished_run / "analysis.ipynb" if where == "top" else finished_run / "figures" / "f1.png"
+    notes.parent.mkdir(exist_ok=True)
+    notes.write_text("mine")
+    before = tree(finished_run)
+    code, err = run_main(capsys, argv(tiny_model_dir, tiny_csv, finished_run.parent, "earlier", "--overwrite"))
+    assert code == 2 and len(err) == 1 and "did not write" in err[0] and notes.relative_to(finished_run).parts[0] in err[0], err
+    assert tree(finished_run) == before and notes.read_text() == "mine"
+
+
+def test_a_copied_run_is_not_proof(tiny_model_dir, tiny_csv, finished_run, capsys):
+    """The marker names the folder it was written in: copied into a user's folder (cp -r) it proves nothing."""
+    import shutil
+
+    copy = finished_run.parent / "copy"
+    shutil.copytree(finished_run, copy)
+    code, err = run_main(capsys, argv(tiny_model_dir, tiny_csv, finished_run.parent, "copy", "--overwrite"))
+    assert code == 2 and "is not a run directory written by train.py" in err[0], err
+    assert (copy / "results.json").is_file()
 
 
 def test_a_run_directory_in_use_is_refused_with_the_owner_pid(tiny_model_dir, tiny_csv, tmp_path, capsys):
@@ -128,8 +176,9 @@ def test_atomic_writes_keep_the_old_file_and_folder_whole_when_the_disk_fills(tm
     target = tmp_path / "results.json"
     target.write_text("old")
     folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "weights").write_text("old weights")
+    with atomic_directory(folder, "model") as tmp:
+        (tmp / "weights").write_text("old weights")
+    real_fsync = os.fsync
 
     def full(*_):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -138,12 +187,40 @@ def test_atomic_writes_keep_the_old_file_and_folder_whole_when_the_disk_fills(tm
     with pytest.raises(StorageFull, match=f"no space left on device writing {target}"):
         write_text_atomic(target, "new")
     with pytest.raises(StorageFull, match=f"no space left on device writing {folder}"):
-        with atomic_directory(folder) as tmp:
+        with atomic_directory(folder, "model") as tmp:
             (tmp / "weights").write_text("new weigh")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert target.read_text() == "old" and (folder / "weights").read_text() == "old weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "results.json"]
-    with atomic_directory(folder) as tmp:
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    with atomic_directory(folder, "model") as tmp:  # a folder this project wrote is replaced whole
         (tmp / "weights").write_text("new weights")
     assert (folder / "weights").read_text() == "new weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "results.json"]
+
+
+@pytest.mark.parametrize("case", ["users-folder", "user-file-inside", "other-kind", "copied-marker"])
+def test_atomic_directory_never_replaces_what_it_did_not_write(tmp_path, case):
+    from tweetcls_core.errors import UsageError
+
+    folder = tmp_path / "out"
+    if case == "users-folder":
+        folder.mkdir()
+        (folder / "thesis.txt").write_text("mine")
+    else:
+        with atomic_directory(folder if case != "copied-marker" else tmp_path / "orig", "onnx") as tmp:
+            (tmp / "model.onnx").write_text("graph")
+        if case == "user-file-inside":
+            (folder / "sub").mkdir()
+            (folder / "sub" / "data.csv").write_text("mine")
+        if case == "copied-marker":
+            import shutil
+            shutil.copytree(tmp_path / "orig", folder)
+            (folder / "thesis.txt").write_text("mine")
+    before = tree(folder)
+    kind = "model" if case == "other-kind" else "onnx"
+    with pytest.raises(UsageError, match="nothing was changed"):
+        with atomic_directory(folder, kind) as tmp:
+            (tmp / "model.onnx").write_text("new graph")
+    assert tree(folder) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -19,6 +19,10 @@ def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str
     tuning = {}
     if data.multi_label and args.tune_threshold:
         tuning = tune_threshold_on_val(trainer, module, datamodule, data, best)
+    # the re-check of the best checkpoint and test go to results.json and hp/*, not to the val/ and test/
+    # curves (a repeat of val's last point one step later, and single points drawn off the chart)
+    logger = trainer.logger
+    logger.muted = ("val/", "test/") if hasattr(logger, "muted") else ()
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     if not args.test:
         return {k.removeprefix("val/"): v for k, v in val.items()}, {}, tuning
@@ -60,7 +64,7 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
         from lora import merge_lora, save_adapter
 
         if not args.layers:  # a layer-copied student's base exists only inside the run: model/ holds it merged
-            with atomic_directory(run_dir / "adapter") as folder:
+            with atomic_directory(run_dir / "adapter", "adapter") as folder:
                 save_adapter(model, folder, extra={
                     "base_model": args.model, "base_model_path": results["model_path"], "method": args.method,
                     "label_names": results["label_names"], "multi_label": results["multi_label"],
@@ -71,7 +75,7 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
         from compress.int8_base import dequantize_linears
 
         dequantize_linears(model)
-    with atomic_directory(run_dir / "model") as folder:  # what plain transformers loads, with its model card
+    with atomic_directory(run_dir / "model", "model") as folder:  # what plain transformers loads, with its model card
         save_classifier(model, folder, tokenizer)
         (folder / CARD_FILE).write_text(model_card(results, "transformers", str(run_dir / "model")))
     results["inference"] = cpu_latency(model, args.precision)
@@ -82,12 +86,15 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
 
 
 def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:
-    """HPARAMS with the final metrics (one point each), the test pictures and the summary, once."""
+    """The run's card (TIME SERIES' first screen), HPARAMS with the final metrics, the test pictures and
+    the summary, once (tweetcls_core/review.py)."""
     import torch
 
-    from tweetcls_core.review import final_metrics, log_hparams, log_pictures, log_summary, review_hparams
+    from tweetcls_core.review import (final_metrics, log_hparams, log_pictures, log_run_card, log_summary,
+                                      review_hparams)
 
     writer, step = trainer.logger.experiment, trainer.global_step
+    log_run_card(writer, results, step)
     log_hparams(writer, review_hparams(results["config"], results), final_metrics(results), step)
     frequency = torch.tensor(data.splits["train"]["label"]).float().mean(dim=0) if data.multi_label else None
     log_pictures(writer, test_tensors, data.label_names, step, frequency)

@@ -61,7 +61,7 @@ def export_peft(adapter_dir: str | Path, out_dir: str | Path) -> Path:
         "inference_mode": True, "init_lora_weights": True,
     }
     tensors = peft_state_dict(load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, "peft") as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "adapter_model.safetensors"))
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
         (tmp / "tweetcls.json").write_text(json.dumps({

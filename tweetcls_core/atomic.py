@@ -41,15 +41,22 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 @contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
+def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole, on any
-    failure it is removed and ``path`` is left as it was."""
+    failure it is removed and ``path`` is left as it was.
+
+    ``path`` must be absent, empty, or a ``kind`` folder this project wrote and nobody added to
+    (tweetcls_core/ownership.py); anything else is refused before a byte is written."""
+    from tweetcls_core.ownership import check_replaceable, mark
+
     path = Path(path)
+    check_replaceable(path, kind)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         yield tmp
+        mark(tmp, kind)  # the marker's identity is the folder's inode, which the rename keeps
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

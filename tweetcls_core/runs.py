@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -12,12 +13,17 @@ from importlib import metadata
 from pathlib import Path
 
 from tweetcls_core.errors import UsageError
+from tweetcls_core.ownership import foreign_entries, mark, owner_kind
+from tweetcls_core.run_lock import LOCK_FILE
 
 RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
 
 
-RUN_MARKERS = ("config.yaml", RESULTS_FILE, "checkpoints")  # what train.py writes first and last
+# what train.py, evaluate.py, predict.py, export.py and Lightning's TensorBoard logger write at the
+# top of a run directory: --overwrite deletes these, and refuses a run holding anything else
+RUN_ENTRIES = re.compile(r"^(config\.yaml|results\.json|hparams\.yaml|abstain\.json|checkpoints|model|adapter"
+                         r"|onnx|hf|peft|events\.out\.tfevents\..+|eval-.+\.json|compression-.+)$")
 
 
 def check_run_name(run_name: str) -> None:
@@ -28,15 +34,11 @@ def check_run_name(run_name: str) -> None:
                          "(no /, no leading ., not . or ..)")
 
 
-def is_run_dir(path: Path) -> bool:
-    """Recognisably a directory train.py made (so --overwrite may replace it)."""
-    return path.is_dir() and not path.is_symlink() and any((path / m).exists() for m in RUN_MARKERS)
-
-
 def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """``output_dir/run_name``, refused if it holds an earlier run (unless ``overwrite``), and
-    refused whatever ``overwrite`` says if it is not a run directory: --overwrite may only
-    ever delete a run that train.py made, strictly inside ``output_dir``.
+    refused whatever ``overwrite`` says unless train.py provably made it (its ownership marker,
+    tweetcls_core/ownership.py) and it holds nothing train.py and the other commands did not write.
+    --overwrite never deletes a user's file: a folder that merely holds a config.yaml is not a run.
 
     Called before any slow work, so a name clash costs no time.
     """
@@ -47,23 +49,24 @@ def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False
     if run_dir.exists() and _holds_more_than_a_lock(run_dir):
         if not overwrite:
             raise UsageError(f"run directory {run_dir} already exists; choose another --run-name or pass --overwrite")
-        if not is_run_dir(run_dir):
-            raise UsageError(f"{run_dir} is not a run directory written by train.py (no config.yaml, "
-                             f"{RESULTS_FILE} or checkpoints/); --overwrite only replaces runs, choose another --run-name")
+        if owner_kind(run_dir) != "run":
+            raise UsageError(f"{run_dir} is not a run directory written by train.py (it holds no marker of one); "
+                             "--overwrite only replaces runs, choose another --run-name")
+        foreign = foreign_entries(run_dir, RUN_ENTRIES)
+        if foreign:
+            raise UsageError(f"{run_dir} holds files train.py did not write ({', '.join(foreign[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}); --overwrite would delete them: move them "
+                             "out or choose another --run-name")
     return run_dir
 
 
 def _holds_more_than_a_lock(run_dir: Path) -> bool:
-    from tweetcls_core.run_lock import LOCK_FILE
-
     return any(p.name != LOCK_FILE for p in run_dir.iterdir())
 
 
 def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
-    """Create ``output_dir/run_name``; refuse to reuse an existing run unless asked. The lock file
-    of the process that holds the directory (see tweetcls_core/run_lock.py) is kept."""
-    from tweetcls_core.run_lock import LOCK_FILE
-
+    """Create ``output_dir/run_name`` and mark it as a run; refuse to reuse an existing run unless
+    asked. The lock file of the process that holds the directory (tweetcls_core/run_lock.py) is kept."""
     run_dir = check_run_dir(output_dir, run_name, overwrite)
     if run_dir.exists():
         for entry in run_dir.iterdir():
@@ -74,6 +77,7 @@ def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) 
             else:
                 entry.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
+    mark(run_dir, "run", files=[])
     return run_dir
 
 
