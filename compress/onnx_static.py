@@ -33,6 +33,7 @@ import numpy as np
 
 from compress.onnx_files import STATIC_FILE
 from tweetcls_core.ownership import record
+
 CALIBRATION_TEXTS = 256
 CALIBRATION_LENGTH = 64  # the histograms need one shape; tweets are shorter
 CALIBRATION_SEED = 42
