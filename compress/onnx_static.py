@@ -84,15 +84,18 @@ def quantize_onnx_static(folder: str | Path, texts: list[str], tokenizer, source
                     for n in names}
 
     target, tmp = folder / STATIC_FILE, folder / f".{STATIC_FILE}.tmp"
-    # ONNX Runtime prints its percentile to stdout and logs hints to the root logger: not for our users
-    with tempfile.TemporaryDirectory() as work, contextlib.redirect_stdout(io.StringIO()), _no_root_warnings():
-        prepared = Path(work) / "prepared.onnx"
-        quant_pre_process(str(folder / source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(tmp), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                        calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["MatMul", "Gemm"],
-                        nodes_to_exclude=excluded, calibration_providers=["CPUExecutionProvider"])
-    tmp.replace(target)
+    try:
+        # ONNX Runtime prints its percentile to stdout and logs hints to the root logger: not for our users
+        with tempfile.TemporaryDirectory() as work, contextlib.redirect_stdout(io.StringIO()), _no_root_warnings():
+            prepared = Path(work) / "prepared.onnx"
+            quant_pre_process(str(folder / source), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(tmp), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                            calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["MatMul", "Gemm"],
+                            nodes_to_exclude=excluded, calibration_providers=["CPUExecutionProvider"])
+        tmp.replace(target)
+    finally:  # a calibration that fails midway leaves no half-written file behind
+        tmp.unlink(missing_ok=True)
     record(folder, STATIC_FILE)
     meta_path = folder / "tweetcls.json"
     if meta_path.is_file():
