@@ -41,24 +41,25 @@ def _m(package: str, tests: tuple[str, ...]):
     return make
 
 
-LORA = ("tests/test_lora_math.py", "tests/test_properties.py", "tests/test_survivors_lora.py")
+# the package's own fast test file first (with -x, most mutants stop there), then the others that use it
+LORA = ("tests/test_survivors_lora.py", "tests/test_lora_math.py", "tests/test_properties.py")
 lora = _m("lora", LORA)
-DISTILL = ("tests/test_properties.py", "tests/test_layer_copy.py", "tests/test_token_alignment.py",
-           "tests/test_survivors_distill.py", "tests/test_distill.py")
+DISTILL = ("tests/test_survivors_distill.py", "tests/test_properties.py", "tests/test_layer_copy.py",
+           "tests/test_token_alignment.py", "tests/test_distill.py")
 distill = _m("distill", DISTILL)
-COMPRESS = ("tests/test_properties.py", "tests/test_survivors_compress.py", "tests/test_compress.py",
+COMPRESS = ("tests/test_survivors_compress.py", "tests/test_properties.py", "tests/test_compress.py",
             "tests/test_static_int8.py")
 compress = _m("compress", COMPRESS)
-DATA = ("tests/test_properties.py", "tests/test_survivors_data.py", "tests/test_data.py", "tests/test_own_splits.py")
+DATA = ("tests/test_survivors_data.py", "tests/test_properties.py", "tests/test_data.py", "tests/test_own_splits.py")
 data = _m("datamodules", DATA)
 MLM = ("tests/test_survivors_mlm.py", "tests/test_pretrain.py")
 mlm = _m("mlm", MLM)
-CORE = ("tests/test_properties.py", "tests/test_survivors_core.py", "tests/test_calibration.py",
+CORE = ("tests/test_survivors_core.py", "tests/test_properties.py", "tests/test_calibration.py",
         "tests/test_threshold.py", "tests/test_prior_bias.py", "tests/test_pooling.py")
 core = _m("tweetcls_core", CORE)
 TWEETCLS = ("tests/test_survivors_tweetcls.py", "tests/test_service.py", "tests/test_predict.py", "tests/test_loader.py")
 tweetcls = _m("tweetcls", TWEETCLS)
-TRAINING = ("tests/test_survivors_training.py",)
+TRAINING = ("tests/test_survivors_training.py", "tests/test_calibration.py", "tests/test_train_cli.py")
 training = _m("training", TRAINING)
 SCRIPTS = ("tests/test_survivors_scripts.py", "tests/test_pretrain.py", "tests/test_tune.py")
 scripts = _m("scripts", SCRIPTS)

@@ -116,7 +116,8 @@ def run_package(package: str, mutants: list[Mutant], timeout: float, working_tre
         red = []
         for test_file in dict.fromkeys(t.split("::")[0] for m in mutants for t in m.tests):
             code, seconds, tail = pytest(copy, (test_file,), timeout * 3)
-            print(f"{package}: baseline {test_file}: {'green' if code == 0 else 'RED'} in {seconds:.0f} s", flush=True)
+            print(f"{package}: baseline {test_file}: {'green' if code == 0 else 'RED: ' + tail} in {seconds:.0f} s",
+                  flush=True)
             if code != 0:
                 red.append(test_file)
         if red:  # a mutant cannot be scored against a file that already fails: left out, and said
