@@ -177,3 +177,38 @@ def test_a_reloaded_int8_model_is_bit_identical_and_its_embeddings_are_int8(clas
     with torch.no_grad():
         assert torch.equal(reloaded(input_ids=ids, attention_mask=mask).logits,
                            model(input_ids=ids, attention_mask=mask).logits)
+
+
+def _layers_strategy():
+    from hypothesis import strategies as st
+
+    return st.lists(st.tuples(st.integers(1, 12), st.integers(1, 12), st.floats(0.01, 100.0)), min_size=1, max_size=5)
+
+
+def test_sparsity_is_weighted_by_layer_size_and_global_pruning_cuts_at_one_magnitude():
+    """Property: any stack of layers of any sizes and scales, any amount."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from compress.unstructured import magnitude_prune, make_permanent, sparsity_report
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None)
+    @given(shapes=_layers_strategy(), amount=st.floats(0.0, 0.95), seed=st.integers(0, 1000))
+    def check(shapes, amount, seed):
+        torch.manual_seed(seed)
+        model = nn.Sequential(*[nn.Linear(i, o) for i, o, _ in shapes])
+        with torch.no_grad():
+            for layer, (_, _, scale) in zip(model, shapes):
+                layer.weight.mul_(scale)
+        before = torch.cat([m.weight.detach().abs().flatten() for m in model])
+        magnitude_prune(model, amount, scope="global")
+        make_permanent(model)
+        after = torch.cat([m.weight.detach().flatten() for m in model])
+        pruned = after == 0
+        assert int(pruned.sum()) == round(amount * len(after))
+        if pruned.any() and (~pruned).any():
+            assert before[pruned].max() <= before[~pruned].min()  # one threshold over all layers
+        report = sparsity_report(model)
+        assert report["overall"] == pytest.approx(float(pruned.float().mean()))
+
+    check()

@@ -170,3 +170,27 @@ def test_mean_pooling_of_a_padded_batch_equals_each_text_alone(tiny_model_dir):
         together = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
         alone = torch.cat([model(**tokenizer([t], return_tensors="pt")).logits for t in texts])
     assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_the_masked_mean_ignores_padding_whatever_it_holds():
+    """Property: any batch of any lengths, any values in the padding."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tweetcls_core.pooling import masked_mean
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=5), seed=st.integers(0, 10_000),
+           pad_value=st.floats(-1e4, 1e4))
+    def check(lengths, seed, pad_value):
+        g = torch.Generator().manual_seed(seed)
+        width = max(lengths)
+        hidden = torch.randn(len(lengths), width, 4, generator=g)
+        mask = torch.zeros(len(lengths), width, dtype=torch.long)
+        for row, n in enumerate(lengths):
+            mask[row, :n] = 1
+            hidden[row, n:] = pad_value
+        expected = torch.stack([hidden[row, :n].mean(0) for row, n in enumerate(lengths)])
+        assert torch.allclose(masked_mean(hidden, mask), expected, atol=1e-4)
+
+    check()

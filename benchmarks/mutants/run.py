@@ -3,6 +3,7 @@
     python -m benchmarks.mutants.run --package compress          # one package (the usual way: CPU-heavy)
     python -m benchmarks.mutants.run --package lora --package mlm
     python -m benchmarks.mutants.run --id compress/static-written-in-place   # one mutant
+    python -m benchmarks.mutants.run --id lora/head-frozen --against tests/test_x.py::test_y   # one test red?
     python -m benchmarks.mutants.run --list                       # the catalogue, nothing run
 
 Each mutant is put into a temporary copy of the repository (the committed HEAD, or with
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the catalogue and stop")
     p.add_argument("--check", action="store_true", help="report stale snippets in the checkout and stop")
     p.add_argument("--output", type=Path, default=RESULTS)
+    p.add_argument("--against", action="append", metavar="TEST",
+                   help="run the chosen mutants against these tests (pytest node ids) instead of their own; "
+                        "nothing is saved: for showing that one test goes red on one bug")
     p.add_argument("--working-tree", action="store_true",
                    help="mutate a copy of the working tree as it is now (default: the committed HEAD)")
     args = p.parse_args(argv)
@@ -157,6 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         print("no mutant matches", file=sys.stderr)
         return 2
+    if args.against:
+        chosen = [replace(m, tests=tuple(args.against)) for m in chosen]
+        with tempfile.TemporaryDirectory(prefix="mutants-against-") as tmp:
+            copy_repository(Path(tmp), args.working_tree)
+            check_imports_from(Path(tmp))
+            for mutant in chosen:
+                result = run_mutant(Path(tmp), mutant, args.timeout)
+                print(f"{result['status']:8} {mutant.id} against {' '.join(args.against)} ({result.get('seconds')} s)")
+        return 0
     stored = json.loads(args.output.read_text()) if args.output.is_file() else {}
     for package in dict.fromkeys(m.package for m in chosen):
         result = run_package(package, [m for m in chosen if m.package == package], args.timeout, args.working_tree)
