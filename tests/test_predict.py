@@ -98,7 +98,7 @@ def test_every_saved_form_predicts_the_same(run_dir, tmp_path):
 
 def test_empty_texts_keep_their_rows_and_top_k_limits_the_probabilities(run_dir):
     predictor = Predictor.from_run(run_dir)
-    texts = [TEXTS[0], "", "   ", TEXTS[1], None]
+    texts = [TEXTS[0], "", "   ", TEXTS[1], "\u200b"]  # None is refused: tests/test_reliability_data.py
     results = predictor.predict(texts, top_k=2)
     assert [r["empty"] for r in results] == [False, True, True, False, True]
     assert results[1] == {"label": "", "probability": None, "probabilities": {}, "empty": True}

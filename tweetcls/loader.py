@@ -73,12 +73,17 @@ def load_run_data(results: dict, data_dir: str | None = None):
                               config.get("val_file"), config.get("test_file"))
 
 
-def load_run(target: str | Path) -> LoadedRun:
-    """Load ``target`` (see the module docstring for the forms); a wrong folder is a UsageError."""
+def load_run(target: str | Path, merged: bool = True) -> LoadedRun:
+    """Load ``target`` (see the module docstring for the forms); a wrong folder is a UsageError.
+
+    ``merged=False`` gives a LoRA run as training scored it: its adapter on the base model, kept
+    apart (W x + s B A x), where it can be loaded. In fp32 that equals the merged model/ to the
+    last bits or so; under bf16 autocast the merged weights round differently (issue 46: test
+    0.7296 from model/ against 0.7229 in results.json), so evaluate.py scores this form."""
     path = Path(target)
     if path.is_dir():
         if (path / RESULTS_FILE).is_file():
-            return _from_run_dir(path)
+            return _from_run_dir(path, merged)
         if (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file():
             return _from_adapter(path)
         if (path / QUANTIZATION_CONFIG).is_file() and (path / QUANTIZED_WEIGHTS).is_file():
@@ -89,14 +94,21 @@ def load_run(target: str | Path) -> LoadedRun:
     return _from_model_dir(resolve_model(str(target)))
 
 
-def _from_run_dir(run_dir: Path) -> LoadedRun:
+def _from_run_dir(run_dir: Path, merged: bool = True) -> LoadedRun:
     results = read_results(run_dir)
     if not isinstance(results, dict):
         raise UsageError(f"{run_dir / RESULTS_FILE} is not a JSON object; it was not written by train.py")
     model_dir = run_dir / "model"
     if not (model_dir / "config.json").is_file():
         raise UsageError(f"{run_dir} has no saved model in {model_dir}; the run did not finish")
-    loaded = _from_model_dir(model_dir)
+    adapter = run_dir / "adapter"
+    loaded = None
+    if not merged and (adapter / ADAPTER_CONFIG).is_file() and (adapter / ADAPTER_WEIGHTS).is_file():
+        try:
+            loaded = _from_adapter(adapter, merge=False)
+        except UsageError:  # its base model moved or is gone: the merged model is the form left
+            loaded = None
+    loaded = loaded or _from_model_dir(model_dir)
     loaded.kind, loaded.results = "run", results
     if results.get("multi_label") and results.get("threshold") is not None:
         loaded.threshold = float(results["threshold"])
@@ -107,7 +119,7 @@ def _from_model_dir(model_dir: Path) -> LoadedRun:
     config = _config(model_dir)
     multi_label = config.problem_type == MULTI_LABEL
     labels = config_label_names(config)
-    model = load_classifier(model_dir, labels, multi_label)
+    model = load_classifier(model_dir, labels, multi_label, trained=True)
     return LoadedRun(model.eval(), load_tokenizer(model_dir), labels, multi_label, _threshold(config),
                      model.config.pooling, _temperature(config), "model", model_dir)
 
@@ -120,8 +132,9 @@ def _from_int8(folder: Path) -> LoadedRun:
                      _threshold(config), model.config.pooling, _temperature(config), "int8", folder)
 
 
-def _from_adapter(folder: Path) -> LoadedRun:
-    """The adapter on a fresh copy of its base model, then merged (as train.py merges it)."""
+def _from_adapter(folder: Path, merge: bool = True) -> LoadedRun:
+    """The adapter on a fresh copy of its base model, then merged (as train.py merges it) unless
+    ``merge`` is False (then the model is the one training scored: LoRA layers, an int8 base for QLoRA)."""
     saved = json.loads((folder / ADAPTER_CONFIG).read_text())
     run = read_results(folder.parent) if (folder.parent / RESULTS_FILE).is_file() else {}
     labels = saved.get("label_names") or run.get("label_names")
@@ -142,8 +155,9 @@ def _from_adapter(folder: Path) -> LoadedRun:
         mark_only_lora_as_trainable(model)
         quantize_frozen_linears(model)
     load_adapter(model, folder)
-    merge_lora(model)
-    if saved.get("method") == "qlora":
+    if merge:
+        merge_lora(model)
+    if merge and saved.get("method") == "qlora":
         from compress.int8_base import dequantize_linears
 
         dequantize_linears(model)

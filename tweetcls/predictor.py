@@ -10,7 +10,9 @@ static int8 is calibrated on the run's training texts). Texts are batched
 by length (little padding) and returned in input order. Single-label probabilities are
 temperature-calibrated when the run fitted a temperature; a prediction below the abstain
 threshold (``min_confidence``, or the one ``abstain.json`` in the run holds) is ``uncertain``.
-Empty texts get a row marked empty, never a shifted one. Logits and probabilities are numpy
+Empty texts (nothing visible: whitespace, zero-width or control characters only, see
+``tweetcls_core.blank_text``) get a row marked empty, never a shifted one. Texts are a ``str`` (one
+text) or a list/tuple of ``str``; anything else is a TypeError. Logits and probabilities are numpy
 arrays; an ONNX backend on an existing export imports neither torch nor transformers.
 """
 
@@ -18,14 +20,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from compress.onnx_files import FILE_OF_BACKEND, FP32_FILE, INT8_FILE, STATIC_FILE, onnx_session, read_metadata
 from tweetcls.text_encoder import TextEncoder
 from tweetcls_core.backends import BACKENDS
+from tweetcls_core.blank_text import is_blank
 from tweetcls_core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -50,6 +54,9 @@ class Predictor:
     run_dir: Path | None = None  # where a chosen abstain threshold is kept
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_min_confidence(self.min_confidence)
+
     @classmethod
     def from_run(cls, target: str | Path, backend: str = "torch", batch_size: int = 64,
                  min_confidence: float | None = None, threads: int | None = None) -> "Predictor":
@@ -57,8 +64,9 @@ class Predictor:
         ``threads``: intra-op threads (None: the runtime's default)."""
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-        if batch_size <= 0:
-            raise UsageError(f"--batch-size must be > 0, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise UsageError(f"batch_size must be an int > 0, got {batch_size!r}")
+        check_min_confidence(min_confidence)
         onnx_file = _onnx_file(Path(target), backend)
         if onnx_file is not None:
             return _from_onnx_file(onnx_file, batch_size, min_confidence, threads)
@@ -89,9 +97,9 @@ class Predictor:
             self.min_confidence = chosen.get("threshold")
             self.info["abstain"] = chosen
 
-    def logits(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def logits(self, texts: str | list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Logits (texts x labels, float32) in input order; batches of similar length (texts must be non-empty)."""
-        encodings = self.encoder.encode(list(texts))
+        encodings = self.encoder.encode(as_texts(texts))
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         out = np.empty((len(encodings), len(self.label_names)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
@@ -101,7 +109,7 @@ class Predictor:
                 progress(len(chunk))
         return out
 
-    def probabilities(self, texts: list[str], progress=None) -> np.ndarray:
+    def probabilities(self, texts: str | list[str], progress=None) -> np.ndarray:
         return self.probabilities_from(self.logits(texts, progress))
 
     def probabilities_from(self, logits: np.ndarray) -> np.ndarray:
@@ -112,10 +120,14 @@ class Predictor:
         exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
         return exp / exp.sum(axis=-1, keepdims=True)
 
-    def predict(self, texts: Iterable[str], top_k: int | None = None, progress=None) -> list[dict]:
-        """One dict per text, in input order: label, probability, probabilities (all, or the top k)."""
-        texts = list(texts)
-        keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
+    def predict(self, texts: str | list[str] | tuple[str, ...], top_k: int | None = None, progress=None) -> list[dict]:
+        """One dict per text, in input order: label, probability, probabilities (all, or the top ``top_k``).
+        A bare ``str`` is one text (one dict back)."""
+        texts = as_texts(texts)
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise UsageError(f"top_k must be an int >= 1 (or None for every label), got {top_k!r}")
+        check_min_confidence(self.min_confidence)
+        keep = [i for i, t in enumerate(texts) if not is_blank(t)]
         probs = self.probabilities([texts[i] for i in keep], progress) if keep else []
         results: list[dict] = [{"label": "", "probability": None, "probabilities": {}, "empty": True}
                                for _ in texts]
@@ -136,6 +148,29 @@ class Predictor:
         if self.min_confidence is not None and float(p[best]) < self.min_confidence:
             label = UNCERTAIN
         return {"label": label, "probability": float(p[best]), **out}
+
+
+def as_texts(texts) -> list[str]:
+    """``texts`` as a list of str: a bare str is one text (not its characters); a list or tuple must
+    hold only str. Anything else (a dict, numbers, None, a generator) is a TypeError naming it."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise TypeError(f"texts must be a str or a list/tuple of str, got {type(texts).__name__}; "
+                        "pass e.g. list(...) of strings")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is {type(text).__name__} ({text!r:.40}), not str; every text must be a "
+                            "str (convert numbers with str(), drop missing ones)")
+    return list(texts)
+
+
+def check_min_confidence(value) -> None:
+    """min_confidence is a probability: None, or a number in [0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 1:
+        raise UsageError(f"min_confidence must be a number in [0, 1] (or None), got {value!r}")
 
 
 def _torch_forward(model, names: list[str]) -> Callable[[dict], np.ndarray]:

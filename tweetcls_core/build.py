@@ -38,27 +38,33 @@ def load_classifier(
     label_names: list[str],
     multi_label: bool = False,
     pooling: str = "auto",
+    trained: bool = False,
 ) -> PreTrainedModel:
     """``AutoModelForSequenceClassification`` with ``id2label``/``label2id`` from the data.
 
-    A head trained for another label set is replaced by a fresh one of the right size.
+    A head trained for another label set is replaced by a fresh one of the right size, unless
+    ``trained`` (a saved classifier to be used as it is): then a weight whose shape disagrees with
+    config.json, or one missing from the folder, is refused (see ``check_all_loaded``).
     ``pooling`` "auto" classifies from what the checkpoint was trained with (see
     tweetcls_core/pooling.py): the mean for sentence-transformers models, else the first token.
     """
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
             str(model_dir),
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={name: i for i, name in enumerate(label_names)},
             problem_type="multi_label_classification" if multi_label else "single_label_classification",
             ignore_mismatched_sizes=True,
+            output_loading_info=True,
         )
     except pickle.UnpicklingError:
         raise UsageError(f"refusing {model_dir}: its weights file holds pickled objects other than tensors, which "
                          "could run code; convert it to safetensors where you trust it") from None
     except (OSError, ValueError, SafetensorError) as err:
         raise UsageError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
+    if trained:
+        check_all_loaded(model_dir, loading, len(label_names))
     saved = trained_label_names(model_dir)
     if saved is not None and saved != list(label_names) and len(saved) == len(label_names):
         reset_output_layer(model)  # another task's labels; a different count was already re-initialised above
@@ -66,6 +72,25 @@ def load_classifier(
         return apply_checkpoint_pooling(model, model_dir) if pooling == "auto" else apply_pooling(model, pooling)
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def check_all_loaded(model_dir: str | Path, loading: dict, num_labels: int) -> None:
+    """Refuse a saved classifier that ``from_pretrained`` could only complete with random weights:
+    a head sized differently from config.json's label count (an edited or swapped config.json)
+    or weights absent from the folder. Its answers would change on every load, with no error."""
+    mismatched = sorted(loading.get("mismatched_keys") or [], key=lambda item: item[0])
+    if mismatched:
+        key, saved_shape, wanted = mismatched[0]
+        if key.endswith(".bias") and len(mismatched) > 1:
+            key, saved_shape, wanted = mismatched[1]
+        raise UsageError(f"refusing {model_dir}: its saved {key} has shape {list(saved_shape)}, config.json (naming "
+                         f"{num_labels} labels) asks for {list(wanted)}; restore the config.json saved with these "
+                         "weights: loading would replace them with random ones")
+    missing = sorted(loading.get("missing_keys") or [])
+    if missing:
+        raise UsageError(f"refusing {model_dir}: its weights lack {missing[0]}" +
+                         (f" and {len(missing) - 1} more" if len(missing) > 1 else "") +
+                         ", which would start random (a base model has no trained head: train one from it with train.py --model)")
 
 
 def trained_label_names(model_dir: str | Path) -> list[str] | None:
