@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", type=NAME, default=None)
     p.add_argument("--encoding", type=Encoding(), default=None, help="text encoding of a local data file (default: the run's, else utf-8)")
     p.add_argument("--max-length", type=POSITIVE_INT, default=None, help="default: the run's --max-length, else 128")
-    p.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=None,
+                   help="default: the run's evaluation batch size (its scores are then reproduced exactly), else 128")
     p.add_argument("--max-eval-samples", type=POSITIVE_INT, default=None)
     p.add_argument("--threshold", type=OPEN_PROBABILITY, default=None, help="sigmoid threshold for multi-label data")
     p.add_argument("--output", type=OUTPUT_FILE, default=None, help="JSON file for the metrics (default: in the run directory)")
@@ -100,15 +101,17 @@ def run(args: argparse.Namespace) -> dict:
         from compress.ledger import parse_variants
 
         variants = parse_variants(args.compress)  # a typo fails before any loading
-    loaded = load_run(args.target)
+    # a LoRA run is scored as training scored it, adapter apart from its base (the ledger compresses model/)
+    loaded = load_run(args.target, merged=variants is not None)
     config = loaded.results.get("config", {})
+    batch_size = args.batch_size or config.get("eval_batch_size") or config.get("batch_size") or 128
     dataset = args.dataset or loaded.results.get("dataset")
     if not dataset:
         raise UsageError("pass --dataset: a saved model does not say what data it was trained on")
     datamodule = TextClassificationDataModule(
         dataset, loaded.tokenizer, data_dir=args.data_dir or config.get("data_dir"),
         max_length=args.max_length if args.max_length is not None else loaded.max_length,
-        batch_size=args.batch_size, eval_batch_size=args.batch_size,
+        batch_size=batch_size, eval_batch_size=batch_size,
         max_eval_samples=args.max_eval_samples,
         max_train_samples=args.max_eval_samples if args.split == "train" else None,
         text_column=args.text_column or config.get("text_column", "text"),
