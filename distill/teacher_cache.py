@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 from tqdm.auto import tqdm
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
@@ -90,13 +92,133 @@ def _key(*parts: str) -> str:
     return key.hexdigest()[:32]
 
 
+def tokenizer_fingerprint(teacher_dir: Path) -> str:
+    """sha256 over the teacher's tokenizer files: teachers that share it share one tokenisation."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in teacher_dir.iterdir() if p.name.startswith(("tokenizer", "vocab", "special_tokens",
+                                                                              "merges", "spiece", "sentencepiece"))):
+        digest.update(path.name.encode())
+        digest.update(sha256_of(path).encode())
+    return digest.hexdigest()
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Padded batches of pre-tokenised texts (each with its texts' positions), one item a batch."""
+
+    def __init__(self, tokenizer, encodings: list[dict], batches: list[list[int]]) -> None:
+        self.tokenizer, self.encodings, self.batches = tokenizer, encodings, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict:
+        idx = self.batches[i]
+        batch = dict(self.tokenizer.pad([self.encodings[j] for j in idx], return_tensors="pt"))
+        return batch | {"index": torch.tensor(idx)}
+
+
+def rank_batches(texts: list[str], batch_size: int, rank: int, world_size: int) -> list[list[int]]:
+    """This rank's share of the batches one process would make (texts of similar length together):
+    every rank gets whole batches, so any number of processes computes the same batches, and so
+    the same logits; the list is padded by repeating batches so no rank is left without one."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    while len(batches) % world_size:
+        batches.append(batches[len(batches) % world_size - 1])
+    return batches[rank::world_size]
+
+
+class TeacherLogitModule(L.LightningModule):
+    """The teacher as ``Trainer.predict`` runs it: (text positions, fp32 logits) per batch, under
+    bf16 autocast where the run trains in bf16 (the cache keeps the two apart)."""
+
+    def __init__(self, model, precision: str = "32-true") -> None:
+        super().__init__()
+        self.model, self.autocast_precision = model, precision
+
+    def predict_step(self, batch: dict, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = dict(batch)
+        index = batch.pop("index")
+        with autocast_for(self.autocast_precision, self.device.type):
+            return index, self.model(**batch).logits.float()
+
+
+class ChunkCacheWriter(BasePredictionWriter):
+    """Fills the chunk cache from ``Trainer.predict``: at the end of a chunk's pass every rank's
+    (positions, logits) are gathered, rank 0 writes the chunk's file, and every rank keeps the
+    whole chunk's logits (``self.logits``) for its own training."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+        self.path: Path | None = None
+        self.size, self.labels, self.logits = 0, [], None
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        parts = [(i.cpu(), x.cpu()) for i, x in predictions]
+        if trainer.world_size > 1:
+            gathered = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, parts)
+            parts = [part for rank in gathered for part in rank]
+        logits = torch.empty(self.size, len(self.labels))
+        for index, values in parts:
+            logits[index] = values
+        self.logits = logits
+        if trainer.is_global_zero:
+            save_chunk(self.path, logits, self.labels)
+        trainer.strategy.barrier("teacher-logit chunk written")
+
+
+def save_chunk(path: Path, logits: torch.Tensor, labels: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    encoded = torch.tensor(list("\x1f".join(labels).encode()), dtype=torch.uint8)
+    save_file({"logits": logits.contiguous(), "labels": encoded}, str(tmp))
+    tmp.replace(path)
+
+
+def labelling_trainer(device: str = "cpu", devices: int | str = 1, strategy: str = "auto",
+                      num_nodes: int = 1) -> L.Trainer:
+    """A Trainer that only predicts (several processes, nodes or GPUs with ``devices``/``strategy``/
+    ``num_nodes``), with the chunk-cache writer; batches are shared out by ``rank_batches``."""
+    accelerator = "gpu" if torch.device(device).type == "cuda" else "cpu"
+    return L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
+                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, use_distributed_sampler=False, callbacks=[ChunkCacheWriter()])
+
+
+class _ChunkData(L.LightningDataModule):
+    """One chunk's batches; the rank's share is taken when the Trainer asks, after it knows the ranks."""
+
+    def __init__(self, tokenizer, encodings: list[dict], texts: list[str], batch_size: int) -> None:
+        super().__init__()
+        self.tokenizer, self.encodings, self.texts, self.batch_size = tokenizer, encodings, texts, batch_size
+
+    def predict_dataloader(self) -> torch.utils.data.DataLoader:
+        batches = rank_batches(self.texts, self.batch_size, self.trainer.global_rank, self.trainer.world_size)
+        return torch.utils.data.DataLoader(_Batches(self.tokenizer, self.encodings, batches), batch_size=None)
+
+
+def label_chunk(trainer: L.Trainer, module: TeacherLogitModule, tokenizer, encodings: list[dict], texts: list[str],
+                path: Path, labels: list[str], batch_size: int = 64) -> torch.Tensor:
+    """One chunk's logits through ``trainer.predict``, written to ``path`` (rank 0) and returned (every rank)."""
+    writer = next(c for c in trainer.callbacks if isinstance(c, ChunkCacheWriter))
+    writer.path, writer.size, writer.labels = path, len(texts), labels
+    trainer.predict(module, datamodule=_ChunkData(tokenizer, encodings, texts, batch_size), return_predictions=False)
+    return writer.logits
+
+
 def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_labels: list[str],
-                          max_length: int, precision: str = "32-true", device: str = "cpu") -> tuple[torch.Tensor, Path]:
+                          max_length: int, precision: str = "32-true", device: str = "cpu",
+                          trainer: L.Trainer | None = None, encodings: dict | None = None,
+                          batch_size: int = 64) -> tuple[torch.Tensor, Path]:
     """(logits in the student's label order, cache folder of this teacher, max length and precision).
 
     The texts are cached in chunks of CHUNK, each keyed by its texts, so a pass over a large
     transfer set that stops midway resumes at its last chunk, and a transfer set that is a
-    prefix of another reuses its logits. Memory holds one chunk's batches at a time."""
+    prefix of another reuses its logits. Missing chunks are labelled by ``Trainer.predict``
+    (``trainer``: one from ``labelling_trainer``, e.g. on several processes; default one
+    process on ``device``). ``encodings``: a dict shared by teachers with one tokenizer, so each
+    chunk is tokenised once for all of them."""
     teacher_dir = Path(teacher_dir)
     folder = cache_root() / "teacher_logits" / _key(teacher_fingerprint(teacher_dir), str(max_length),
                                                      *(("bf16",) if is_bf16(precision) else ()))
@@ -104,6 +226,8 @@ def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_lab
     paths = [folder / f"{_key(chr(30).join(chunk))}.safetensors" for chunk in chunks]
     missing = sum(len(chunk) for chunk, path in zip(chunks, paths) if not path.is_file())
     loaded, parts, labels = None, [], None
+    encodings = {} if encodings is None else encodings
+    tokens = tokenizer_fingerprint(teacher_dir)
     with tqdm(total=missing, desc=f"teacher logits ({teacher_dir.parent.name or teacher_dir.name})", unit="text",
               disable=missing < CHUNK, mininterval=10) as progress:
         for chunk, path in zip(chunks, paths):
@@ -111,23 +235,32 @@ def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_lab
                 stored = load_file(str(path))
                 logits, labels = stored["logits"], bytes(stored["labels"].tolist()).decode().split("\x1f")
             else:
-                loaded = loaded or load_logit_teacher(teacher_dir, device)
-                labels = config_label_names(loaded[1].config)
-                logits = teacher_logits(*loaded, chunk, max_length, precision=precision, device=device,
-                                        progress=progress)
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                encoded = torch.tensor(list("\x1f".join(labels).encode()), dtype=torch.uint8)
-                save_file({"logits": logits.contiguous(), "labels": encoded}, str(tmp))
-                tmp.replace(path)
+                if loaded is None:
+                    tokenizer, model = load_logit_teacher(teacher_dir)
+                    trainer = trainer or labelling_trainer(device)
+                    loaded = tokenizer, TeacherLogitModule(model, precision)
+                labels = config_label_names(loaded[1].model.config)
+                key = (tokens, max_length, path.name)
+                if key not in encodings:
+                    encodings[key] = _encode(loaded[0], chunk, max_length)
+                logits = label_chunk(trainer, loaded[1], loaded[0], encodings[key], chunk, path, labels, batch_size)
+                progress.update(len(chunk))
             parts.append(logits)
     if labels is None:
         raise UsageError("no texts to compute teacher logits for")
     return torch.cat(parts)[:, align_labels(labels, student_labels)], folder
 
 
+def _encode(tokenizer, texts: list[str], max_length: int) -> list[dict]:
+    """Each text's token ids (truncated, unpadded), for ``tokenizer.pad`` to batch."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    return [{name: encoded[name][i] for name in encoded.keys()} for i in range(len(texts))]
+
+
 def ensemble_teacher_logits(teacher_dirs: list[Path], texts: list[str], student_labels: list[str],
                             max_length: int, precision: str = "32-true", device: str = "cpu") -> tuple[torch.Tensor, list[Path]]:
     """The mean of several teachers' logits (each cached apart), in the student's label order."""
-    results = [cached_teacher_logits(d, texts, student_labels, max_length, precision, device) for d in teacher_dirs]
+    encodings: dict = {}  # teachers with one tokenizer tokenise each chunk once
+    results = [cached_teacher_logits(d, texts, student_labels, max_length, precision, device, encodings=encodings)
+               for d in teacher_dirs]
     return torch.stack([logits for logits, _ in results]).mean(0), [folder for _, folder in results]

@@ -31,7 +31,7 @@ PUBLISHED = {
     "SVM": (29.3, 64.7, 36.7, 61.7, 52.3, 62.9, 67.3, 53.5),
 }
 PUBLISHED_PARAMETERS = {"BERTweet (135M)": 135_000_000}  # the only size the published table states
-RECIPE_LABELS = {"lora": "MiniLM-L6, LoRA (`train.py --method lora`)", "full": "MiniLM-L6, full fine-tuning",
+RECIPE_LABELS = {"lora": "MiniLM-L6, LoRA (train.py --method lora)", "full": "MiniLM-L6, full fine-tuning",
                  "teacher": "MPNet-12 teacher (full fine-tuning)",
                  "student": "MiniLM-L6 from 3 MPNet-12 teachers + pool (best <= 23M)"}
 SENTIMENT_NOTE = ("six-task mean: emoji, emotion, hate, irony, offensive, stance; sentiment left out for every row "
@@ -154,13 +154,17 @@ def figure(rows: list[dict]):
         values = [row["scores"][t] for t in OFFLINE_TASKS] + [row["six_task_mean"]]
         xs = [g + (i - (len(rows) - 1) / 2) * width for g in range(len(groups))]
         ours = row["source"] != "published"
-        ax.bar([x for x, v in zip(xs, values) if v is not None], [v for v in values if v is not None], width,
+        errors = [row["sd"][t] or 0.0 for t in OFFLINE_TASKS] + [row.get("six_task_mean_sd") or 0.0] if ours else None
+        kept = [i for i, v in enumerate(values) if v is not None]
+        ax.bar([xs[i] for i in kept], [values[i] for i in kept], width,
+               yerr=[errors[i] for i in kept] if ours else None, capsize=2,
                label=row["model"] + (" (partial)" if row["partial"] else ""), hatch="//" if ours else None,
                edgecolor="black" if ours else None, linewidth=0.5)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("official TweetEval score (test)")
-    ax.set_title("TweetEval leaderboard: published rows and this project's (hatched; mean over seeds)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("TweetEval leaderboard: published rows and this project's (hatched: mean ± sd over seeds)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.07))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

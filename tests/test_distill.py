@@ -63,7 +63,7 @@ def test_teacher_logits_are_computed_once_and_keyed_by_teacher_and_texts(teacher
     def fail(*a, **k):
         raise AssertionError("teacher ran again")
 
-    monkeypatch.setattr(teacher_cache, "teacher_logits", fail)
+    monkeypatch.setattr(teacher_cache, "label_chunk", fail)  # the Trainer.predict pass of a missing chunk
     again, same = cached_teacher_logits(teacher_run / "model", texts, labels, 32)
     assert same == path and torch.equal(again, first)
     # labels in another order: the columns follow the names
@@ -103,8 +103,8 @@ def test_teacher_logits_are_cached_in_chunks_that_a_prefix_and_an_interrupted_pa
     alone, _ = teacher_cache.compute_teacher_logits(teacher_run / "model", texts, 32)
     torch.testing.assert_close(whole, alone[:, align_labels(["anger", "calm", "joy"], labels)], rtol=0, atol=1e-5)
     computed = []
-    real = teacher_cache.teacher_logits
-    monkeypatch.setattr(teacher_cache, "teacher_logits", lambda tok, model, chunk, *a, **k: computed.append(chunk) or real(tok, model, chunk, *a, **k))
+    real = teacher_cache.label_chunk
+    monkeypatch.setattr(teacher_cache, "label_chunk", lambda *a, **k: computed.append(a[4]) or real(*a, **k))
     prefix, _ = cached_teacher_logits(teacher_run / "model", texts[:4], labels, 32)  # whole chunks of a larger set
     assert computed == [] and torch.equal(prefix, whole[:4])
     (folder / f"{teacher_cache._key(chr(30).join(texts[2:4]))}.safetensors").unlink()  # a pass stopped midway:
