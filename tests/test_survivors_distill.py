@@ -129,6 +129,13 @@ def test_a_text_holding_any_six_word_run_of_a_held_out_text_is_left_out(pool_fil
     assert result.dropped["task_eval_near"] + result.dropped["task_eval_same"] == 1
 
 
+def test_a_retweet_of_a_short_held_out_text_under_another_mention_is_left_out(tmp_path):
+    path = tmp_path / "pool.txt"
+    path.write_text("RT @alice: So happy today!! https://t.co/abc\nso happy today with friends\n")
+    result = transfer_set(str(path), None, None, {"train": ["x"], "test": ["@bob so happy today"]})
+    assert result.texts == ["so happy today with friends"] and result.dropped["task_eval_same"] == 1
+
+
 def test_a_limited_transfer_set_is_the_same_prefix_every_time(tmp_path):
     path = tmp_path / "pool.txt"
     path.write_text("\n".join(f"text number {i} of the pool" for i in range(200)) + "\n")

@@ -87,6 +87,15 @@ def test_two_studies_with_one_seed_draw_the_same_trials_and_never_see_test(tiny_
     assert best["lr"] == pytest.approx(study.best_params["lr"]) and best["lora_r"] == study.best_params["lora_r"]
 
 
+def test_the_best_trial_is_retrained_once_and_only_when_the_study_is_done(tiny_model_dir, tiny_csv, tmp_path, space,
+                                                                          fake_training):
+    argv = [a for a in tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 4) if a != "--no-retrain"]
+    stopped = tune.run([*argv, "--timeout", "0.001"])  # stops after its first trial: 1 of 4 done
+    assert stopped["retrained"] is None and [a.run_name for a in fake_training] == ["trial-0"]
+    done = tune.run(argv)
+    assert done["retrained"] is not None and [a.run_name for a in fake_training].count("best") == 1
+
+
 def test_the_budget_counts_the_trials_numbered_before_this_one():
     study = optuna.create_study(direction="maximize")
     for value in (0.1, 0.2, 0.3):

@@ -59,7 +59,8 @@ CORE = ("tests/test_survivors_core.py", "tests/test_properties.py", "tests/test_
 core = _m("tweetcls_core", CORE)
 TWEETCLS = ("tests/test_survivors_tweetcls.py", "tests/test_service.py", "tests/test_predict.py", "tests/test_loader.py")
 tweetcls = _m("tweetcls", TWEETCLS)
-TRAINING = ("tests/test_survivors_training.py", "tests/test_calibration.py", "tests/test_train_cli.py")
+TRAINING = ("tests/test_survivors_training.py", "tests/test_calibration.py", "tests/test_threshold.py",
+            "tests/test_train_cli.py")
 training = _m("training", TRAINING)
 SCRIPTS = ("tests/test_survivors_scripts.py", "tests/test_pretrain.py", "tests/test_tune.py")
 scripts = _m("scripts", SCRIPTS)
