@@ -1,7 +1,7 @@
 """Serve a trained model as an HTTP API and a web page.
 
     python serve.py runs/<run>                       # http://127.0.0.1:8000 : the page; /docs: the API
-    python serve.py runs/<run> --backend onnx-int8 --port 8080
+    python serve.py runs/<run> --backend onnx-int8-static --port 8080
     python serve.py runs/<run> --backend onnx-int8-static --workers 2   # 2 processes, 1 thread each
     curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["what a day"]}'
 
@@ -13,6 +13,11 @@ own requests and uses --threads intra-op threads (default: the cores divided amo
 so N processes do not fight over the cores as N x all-cores threads would. The model is loaded
 once in the parent first: a bad target fails with one line, and an ONNX export or static int8
 calibration is made once, not raced by N workers.
+
+Concurrent requests are classified in one batch, yet no answer depends on the others: torch,
+onnx and onnx-int8-static give a text the same answer in any batch; bf16, int8 and onnx-int8
+do not (dynamic int8 measures each batch's activation ranges), so the service runs each of
+their texts alone, slower, and says so at start.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import os
 import sys
 
-from tweetcls_core.backends import BACKENDS, backends_help
+from tweetcls_core.backends import BACKENDS, BATCH_DEPENDENT, backends_help
 from tweetcls_core.errors import UsageError, report
 from tweetcls_core.options import EXISTING_DIR, NAME, NON_NEGATIVE_FLOAT, OPEN_PROBABILITY, POSITIVE_INT, Parser, Text, count
 
@@ -91,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = threads_per_worker(args)
     print(f"serving {args.target} ({args.backend}) at http://{args.host}:{args.port}/ with {args.workers} "
           f"worker{'s' if args.workers > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}", file=sys.stderr)
+    if args.backend in BATCH_DEPENDENT:
+        print(f"serve.py: {args.backend} answers depend on batch mates, so each text runs alone (slower); "
+              "onnx-int8-static batches and answers every text as alone", file=sys.stderr)
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0

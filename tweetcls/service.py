@@ -7,7 +7,9 @@
     GET  /               the page; /docs and /openapi.json: FastAPI's API docs
 
 Inference runs off the event loop in one worker thread, and requests arriving within a few
-milliseconds are classified as one batch (tweetcls/batching.py). ``serve.py --workers N`` runs
+milliseconds are classified as one batch (tweetcls/batching.py). No answer depends on the other
+requests: a backend whose answer moves with its batch mates (dynamic int8, bf16:
+``BATCH_DEPENDENT``) runs each text alone. ``serve.py --workers N`` runs
 N such processes on one port, each with its own model, batcher and intra-op threads. Every limit is checked
 before a request reaches the model, and is named in the 4xx answer: texts per request,
 characters per text, request body size; malformed JSON, a wrong content type or a non-string
@@ -20,7 +22,7 @@ import io
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Callable
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
 
 from tweetcls.batching import MicroBatcher
+from tweetcls_core.backends import BATCH_DEPENDENT
 from tweetcls.prediction_files import predictions_csv
 
 STATIC = Path(__file__).with_name("static")
@@ -104,9 +107,17 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"error": f"request body is over the limit of {limit} bytes"}, status_code=413)
 
 
+def served_predict(predictor) -> Callable[[list[str]], list[dict]]:
+    """What the batcher calls: the predictor on the whole batch, or, for a backend whose answer would depend on
+    the batch's other texts, on one text at a time (slower, but a text's answer is its own)."""
+    if predictor.backend not in BATCH_DEPENDENT:
+        return predictor.predict
+    return lambda texts: [predictor.predict([text])[0] for text in texts]
+
+
 def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
-    batcher = MicroBatcher(predictor.predict, limits.batch_window_ms, limits.max_batch_texts)
+    batcher = MicroBatcher(served_predict(predictor), limits.batch_window_ms, limits.max_batch_texts)
     Text = Annotated[StrictStr, StringConstraints(max_length=limits.max_chars)]
     PredictRequest = create_model(
         "PredictRequest", __config__=ConfigDict(extra="forbid"),

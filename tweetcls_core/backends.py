@@ -14,3 +14,9 @@ BACKENDS = {
 
 def backends_help() -> str:
     return "; ".join(f"{name}: {what}" for name, what in BACKENDS.items())
+
+# Backends whose answer for a text moves with what it is batched with, beyond 1e-5 in probability: dynamic
+# int8 measures activation ranges per batch (padding included), and bf16 matrix products round differently
+# with the batch's padded shape (MiniLM-L6: logits move 2e-4). fp32 (torch, onnx) moves < 1e-7 and static
+# int8 not at all. serve.py runs these one text at a time so that no served answer depends on other requests.
+BATCH_DEPENDENT = frozenset({"bf16", "int8", "onnx-int8"})
