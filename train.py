@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
+from tweetcls_core.errors import REPORTED, Interrupted, StorageFull, TrainingDiverged, UsageError, report  # noqa: F401
 from tweetcls_core.quiet import quiet_libraries
 from training.finish import COMMAND_STARTED, calibrate, export, log_run_end, print_summary, score  # noqa: F401
 from training.options import (METHODS, POOLINGS, Method, build_parser, check_args, coerce_config_value,  # noqa: F401
@@ -291,7 +291,7 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     if args.patience:  # EarlyStopping counts validations: --patience epochs of them
         callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=validations_in(args.patience, interval),
                                        check_on_train_epoch_end=False))
-    from training.hardware import trainer_strategy
+    from training.hardware import rendezvous_line, trainer_strategy
 
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(
@@ -303,6 +303,9 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
         # passed only when set: Lightning announces an explicit 1.0 on every run
         **({"val_check_interval": interval} if interval != 1.0 else {}),
     )
+    waits = rendezvous_line(args)
+    if waits and not is_ddp_child():
+        print(waits, file=sys.stderr)
     return trainer, best, last, clock
 
 
@@ -337,6 +340,15 @@ def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, las
         raise interrupted(stop, trainer, run_dir, last_checkpoint, program) from None
     except OSError as err:
         raise storage_error(err, run_dir / "checkpoints") from None
+    except RuntimeError as err:
+        import torch.distributed
+
+        if not isinstance(err, torch.distributed.DistError):
+            raise
+        nodes = trainer.num_nodes
+        raise TimeoutError(f"--num-nodes {nodes}: not all nodes joined at {os.environ.get('MASTER_ADDR')}:"
+                           f"{os.environ.get('MASTER_PORT')} ({' '.join(str(err).split())[:160]}); start {program} "
+                           f"on every node with NODE_RANK 0..{nodes - 1}, then run again with --overwrite") from None
 
 
 def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str, program: str = "train.py") -> Interrupted:
@@ -357,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         quiet_libraries()
         results = run(args)
-    except (UsageError, TrainingDiverged, StorageFull) as err:
+    except REPORTED as err:  # bad input, a diverged loss, any OSError: one line naming the path
         return report("train.py", err)
     except Interrupted as err:
         print(f"train.py: {err}", file=sys.stderr)

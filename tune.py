@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.errors import REPORTED, UsageError, report
 from tweetcls_core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, Text
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         result = run(argv)
-    except (UsageError, StorageFull) as err:
+    except REPORTED as err:  # bad input, a diverged trial, any OSError: one line naming the path
         return report("tune.py", err)
     print(result["summary"]["markdown"])
     print(f"best: trial {result['best_trial']}, val {result['best_value']:.4f}, {result['best_params']}")

@@ -128,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--accelerator", type=NAME, default="auto")
     scale.add_argument("--devices", type=NAME, default="auto")
     scale.add_argument("--strategy", type=NAME, default="auto")
-    scale.add_argument("--num-nodes", type=POSITIVE_INT, default=1)
+    scale.add_argument("--num-nodes", type=POSITIVE_INT, default=1,
+                       help="machines; each needs MASTER_ADDR, MASTER_PORT and NODE_RANK (training/hardware.py)")
+    scale.add_argument("--node-timeout", type=POSITIVE_FLOAT, default=600.0,
+                       help="with --num-nodes > 1: give up after this many seconds without all nodes")
     scale.add_argument("--precision", type=NAME, default="auto",
                        help="auto: bf16-mixed where the CPU/GPU multiplies bf16 natively, else 32-true; or any of "
                             "Lightning's values (32-true, bf16-mixed, 16-mixed, ...)")
@@ -157,6 +160,9 @@ def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -
     if args.resume:
         args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
     args.precision = resolve_precision(args.precision, args.accelerator)  # what config.yaml and results record
+    from training.hardware import check_hardware
+
+    check_hardware(args)  # before the run folder exists: a refused start leaves nothing to clean up
     return args
 
 
@@ -169,7 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # what may differ when a run is resumed: where the data lives, how it is shown, which hardware
 CHANGEABLE_ON_RESUME = {"resume", "config", "data_dir", "progress_bar", "num_workers", "checkpoint_every_n_steps",
-                        "accelerator", "devices", "strategy", "num_nodes"}
+                        "accelerator", "devices", "strategy", "num_nodes", "node_timeout"}
 
 
 def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | None, saved: dict) -> None:

@@ -18,9 +18,16 @@ from tweetcls_core.errors import StorageFull
 
 
 def storage_error(err: OSError, target: str | Path) -> OSError | StorageFull:
-    """A StorageFull naming ``target`` for ENOSPC/EDQUOT; any other OSError as it is."""
+    """A StorageFull naming ``target`` for ENOSPC/EDQUOT/EFBIG (a full disk, a quota, ``ulimit -f``);
+    any other OSError with ``target`` as its path where it had none, for the one line
+    tweetcls_core/errors.py prints."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(f"no space left on device writing {target}; free some space and run the command again")
+    if err.errno == errno.EFBIG:
+        return StorageFull(f"{target} grew past the file-size limit (ulimit -f) or what the file system allows; "
+                           "raise the limit or write elsewhere, then run the command again")
+    if err.filename is None:
+        err.filename = str(target)
     return err
 
 

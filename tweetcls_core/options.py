@@ -164,16 +164,25 @@ class PathTo:
     def __call__(self, value) -> str:
         text = Text("path")(value)
         path = Path(text)
-        ok = {"file": path.is_file, "dir": path.is_dir, "new-dir": lambda: not path.exists() or path.is_dir(),
-              "output": lambda: not path.is_dir()}[self.kind]()
+        ok = {"file": path.is_file, "dir": path.is_dir,
+              "new-dir": lambda: path.is_dir() or (not path.exists() and _under_a_folder(path)),
+              "output": lambda: not path.is_dir() and path.absolute().parent.is_dir()}[self.kind]()
         if not ok:
             raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text!r}")
         return text
 
     def describe(self) -> str:
         return {"file": "an existing file", "dir": "an existing folder",
-                "new-dir": "a folder (it may not exist yet), not a file",
-                "output": "a file path, not a folder"}[self.kind]
+                "new-dir": "a folder (it may not exist yet), not a file nor under one",
+                "output": "a file path in an existing folder, not a folder"}[self.kind]
+
+
+def _under_a_folder(path: Path) -> bool:
+    """Whether the nearest existing parent of ``path`` is a folder (``a-file/runs`` can never be made)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return parent.is_dir()
+    return True
 
 
 EXISTING_FILE, EXISTING_DIR, OUTPUT_DIR, OUTPUT_FILE = PathTo("file"), PathTo("dir"), PathTo("new-dir"), PathTo("output")
