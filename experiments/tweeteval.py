@@ -167,7 +167,7 @@ def report(root: Path, results_dir: Path, data_dir: Path | None, seeds: list[int
                         write_test_predictions(run, tweeteval)
         gather(root, recipe, seeds, results_dir)
         rows.append(project_row(recipe, root, results_dir / "tweeteval" / recipe, tweeteval, seeds))
-    return write_leaderboard([r for r in rows if r["seeds_scored"]], results_dir)
+    return write_leaderboard(rows, results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,7 +67,9 @@ def project_row(recipe: str, root: Path, predictions: Path, tweeteval: Path, see
             seconds[task][seed] = sum(r.get("fit_seconds") or 0.0 for r in runs)
             if parameters is None or task == "emotion":
                 parameters, model = runs[0].get("params_total"), runs[0].get("model")
-    return summarise(recipe, per_seed, seconds, seeds, parameters, model)
+    row = summarise(recipe, per_seed, seconds, seeds, parameters, model)
+    planned = [run_dir(root, recipe, d, s) for t in OFFLINE_TASKS for s in seeds for d in datasets(t)]
+    return row | {"runs_finished": sum((r / "results.json").is_file() for r in planned), "runs_planned": len(planned)}
 
 
 def summarise(recipe: str, per_seed: dict[str, dict[int, float]], seconds: dict[str, dict[int, float]],
@@ -116,7 +118,8 @@ def markdown(rows: list[dict]) -> str:
         else:
             sd = f" ± {row['six_task_mean_sd']:.1f}" if ours and row.get("six_task_mean_sd") is not None else ""
             mean = f"{row['six_task_mean']:.1f}{sd}"
-        name = row["model"] + (" **(partial)**" if row["partial"] else "")
+        runs = f": {row['runs_finished']}/{row['runs_planned']} runs" if "runs_planned" in row else ""
+        name = row["model"] + (f" **(partial{runs})**" if row["partial"] else "")
         sentiment = "not offline" if ours else f"{row['sentiment']:.1f}"
         every = "—" if ours else f"{row['all_published']:.1f}"
         total = "—" if not ours or row["cpu_train_seconds_total"] is None else f"{row['cpu_train_seconds_total']:.0f}"

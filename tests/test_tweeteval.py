@@ -98,7 +98,7 @@ def test_the_committed_prediction_files_give_the_leaderboards_numbers(shared_dat
                 folder = REPO / "experiments" / "results" / "tweeteval" / row["recipe"] / f"s{seed}"
                 assert value == pytest.approx(100 * script_score(shared_data / "tweet_eval", folder, task), abs=1e-9)
                 checked += 1
-    assert checked or not rows
+    assert checked or not any(r["seeds_scored"] for r in rows)  # a row with a scored seed was checked
 
 
 def fake_row(per_task_seeds: dict[str, list[float]], seeds=(0, 1, 2)) -> dict:
