@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", type=Text("run directory, model folder or name"), nargs="?", help="run directory written by train.py, or a saved classifier (folder or hub id)")
     p.add_argument("--compare", type=EXISTING_DIR, metavar="RUNS_DIR", default=None,
                    help="instead: gather every results.json under RUNS_DIR into one comparison table")
+    p.add_argument("--latency", action="store_true",
+                   help="with --compare: time every run's CPU latency again, side by side in this process "
+                        "(--threads threads), instead of the figures each train.py measured under its own load")
     p.add_argument("--dataset", type=Text("dataset name or file"), default=None, help="default: the run's dataset")
     p.add_argument("--data-dir", type=EXISTING_DIR, default=None)
     p.add_argument("--split", default="test", choices=("train", "validation", "val", "test"))
@@ -158,6 +161,24 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
+def remeasure_latency(folder: str, threads: int) -> dict[str, dict]:
+    """Every finished classifier run under ``folder`` timed again, side by side (run directory -> measurement)."""
+    import torch
+
+    from tweetcls.loader import load_run
+    from tweetcls_core.latency import side_by_side
+    from tweetcls_core.runs import RESULTS_FILE, read_results
+
+    torch.set_num_threads(threads)
+    models = {}
+    for path in sorted(Path(folder).rglob(RESULTS_FILE)):
+        results = read_results(path.parent)
+        if str(results.get("method", "")).startswith("mlm") or not (path.parent / "model").is_dir():
+            continue
+        models[str(path.parent)] = (load_run(path.parent).model, results.get("precision") or "32-true")
+    return side_by_side(models)
+
+
 def print_result(result: dict) -> None:
     if "ledger" in result:
         print(f"Compression ledger: {result['target']} on {result['dataset']} ({result['split']}),"
@@ -184,11 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             from tweetcls_core.compare import compare_runs
 
-            result = compare_runs(args.compare)
+            quiet_libraries()
+            result = compare_runs(args.compare, latency=remeasure_latency(args.compare, args.threads)
+                                  if args.latency else None)
             print(result["markdown"])
             print(f"written to {args.compare}/comparison.md, .csv, .json; "
                   f"TensorBoard: tensorboard --logdir {args.compare}")
             return 0
+        if args.latency:
+            parser.error("--latency goes with --compare RUNS_DIR")
         if not args.target:
             parser.error("give a run directory or model, or --compare RUNS_DIR")
         quiet_libraries()

@@ -1,8 +1,10 @@
 """Gather every run's results.json under a folder into one comparison table.
 
-Runs that differ only in their seed form one row with mean ± sd; the table goes to
-Markdown, CSV and JSON beside the runs, and to TensorBoard (text and figures) in
-``<folder>/_comparison`` next to the runs' own HPARAMS rows.
+Runs that differ only in their seed form one row with mean ± sd over distinct seeds (reruns
+of one seed are averaged first: they are not independent evidence). The Markdown table has
+eight short columns so it reads at 1280 px in TensorBoard's TEXT tab; CSV and JSON keep every
+field. It goes beside the runs and to TensorBoard (text and figure) in
+``<folder>/_comparison`` next to the runs' own HPARAMS rows and TIME SERIES cards.
 """
 
 from __future__ import annotations
@@ -20,31 +22,48 @@ from tweetcls_core.runs import RESULTS_FILE, read_results, write_json
 def run_record(path: Path) -> dict:
     """One row of the table from a run's results.json; a file train.py did not write is a UsageError."""
     try:
-        return _record(read_results(path.parent), path)
+        return record_from_results(read_results(path.parent), path.parent)
     except (KeyError, TypeError, AttributeError) as err:
         raise UsageError(f"{path} lacks what train.py writes ({type(err).__name__}: {err})") from None
 
 
-def _record(r: dict, path: Path) -> dict:
+def record_from_results(r: dict, run_dir: Path) -> dict:
+    """One row of the table from a run's results (as train.py writes them to results.json)."""
     cfg = r.get("config", {})
     info = r.get("distill") or {}
     layers = info.get("layers")
-    model_file = path.parent / "model" / "model.safetensors"
+    inference = r.get("inference") or {}
+    model_file = run_dir / "model" / "model.safetensors"
     return {
-        "run": str(path.parent), "dataset": r["dataset"], "method": r["method"], "model": r["model"],
+        "run": str(run_dir), "dataset": r["dataset"], "method": r["method"], "model": r["model"],
         "layers": ",".join(map(str, layers)) if layers else "", "pooling": r.get("pooling") or "",
         "lora": f"r={r['lora']['r']} {','.join(sorted({t.split('.')[-1] for t in r['lora']['targets']}))}" if r.get("lora") else "",
         "kd": distillation_label(info), "lr": cfg.get("lr"), "epochs": cfg.get("max_epochs"), "seed": r["seed"],
+        "max_train_samples": cfg.get("max_train_samples"),
         "precision": precision_label(r.get("precision") or cfg.get("precision") or "32-true"),
         "params_total": r["params_total"], "params_trainable": r["params_trainable"],
         "trainable_pct": r["trainable_pct"], "fit_seconds": r["fit_seconds"],
         "train_samples_per_sec": r["train_samples_per_sec"],
         "size_mb": model_file.stat().st_size / 1e6 if model_file.is_file() else None,
-        "latency_ms": (r.get("inference") or {}).get("latency_p50_ms"),
+        "latency_ms": inference.get("latency_p50_ms"), "latency_p10_ms": inference.get("latency_p10_ms"),
+        "latency_p90_ms": inference.get("latency_p90_ms"), "latency_threads": inference.get("threads"),
+        "latency_load": inference.get("load_before"), "latency_source": "train.py" if inference else "",
         "metric_name": r["task_metric"], "test_metric": r["test"].get("task_metric"),
         "test_accuracy": r["test"].get("accuracy"), "test_macro_f1": r["test"].get("macro_f1"),
         "val_metric": r["val"]["task_metric"],
     }
+
+
+def data_label(dataset: str, max_train_samples: int | None, br: str = " ") -> str:
+    """The training data as a column shows it: 'tweet_eval/emotion, all' or 'my.csv, first 500'
+    (a run on a subset is not comparable with one on all of it)."""
+    name = Path(dataset).name if Path(dataset).suffix else dataset
+    return f"{name},{br}{'all' if not max_train_samples else f'first {max_train_samples:,}'}"
+
+
+def params_label(trainable: int, pct: float, br: str = " ") -> str:
+    """'7,811 (26.1%)'."""
+    return f"{trainable:,}{br}({pct:.1f}%)" if pct >= 0.1 else f"{trainable:,}{br}({pct:.2g}%)"
 
 
 def distillation_label(info: dict) -> str:
@@ -77,62 +96,91 @@ def model_label(model: str) -> str:
     return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
-GROUP_KEY = ("dataset", "method", "model", "pooling", "layers", "lora", "kd", "lr", "epochs", "precision")
+GROUP_KEY = ("dataset", "method", "model", "pooling", "layers", "lora", "kd", "lr", "epochs", "precision",
+             "max_train_samples")
 AVERAGED = ("test_metric", "test_accuracy", "test_macro_f1", "val_metric", "fit_seconds", "train_samples_per_sec",
-            "latency_ms")
+            "latency_ms", "latency_p10_ms", "latency_p90_ms")
 
 
 def group_by_configuration(records: list[dict]) -> list[dict]:
-    """One row per configuration; mean and sd over its seeds."""
+    """One row per configuration: each value averaged over a seed's reruns, then mean and sd over
+    distinct seeds (sd 0 and no ± for a single seed, however often it was run)."""
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
         groups.setdefault(tuple(rec[k] for k in GROUP_KEY), []).append(rec)
     rows = []
     for members in groups.values():
         row = {k: members[0][k] for k in GROUP_KEY}
-        row |= {k: members[0][k] for k in ("params_total", "params_trainable", "trainable_pct", "size_mb", "metric_name")}
-        row["seeds"] = sorted({m["seed"] for m in members})  # distinct: a rerun of a seed is not a new seed
+        row |= {k: members[0][k] for k in ("params_total", "params_trainable", "trainable_pct", "size_mb", "metric_name",
+                                           "latency_threads", "latency_source")}
+        row["seeds"] = sorted({m["seed"] for m in members})
         row["runs"] = len(members)
         for key in AVERAGED:
-            values = [m[key] for m in members if m[key] is not None]
-            row[key] = statistics.mean(values) if values else None
-            row[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            per_seed = [statistics.mean(values) for seed in row["seeds"]
+                        if (values := [m[key] for m in members if m["seed"] == seed and m[key] is not None])]
+            row[key] = statistics.mean(per_seed) if per_seed else None
+            row[key + "_sd"] = statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
         rows.append(row)
     return sorted(rows, key=lambda r: (r["dataset"], -(r["test_metric"] or 0)))
 
 
-def _pm(row: dict, key: str, fmt: str) -> str:
+def _pm(row: dict, key: str, fmt: str, br: str = " ") -> str:
     if row[key] is None:
         return "—"
     text = fmt.format(row[key])
-    return text + (" ± " + fmt.format(row[key + "_sd"]) if row["runs"] > 1 else "")
+    return text + (br + "± " + fmt.format(row[key + "_sd"]) if len(row["seeds"]) > 1 else "")
 
 
-def comparison_markdown(rows: list[dict]) -> str:
-    head = ("| dataset | method | model | pooling | layers / LoRA | KD | lr | epochs | precision | params | trainable "
-            "| train s | train samples/s | CPU ms / 32x64 | size MB | test metric | test acc | seeds |")
-    lines = [head, "|" + "---|" * 18]
-    for r in rows:
+def latency_cell(row: dict, br: str = " ") -> str:
+    """'35 (33-40)': p50 (p10-p90) in ms, averaged over seeds; a run from before the spread was kept: p50 alone."""
+    if row["latency_ms"] is None:
+        return "—"
+    spread = f"{br}({row['latency_p10_ms']:.0f}-{row['latency_p90_ms']:.0f})" if row.get("latency_p10_ms") is not None else ""
+    return f"{row['latency_ms']:.0f}{spread}"
+
+
+def comparison_markdown(rows: list[dict], br: str = " ") -> str:
+    """Seven short columns: the run (what sets it apart, its precision), test metric, trainable
+    parameters, training time, CPU latency, training data, seeds; a line under the table says what
+    the latency is. Every other field is in the CSV and JSON. TensorBoard's TEXT tab lets a
+    cell break inside a word once the table's widest lines do not fit (18 columns squeezed every
+    cell to a letter a line), so for it ``br="<br>"`` puts each part of a cell on its own line."""
+    metrics = {r["metric_name"] for r in rows}
+    metric = metrics.pop() if len(metrics) == 1 else "metric"
+    labels = row_labels(rows, br)
+    lines = [f"| run | test{br}{metric} | trainable | train | CPU ms | data | seeds |", "|" + "---|" * 7]
+    for r, label in zip(rows, labels):
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {model_label(r['model'])} | {r.get('pooling') or '—'} "
-            f"| {r['layers'] or r['lora'] or '—'} | {r['kd'] or '—'} "
-            f"| {'—' if r['lr'] is None else format(r['lr'], 'g')} | {r['epochs'] or '—'} | {r['precision']} | {r['params_total']:,} | {r['params_trainable']:,} ({r['trainable_pct']:.2f}%) "
-            f"| {_pm(r, 'fit_seconds', '{:.0f}')} | {_pm(r, 'train_samples_per_sec', '{:.1f}')} "
-            f"| {_pm(r, 'latency_ms', '{:.0f}')} "
-            f"| {'—' if r['size_mb'] is None else format(r['size_mb'], '.1f')} "
-            f"| {r['metric_name']} {_pm(r, 'test_metric', '{:.4f}')} | {_pm(r, 'test_accuracy', '{:.4f}')} "
+            f"| {label}{br}{r['precision']} | {_pm(r, 'test_metric', '{:.4f}', br)} "
+            f"| {params_label(r['params_trainable'], r['trainable_pct'], br)} | {_pm(r, 'fit_seconds', '{:.0f}')} s "
+            f"| {latency_cell(r, br)} | {data_label(r['dataset'], r.get('max_train_samples'), br)} "
             f"| {seeds_label(r)} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + latency_note(rows)
+
+
+def latency_note(rows: list[dict]) -> str:
+    """What 'CPU ms' is, and who measured it."""
+    threads = sorted({r.get("latency_threads") for r in rows} - {None})
+    sources = sorted({r.get("latency_source") for r in rows} - {None, ""})
+    if not sources:
+        return "CPU ms: not measured."
+    return (f"CPU ms: forward pass of a batch of 32 x 64 tokens, median (p10-p90) over 30 passes, "
+            f"{'/'.join(map(str, threads)) or '?'} threads, measured by {' and '.join(sources) or 'nobody'}"
+            + ("" if sources == ["evaluate.py --compare --latency"] else
+               " (each run under its own load; `evaluate.py --compare RUNS --latency` times them side by side)")
+            + "." + (" ± is the sd over distinct seeds." if any(len(r["seeds"]) > 1 for r in rows) else ""))
 
 
 def seeds_label(row: dict) -> str:
-    """How many distinct seeds a row averages, and its run count where a seed was run twice."""
-    seeds = len(row["seeds"])
-    return str(seeds) if row["runs"] == seeds else f"{seeds} ({row['runs']} runs)"
+    """The seeds a row averages ('0, 1, 2'), and where one was run again, that it was: 'seed 0, 2 runs'
+    reads as one seed, not as two independent ones."""
+    seeds = ", ".join(map(str, row["seeds"]))
+    return seeds if row["runs"] == len(row["seeds"]) else f"{seeds} ({row['runs']} runs)"
 
 
-def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
-    """The table for every run under ``folder`` (plus the run directories in ``also``)."""
+def compare_runs(folder: str | Path, also: list[Path] = (), latency: dict[str, dict] | None = None) -> dict:
+    """The table for every run under ``folder`` (plus the run directories in ``also``); ``latency``
+    (run directory -> a fresh ``cpu_latency`` measurement) replaces what train.py measured."""
     folder = Path(folder)
     paths = sorted(folder.rglob(RESULTS_FILE)) + [Path(d) / RESULTS_FILE for d in also]
     if not paths:
@@ -143,6 +191,8 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
             if str(read_results(path.parent).get("method", "")).startswith("mlm"):
                 continue  # a masked-LM run made an encoder, not a classifier: nothing to score here
             records.append(run_record(path))
+            if latency and str(path.parent) in latency:
+                records[-1] |= remeasured(latency[str(path.parent)])
         except UsageError as err:  # one broken run must not take the whole table down
             print(f"warning: skipping {path.parent}: {err}", file=sys.stderr)
     if not records:
@@ -159,11 +209,30 @@ def compare_runs(folder: str | Path, also: list[Path] = ()) -> dict:
     return {"rows": rows, "runs": records, "markdown": markdown, "folder": str(folder)}
 
 
+def remeasured(inference: dict) -> dict:
+    """A record's latency fields from a measurement taken by ``evaluate.py --compare --latency``."""
+    return {"latency_ms": inference["latency_p50_ms"], "latency_p10_ms": inference["latency_p10_ms"],
+            "latency_p90_ms": inference["latency_p90_ms"], "latency_threads": inference["threads"],
+            "latency_load": inference["load_before"], "latency_source": "evaluate.py --compare --latency"}
+
+
+LABEL_PARTS = (lambda r: r["layers"], lambda r: f"LoRA {r['lora'].replace(',', ', ')}" if r["lora"] else "",
+               lambda r: r["kd"], lambda r: f"pooling {r['pooling']}" if r.get("pooling") else "",
+               lambda r: f"lr {r['lr']:g}" if r["lr"] is not None else "",
+               lambda r: f"{r['epochs']} ep" if r.get("epochs") else "")
+
+
 def row_label(row: dict) -> str:
-    """How a row is named in the figure: method, model, and what else sets it apart."""
-    parts = [row["method"], model_label(row["model"]), row["layers"] or row["lora"], row["kd"],
-             f"lr {row['lr']:g}" if row["lr"] is not None else "", row["precision"] if row["precision"] != "fp32" else ""]
-    return " ".join(p for p in parts if p)
+    """How a row is named in the figure: method, model, and every setting that can set it apart."""
+    return " ".join(p for p in [row["method"], model_label(row["model"]), *(part(row) for part in LABEL_PARTS)] if p)
+
+
+def row_labels(rows: list[dict], br: str = " ") -> list[str]:
+    """How rows are named in the table: method and model, and of the other settings only those
+    that differ between the rows, each on a line of its own for ``br="<br>"``."""
+    varying = [part for part in LABEL_PARTS if len({part(r) for r in rows}) > 1]
+    return [br.join(p.replace(" + ", f"{br}+ ") for p in [f"{r['method']} {model_label(r['model'])}",
+                                                           *(part(r) for part in varying)] if p) for r in rows]
 
 
 def comparison_figure(rows: list[dict]):
@@ -204,6 +273,6 @@ def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
     fig = comparison_figure(rows)
     fig.savefig(log_dir.parent / "comparison.png", dpi=90, bbox_inches="tight")
     with SummaryWriter(str(log_dir)) as writer:
-        writer.add_text("comparison/table", markdown)
+        writer.add_text("comparison/table", comparison_markdown(rows, br="<br>"))
         writer.add_figure("comparison/metric_vs_params_and_latency", fig)
     plt.close(fig)

@@ -1,46 +1,98 @@
-"""What a reviewer sees of one run in TensorBoard.
+"""What a reviewer sees of one run in TensorBoard (2.21 opens on TIME SERIES whenever a run has a
+scalar or an image, with "Ignore outliers in chart scaling" on and smoothing 0.6).
 
-- HPARAMS: only what tells runs apart (method, model, dataset, lr, epochs, seed; LoRA and
-  distillation settings where they apply) with the final metrics, written once when the run
-  ends. TensorBoard 2.21 sorts hyperparameters by name and opens with the first five as
-  columns, so the five a comparison starts from get names that sort first ("1_method", ...)
-  and display names without the rank.
-- Final metrics (``hp/...``) are one point each, at the last step: nothing for smoothing to
-  draw a ramp from (a placeholder 0 at step 0 once made a 0.78 run read 0.49 on screen).
+- TIME SERIES opens on the ``compare`` group: one card per run, an image of the run's test
+  metric, trainable parameters (count and share), training time, CPU latency with its spread
+  and what was timed, training data and precision. Cards of two runs stand side by side, so
+  the first screen (1280x900) compares them without a click.
+- ``hp/*``: the final numbers as a level from step 0 to the last step (two equal points).
+  A single point is hidden in SCALARS and, being an "outlier" to TensorBoard's 5th-95th
+  percentile scaling, drawn off the chart (a 22.7M-parameter run against 0.8M LoRA runs);
+  two points per run keep every run inside the scale for up to 10 runs, and a constant is
+  left as it is by smoothing.
+- Per-epoch values (``val/*``, ``*_epoch``) are drawn as a level across the steps of the
+  epoch they describe (``LEVEL_POINTS`` points), so the default smoothing ends within
+  0.6**10 = 0.6% of the last change of the value; with one point per epoch the smoothed end
+  of a 3-epoch loss read 0.557 where the value was 0.457. The re-check of the best
+  checkpoint after fit logs nothing (it repeated val's last point one step later).
+- HPARAMS: one row per run written once at the end (no placeholder at the start), opening
+  with method, model, data (and how much of it), trainable parameters and latency as text
+  columns: TensorBoard prints numbers with 5 significant digits (lr 0.000050000, 2.2700e+7
+  parameters), so lr, epochs and seed are text too; the numeric metrics follow.
 - CUSTOM SCALARS: train loss against val loss, and the val task metric, side by side.
-- IMAGES: the test confusion matrix (rows normalised, label names on the axes) and per-class
-  F1; for multi-label data, per-label F1 against the label's training frequency.
-- TEXT: the one-screen summary train.py prints.
-- No ``epoch`` curve (see ``ReviewLogger``): TIME SERIES opens on the final metrics.
+- IMAGES: the test confusion matrix and per-class F1 (multi-label: F1 against frequency).
+- TEXT: the run's row of the comparison table (the columns of ``evaluate.py --compare``)
+  and the summary train.py prints.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from tweetcls_core.compare import model_label
+from tweetcls_core.compare import comparison_markdown, data_label, group_by_configuration, model_label, \
+    params_label, record_from_results
+from tweetcls_core.latency import latency_label, measured_label
+
+LEVEL_POINTS = 10  # points per epoch of a per-epoch value: smoothing 0.6 ends within 0.6**10 of it
+
+
+def per_epoch(tag: str) -> bool:
+    return tag.startswith("val/") or tag.endswith("_epoch")
+
 
 class ReviewLogger(TensorBoardLogger):
-    """TensorBoardLogger without Lightning's ``epoch`` scalar: a step counter drawn as a curve
-    opened TIME SERIES (its section sorts first) and smoothing showed epoch 3 as "2.40"."""
+    """TensorBoardLogger for review: no ``epoch`` scalar (a step counter drawn as a curve, which
+    smoothing showed as "2.40"), per-epoch values drawn as levels, and ``muted`` prefixes
+    (set while the best checkpoint is re-scored after fit) left out."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.muted: tuple[str, ...] = ()
+        self._last_step: dict[str, int] = {}
+
+    @rank_zero_only
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+        metrics = {k: v for k, v in metrics.items() if k != "epoch" and not (self.muted and k.startswith(self.muted))}
+        if step is not None:
+            for tag, value in metrics.items():
+                if per_epoch(tag):
+                    for at in level_steps(self._last_step.get(tag, 0), step):
+                        self.experiment.add_scalar(tag, float(value), at)
+                    self._last_step[tag] = step
+        super().log_metrics(metrics, step)
 
 
-FIRST_COLUMNS = ("method", "model", "dataset", "lr", "epochs")  # the columns HPARAMS opens with
-FINAL_METRICS = ("hp/val_task_metric", "hp/test_task_metric", "hp/test_accuracy", "hp/test_macro_f1",
-                 "hp/fit_seconds", "hp/params_trainable", "hp/cpu_latency_ms")
+def level_steps(previous: int, step: int, points: int = LEVEL_POINTS) -> list[int]:
+    """The steps after ``previous`` and before ``step`` at which a per-epoch value is repeated,
+    so the epoch's level has ``points`` points (fewer where the epoch has fewer steps)."""
+    return sorted({previous + round((step - previous) * i / points) for i in range(1, points)} - {previous, step})
+
+
+FIRST_COLUMNS = ("method", "data", "trainable", "latency", "model")  # the columns HPARAMS opens with (the 5th is cut at 1280 px)
+FINAL_METRICS = ("hp/test_task_metric", "hp/val_task_metric", "hp/params_trainable", "hp/fit_seconds",
+                 "hp/cpu_latency_ms")
+METRIC_NAMES = {"hp/test_task_metric": "test metric", "hp/val_task_metric": "val metric",
+                "hp/params_trainable": "trainable params", "hp/fit_seconds": "train seconds",
+                "hp/cpu_latency_ms": "CPU ms (p50)"}
 
 
 def review_hparams(config: dict, results: dict) -> dict[str, object]:
-    """The hyperparameters that distinguish this run from others, in review order."""
-    values = {"method": config["method"], "model": model_label(config["model"]), "dataset": config["dataset"],
-              "lr": config["lr"], "epochs": config["max_epochs"], "seed": config["seed"],
-              "precision": results.get("precision") or config.get("precision", "32-true")}
+    """The hyperparameters that distinguish this run from others, in review order; numbers that
+    TensorBoard would print as 0.000050000 or 3.0000 go in as text."""
+    inference = results.get("inference") or {}
+    values = {"method": config["method"], "model": model_label(config["model"]),
+              "data": data_label(config["dataset"], config.get("max_train_samples")),
+              "trainable": params_label(results["params_trainable"], results["trainable_pct"]),
+              "latency": latency_label(inference) if inference else "not measured",
+              "lr": format(config["lr"], "g"), "epochs": str(config["max_epochs"]), "seed": str(config["seed"]),
+              "precision": results.get("precision") or config.get("precision", "32-true"),
+              "threads": str(inference.get("threads", ""))}
     if results.get("lora"):
         values |= {"lora_r": config["lora_r"], "lora_alpha": config["lora_alpha"],
                    "lora_targets": config["lora_targets"], "lora_dropout": config["lora_dropout"]}
@@ -57,25 +109,25 @@ def ranked_name(name: str) -> str:
 
 
 def final_metrics(results: dict) -> dict[str, float]:
-    """The run's final numbers; without test metrics for a run that did not score test (a search trial)."""
-    test = results["test"]
-    metrics = {"hp/val_task_metric": results["val"]["task_metric"]}
-    if test:
-        metrics |= {"hp/test_task_metric": test["task_metric"],
-                    "hp/test_accuracy": test.get("accuracy", test.get("exact_match", 0.0)),
-                    "hp/test_macro_f1": test["macro_f1"]}
-    return metrics | {"hp/fit_seconds": results["fit_seconds"], "hp/params_trainable": results["params_trainable"],
+    """The run's final numbers; without the test metric for a run that did not score test (a search trial)."""
+    metrics = {"hp/test_task_metric": results["test"]["task_metric"]} if results["test"] else {}
+    return metrics | {"hp/val_task_metric": results["val"]["task_metric"],
+                      "hp/params_trainable": results["params_trainable"], "hp/fit_seconds": results["fit_seconds"],
                       "hp/cpu_latency_ms": (results.get("inference") or {}).get("latency_p50_ms", 0.0)}
 
 
 def log_hparams(writer, values: dict, metrics: dict, step: int) -> None:
-    """The metrics as one point each at ``step``, and the HPARAMS row (ranked names, plain display names)."""
+    """Each metric as a level (the same value at step 0 and ``step``: see the module's docstring),
+    and the HPARAMS row (ranked names, plain display names)."""
     for tag, value in metrics.items():
-        writer.add_scalar(tag, value, step)
+        for at in sorted({0, step}):
+            writer.add_scalar(tag, value, at)
     exp, start, end = hparams_summaries({ranked_name(k): v for k, v in values.items()}, metrics)
     data = HParamsPluginData.FromString(exp.value[0].metadata.plugin_data.content)
     for info in data.experiment.hparam_infos:
         info.display_name = info.name.split("_", 1)[1] if info.name[0].isdigit() else info.name
+    for info in data.experiment.metric_infos:
+        info.display_name = METRIC_NAMES.get(info.name.tag, info.name.tag)
     exp.value[0].metadata.plugin_data.content = data.SerializeToString()
     file_writer = writer._get_file_writer()
     for summary in (exp, start, end):
@@ -88,6 +140,53 @@ def log_layout(writer) -> None:
         "loss: train (per epoch) vs val": ["Multiline", ["train/loss_epoch", "val/loss"]],
         "val task metric": ["Multiline", ["val/task_metric"]],
     }})
+
+
+def run_card_rows(results: dict) -> list[tuple[str, str]]:
+    """What the run's card in TIME SERIES says, label and value, every number from results.json."""
+    inference = results.get("inference") or {}
+    test = results["test"]
+    config = results.get("config", {})
+    return [
+        (f"test {results['task_metric']}", f"{test['task_metric']:.4f}" if test else "not scored"),
+        ("trainable params", params_label(results["params_trainable"], results["trainable_pct"])),
+        ("training time", f"{results['fit_seconds']:.1f} s, {results['steps']} steps"),
+        ("CPU latency", latency_label(inference) if inference else "not measured"),
+        ("timed on", f"batch {inference['batch_size']}x{inference['seq_len']}, {inference['threads']} threads"
+         if inference else ""),
+        ("backend", f"{inference.get('backend', 'torch')} {inference.get('precision', 'fp32')}" if inference else ""),
+        ("machine load", f"{inference['load_before']:.1f} on {inference['cpus']} CPUs"
+         if inference.get("load_before") is not None else "not recorded"),
+        ("train data", data_label(results["dataset"], config.get("max_train_samples"))),
+        ("precision", str(results.get("precision") or config.get("precision", "32-true"))),
+    ]
+
+
+def run_card_title(results: dict) -> str:
+    return f"{results['method']} · {model_label(results['model'])} · seed {results['seed']}"
+
+
+def run_card_figure(results: dict):
+    """The card as a figure no wider than a TIME SERIES image card at 1280 px with classic scrollbars
+    (about 268 x 215 px), so it is shown at its own size, not scaled down; text 11 px."""
+    plt = _plt()
+    rows = run_card_rows(results)
+    height = 0.36 + 0.185 * len(rows)  # 9 rows: 203 px, under the card's 215
+    fig = plt.figure(figsize=(2.6, height), dpi=100)
+    fig.text(0.03, 1 - 0.16 / height, run_card_title(results), fontsize=8.5, weight="bold", va="center")
+    for i, (label, value) in enumerate(rows):
+        y = 1 - (0.38 + 0.185 * i) / height
+        fig.text(0.03, y, label, fontsize=8, color="#444444", va="center")
+        fig.text(0.38, y, value, fontsize=8, va="center")
+    return fig
+
+
+def log_run_card(writer, results: dict, step: int) -> None:
+    """TIME SERIES' first card for this run (tag ``compare/run``)."""
+    plt = _plt()
+    fig = run_card_figure(results)
+    writer.add_figure("compare/run", fig, step)
+    plt.close(fig)
 
 
 def _plt():
@@ -171,9 +270,8 @@ def summary_lines(results: dict) -> list[str]:
              f" {results['epochs']} epochs, {results['steps']} steps, precision {results.get('precision', '32-true')}"]
     if "inference" in results:
         inf = results["inference"]
-        lines.append(f"  CPU inference: {inf['latency_p50_ms']:.0f} ms per batch of {inf['batch_size']} x "
-                     f"{inf['seq_len']} ({inf['throughput_per_s']:.0f} samples/s, {inf['threads']} threads, "
-                     f"{inf.get('precision', 'fp32')})")
+        lines.append(f"  CPU inference: {latency_label(inf)} per batch, p50 (p10-p90) of {inf.get('passes', 10)} passes;"
+                     f" {measured_label(inf)} ({inf['throughput_per_s']:.0f} samples/s)")
     for split in ("val", "test"):
         scores = results[split]
         if not scores:
@@ -185,6 +283,13 @@ def summary_lines(results: dict) -> list[str]:
     return lines
 
 
+def summary_markdown(results: dict) -> str:
+    """TEXT: the run's row in the comparison table's columns, then the printed summary."""
+    table = comparison_markdown(group_by_configuration([record_from_results(results, Path(results["run_dir"]))]),
+                                br="<br>")
+    # a list, not a code block: a block is as wide as its longest line, and widened the table past the card
+    return table + "\n\n" + "\n".join(f"- {line.strip()}" for line in summary_lines(results))
+
+
 def log_summary(writer, results: dict, step: int) -> None:
-    # four spaces: TensorBoard renders the text as Markdown, and this keeps it a block
-    writer.add_text("summary", "\n".join("    " + line for line in summary_lines(results)), step)
+    writer.add_text("summary", summary_markdown(results), step)
