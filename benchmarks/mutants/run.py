@@ -102,33 +102,33 @@ def score(results: list[dict]) -> dict:
     return count | {"score": round(count["killed"] / scored, 3) if scored else None}
 
 
-def commit() -> str:
+def commit(working_tree: bool) -> str:
+    """The commit the copy is made from (the working tree: marked as holding uncommitted edits)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
-    return head.strip() + ("+uncommitted" if dirty else "")
+    return head.strip() + (" + working tree" if working_tree else "")
 
 
-def run_package(package: str, mutants: list[Mutant], timeout: float, working_tree: bool = False) -> dict:
-    with tempfile.TemporaryDirectory(prefix=f"mutants-{package}-") as tmp:
-        copy = Path(tmp)
-        copy_repository(copy, working_tree)
-        check_imports_from(copy)
-        red = []
-        for test_file in dict.fromkeys(t.split("::")[0] for m in mutants for t in m.tests):
-            code, seconds, tail = pytest(copy, (test_file,), timeout * 3)
-            print(f"{package}: baseline {test_file}: {'green' if code == 0 else 'RED: ' + tail} in {seconds:.0f} s",
-                  flush=True)
-            if code != 0:
-                red.append(test_file)
-        if red:  # a mutant cannot be scored against a file that already fails: left out, and said
-            mutants = [replace(m, tests=tuple(t for t in m.tests if t.split("::")[0] not in red)) for m in mutants]
-        results = []
-        for mutant in mutants:
-            result = run_mutant(copy, mutant, timeout)
-            print(f"  {result['status']:8} {mutant.id} ({result.get('seconds', 0)} s)", flush=True)
-            results.append(result)
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "commit": commit(),
+def baseline(copy: Path, test_file: str, timeout: float, cache: dict[str, bool]) -> bool:
+    """Whether ``test_file`` passes unmutated in the copy (once per file and copy)."""
+    if test_file not in cache:
+        code, seconds, tail = pytest(copy, (test_file,), timeout)
+        cache[test_file] = code == 0
+        print(f"baseline {test_file}: {'green' if code == 0 else 'RED: ' + tail} in {seconds:.0f} s", flush=True)
+    return cache[test_file]
+
+
+def run_package(copy: Path, source: str, package: str, mutants: list[Mutant], timeout: float,
+                cache: dict[str, bool]) -> dict:
+    files = dict.fromkeys(t.split("::")[0] for m in mutants for t in m.tests)
+    red = [f for f in files if not baseline(copy, f, timeout * 3, cache)]
+    if red:  # a mutant cannot be scored against a file that already fails: left out, and said
+        mutants = [replace(m, tests=tuple(t for t in m.tests if t.split("::")[0] not in red)) for m in mutants]
+    results = []
+    for mutant in mutants:
+        result = run_mutant(copy, mutant, timeout)
+        print(f"  {result['status']:8} {mutant.id} ({result.get('seconds', 0)} s)", flush=True)
+        results.append(result)
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "commit": source,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "red_at_baseline": red, **score(results),
             "mutants": results}
 
@@ -170,20 +170,25 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_mutant(Path(tmp), mutant, args.timeout)
                 print(f"{result['status']:8} {mutant.id} against {' '.join(args.against)} ({result.get('seconds')} s)")
         return 0
-    stored = json.loads(args.output.read_text()) if args.output.is_file() else {}
-    for package in dict.fromkeys(m.package for m in chosen):
-        result = run_package(package, [m for m in chosen if m.package == package], args.timeout, args.working_tree)
-        if args.id:  # a few mutants re-run: update their rows, keep the package's others
-            old = {r["id"]: r for r in stored.get("packages", {}).get(package, {}).get("mutants", [])}
-            old.update({r["id"]: r for r in result["mutants"]})
-            result = result | score(list(old.values())) | {"mutants": list(old.values())}
-        stored.setdefault("packages", {})[package] = result
-        stored["command"] = "nice -n 10 python -m benchmarks.mutants.run --package <package>"
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(stored, indent=2) + "\n")
-        print(f"{package}: {result['killed']} of "
-              f"{result['killed'] + result['timeout'] + result['survived']} killed "
-              f"(score {result['score']}), {result['stale']} stale, {result['error']} errors", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        copy, source, cache = Path(tmp), commit(args.working_tree), {}
+        copy_repository(copy, args.working_tree)
+        check_imports_from(copy)
+        for package in dict.fromkeys(m.package for m in chosen):
+            result = run_package(copy, source, package, [m for m in chosen if m.package == package], args.timeout,
+                                 cache)
+            stored = json.loads(args.output.read_text()) if args.output.is_file() else {}  # others may have written
+            if args.id:  # a few mutants re-run: update their rows, keep the package's others
+                old = {r["id"]: r for r in stored.get("packages", {}).get(package, {}).get("mutants", [])}
+                old.update({r["id"]: r for r in result["mutants"]})
+                result = result | score(list(old.values())) | {"mutants": list(old.values())}
+            stored.setdefault("packages", {})[package] = result
+            stored["command"] = "nice -n 10 python -m benchmarks.mutants.run --package <package>"
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(stored, indent=2) + "\n")
+            print(f"{package}: {result['killed']} of {result['killed'] + result['timeout'] + result['survived']} "
+                  f"killed (score {result['score']}), {result['stale']} stale, {result['error']} errors", flush=True)
+    stored = json.loads(args.output.read_text())
     print("\n| package | mutants | killed | survived | stale | score |\n|---|---|---|---|---|---|")
     for package, r in stored.get("packages", {}).items():
         print(f"| {package} | {len(r['mutants'])} | {r['killed']} | {r['survived'] + r['timeout']} | {r['stale']} | "
