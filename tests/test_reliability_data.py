@@ -304,3 +304,18 @@ def test_batch_size_is_named_as_the_api_names_it(trained):
 
     with pytest.raises(UsageError, match=r"^batch_size must be an int > 0, got 0"):
         Predictor.from_run(trained("lora", "32-true"), batch_size=0)
+
+
+def test_an_int8_variant_whose_config_names_more_labels_than_its_head_is_refused(trained, tmp_path):
+    from compress.dynamic_int8 import quantize_int8, save_int8
+    from tweetcls import Predictor, load_run
+
+    run = load_run(trained("full", "32-true"))
+    folder = tmp_path / "int8"
+    save_int8(quantize_int8(run.model), folder)
+    run.tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"]["3"], config["label2id"]["extra"] = "extra", 3
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UsageError, match=r"its saved head has 3 outputs, config.json names 4 labels"):
+        Predictor.from_run(folder)

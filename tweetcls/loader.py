@@ -126,8 +126,13 @@ def _from_model_dir(model_dir: Path) -> LoadedRun:
 
 def _from_int8(folder: Path) -> LoadedRun:
     config = _config(folder)
-    model = load_int8(folder)
+    try:
+        model = load_int8(folder)
+    except (RuntimeError, ValueError) as err:  # a tensor shaped unlike config.json says (an edited label count)
+        raise UsageError(f"refusing {folder}: its weights do not fit its config.json ({str(err).splitlines()[0][:200]}); "
+                         "restore the config.json saved with them") from None
     multi_label = config.problem_type == MULTI_LABEL
+    _check_head_rows(model, len(config_label_names(config)), folder)
     return LoadedRun(model.eval(), load_tokenizer(folder), config_label_names(config), multi_label,
                      _threshold(config), model.config.pooling, _temperature(config), "int8", folder)
 
@@ -165,6 +170,17 @@ def _from_adapter(folder: Path, merge: bool = True) -> LoadedRun:
     temperature = float((run.get("calibration") or {}).get("temperature", saved.get("temperature") or 1.0))
     return LoadedRun(model.eval(), load_tokenizer(base_dir), labels, multi_label, threshold, model.config.pooling,
                      temperature, "adapter", folder, run)
+
+
+def _check_head_rows(model: nn.Module, num_labels: int, folder: Path) -> None:
+    """An int8 head packs whatever rows it was saved with: refuse one that disagrees with config.json's labels."""
+    for attribute in ("classifier", "score"):
+        head = getattr(model, attribute, None)
+        weight = getattr(getattr(head, "out_proj", head), "weight", None)
+        weight = weight() if callable(weight) else weight
+        if weight is not None and weight.shape[0] != num_labels:
+            raise UsageError(f"refusing {folder}: its saved head has {weight.shape[0]} outputs, config.json names "
+                             f"{num_labels} labels; restore the config.json saved with these weights")
 
 
 def _config(folder: Path):
