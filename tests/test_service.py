@@ -63,6 +63,11 @@ def test_model_card_health_page_and_docs(client, run_dir):
     assert page.status_code == 200 and "<textarea" in page.text and "http" not in page.text.split("<body>")[1]
     assert client.get("/static/app.js").status_code == 200
     assert "/predict" in client.get("/openapi.json").json()["paths"]
+    docs = client.get("/docs").text  # Swagger UI from the fastapi-offline package, no CDN (issue 49)
+    assert "/static-offline-docs/swagger-ui-bundle.js" in docs and "https://" not in docs
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404  # dropped: ReDoc fetches its logo from the network
+    assert client.get("/favicon.ico").headers["content-type"] == "image/svg+xml"
 
 
 @pytest.mark.parametrize("send, status, words", [

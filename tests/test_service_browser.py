@@ -18,7 +18,8 @@ from benchmarks.live_server import live_server, post_json
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1200,900"]
+         "--disable-dev-shm-usage", "--window-size=1200,900",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # no network: every other host is unknown
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,17 @@ def test_the_page_shows_an_api_error_in_the_page(server, browser):
     browser.find_element(By.ID, "classify").click()
     error = wait_until(lambda: browser.find_element(By.ID, "error").text)
     assert "at most 16" in error
+
+
+def test_the_api_docs_render_with_no_network(server, browser):
+    """Issue 49: FastAPI's /docs loads Swagger UI from a CDN and stays blank offline; it is served from
+    the fastapi-offline package, and every resource comes from the server."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/docs")
+    wait_until(lambda: "/predict/file" in browser.find_element(By.TAG_NAME, "body").text)
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(server + "/") for url in loaded), loaded
 
 
 def test_the_api_survives_a_fuzz_from_its_own_openapi_spec(server):

@@ -4,7 +4,7 @@
     POST /predict/file   a CSV (with a "text" column) or TXT upload -> the predictions as a CSV download
     GET  /model          the model card as JSON
     GET  /health         {"status": "ok", "worker": <process id>}
-    GET  /               the page; /docs and /openapi.json: FastAPI's API docs
+    GET  /               the page; /docs (Swagger UI) and /openapi.json: the API docs, offline
 
 Inference runs off the event loop in one worker thread, and requests arriving within a few
 milliseconds are classified as one batch (tweetcls/batching.py). No answer depends on the other
@@ -28,6 +28,7 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
 
 from tweetcls.batching import MicroBatcher
@@ -35,6 +36,7 @@ from tweetcls_core.backends import BATCH_DEPENDENT
 from tweetcls.prediction_files import predictions_csv
 
 STATIC = Path(__file__).with_name("static")
+FAVICON = "/static/favicon.svg"
 
 
 class Limits(BaseModel):
@@ -129,7 +131,10 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
         yield
         await batcher.close()
 
-    app = FastAPI(title="tweetcls", version="1", lifespan=lifespan,
+    # FastAPI's /docs loads Swagger UI from a CDN; fastapi-offline serves the same page with the assets its
+    # package ships (/static-offline-docs), so the docs render with no network. No /redoc: ReDoc fetches its
+    # logo from the network, and Swagger UI says the same.
+    app = FastAPIOffline(title="tweetcls", version="1", lifespan=lifespan, favicon_url=FAVICON, redoc_url=None,
                   description=f"{card.get('method', '')} classifier of {card.get('dataset', 'text')}: "
                               f"labels {', '.join(card.get('label_names', []))}")
     app.state.batcher, app.state.limits = batcher, limits
@@ -198,6 +203,10 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         return Health(status="ok", worker=os.getpid())
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
