@@ -40,9 +40,18 @@ METHODS = {
 POOLINGS = ("auto", "cls", "mean")
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """'(default: X)' only where there is a default and the help does not already say it
+    (--help once printed "(default: minilm-l6) (default: None)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if action.default is None or "default" in text else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(description="Fine-tune a transformer encoder for short-text classification.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=DefaultsHelp)
     p.add_argument("--config", type=EXISTING_FILE, help="YAML file of option values (keys as the flags, - or _); flags on the command line win")
     p.add_argument("--method", choices=list(METHODS), default="lora",
                    help="; ".join(f"{name}: {m.help}" for name, m in METHODS.items()))
