@@ -58,6 +58,9 @@ def test_model_card_health_page_and_docs(client, run_dir):
     assert card["test"]["task_metric"] == pytest.approx(results["test"]["task_metric"])
     assert card["params_trainable"] == results["params_trainable"] and card["backend"] == "torch"
     assert card["size_mb"] > 0 and card["trained_utc"]
+    assert card["limits"] == {"texts": "at most 8 texts per request", "chars": "a text longer than 100 characters is "
+                              "refused; the model reads the first 128 tokens", "file": "a file of at most 50 texts and "
+                              "4,000 bytes (its texts are cut to 100 characters)"}  # what the page states
     assert client.get("/health").json() == {"status": "ok", "worker": os.getpid()}
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text and "http" not in page.text.split("<body>")[1]
@@ -71,9 +74,10 @@ def test_model_card_health_page_and_docs(client, run_dir):
 
 
 @pytest.mark.parametrize("send, status, words", [
-    (lambda c: c.post("/predict", json={"texts": ["x"] * 9}), 422, "at most 8"),
-    (lambda c: c.post("/predict", json={"texts": ["x" * 101]}), 422, "at most 100 characters"),
-    (lambda c: c.post("/predict", json={"texts": []}), 422, "at least 1"),
+    (lambda c: c.post("/predict", json={"texts": ["x"] * 9}), 422, "at most 8 texts per request; this one has 9"),
+    (lambda c: c.post("/predict", json={"texts": ["ok", "x" * 101]}), 422,
+     "text 2: a text longer than 100 characters is refused; the model reads the first 128 tokens (this one has 101)"),
+    (lambda c: c.post("/predict", json={"texts": []}), 422, "send at least one text"),
     (lambda c: c.post("/predict", json={"texts": ["fine", 3]}), 422, "texts.1: Input should be a valid string"),
     (lambda c: c.post("/predict", json={"text": "hi"}), 422, "texts: Field required"),
     (lambda c: c.post("/predict", json=["hi"]), 422, "valid dictionary"),
@@ -109,6 +113,20 @@ def test_file_upload_returns_the_predictions_as_csv(client, predictor):
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [r["id"] for r in rows] == ["r0", "r1", "r2", "r3"]
     assert [r["label"] for r in rows] == [p["label"] for p in predictor.predict(TEXTS[:4])]
+
+
+@pytest.mark.parametrize("name", ["données✓.csv", "ツイート.txt", "😀 emoji.csv"])
+def test_a_file_named_outside_latin1_comes_back_under_its_own_name(client, name):
+    """Issue 46: an upload named outside Latin-1 was an HTTP 500; its download name travels as RFC 5987
+    UTF-8 (filename*), with an ASCII stand-in (filename) for old clients."""
+    from urllib.parse import unquote
+
+    response = client.post("/predict/file", files={"file": (name, "text\nhello there\n".encode(), "text/csv")})
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    stem = name.rsplit(".", 1)[0]
+    assert unquote(disposition.split("filename*=UTF-8''")[1]) == f"{stem}-predictions.csv"
+    assert disposition.split('filename="')[1].split('"')[0].isascii()
 
 
 def test_concurrent_requests_are_batched_together(predictor):

@@ -23,6 +23,7 @@ import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Callable
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -142,11 +143,7 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        message = first.get("msg", "invalid request")
-        if first.get("type") == "json_invalid":
-            message, where = "the body is not valid JSON", "body"
-        return JSONResponse({"error": f"{where}: {message}"}, status_code=422)
+        return JSONResponse({"error": _in_words(first, limits, predictor.max_length)}, status_code=422)
 
     @app.middleware("http")
     async def json_only(request: Request, call_next):
@@ -192,9 +189,11 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
         texts = [t[:limits.max_chars] for t in texts]
         results = await batcher.submit(texts) if texts else []
         body = predictions_csv(ids, texts, results, predictor.label_names)
-        stem = Path(file.filename or "texts").stem
+        stem = Path(file.filename or "texts").stem or "texts"
         return Response(body, media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{stem}-predictions.csv"'})
+                        headers={"Content-Disposition": attachment(f"{stem}-predictions.csv")})
+
+    card = {**card, "limits": limits_in_words(limits, predictor.max_length)}
 
     @app.get("/model")
     async def model_card() -> dict:
@@ -215,6 +214,38 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     return app
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition for any file name: headers are Latin-1, so the name travels UTF-8 and
+    percent-encoded in ``filename*`` (RFC 5987/6266), with an ASCII stand-in in ``filename`` for old clients."""
+    plain = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def limits_in_words(limits: Limits, max_tokens: int) -> dict[str, str]:
+    """The limits as the page states them before a request, and the errors name them after one."""
+    return {"texts": f"at most {limits.max_texts:,} texts per request",
+            "chars": f"a text longer than {limits.max_chars:,} characters is refused; "
+                     f"the model reads the first {max_tokens:,} tokens",
+            "file": f"a file of at most {limits.max_file_texts:,} texts and {limits.max_body_bytes:,} bytes "
+                    f"(its texts are cut to {limits.max_chars:,} characters)"}
+
+
+def _in_words(error: dict, limits: Limits, max_tokens: int) -> str:
+    """One line naming the problem: the limits in the page's words, anything else where pydantic found it."""
+    loc = [p for p in error.get("loc", ()) if p != "body"]
+    kind, words = error.get("type"), limits_in_words(limits, max_tokens)
+    if kind == "json_invalid":
+        return "body: the body is not valid JSON"
+    if loc == ["texts"] and kind == "too_long":
+        return f"{words['texts']}; this one has {error.get('ctx', {}).get('actual_length', 'more')}: " \
+               f"send them in several requests, or as a file"
+    if loc == ["texts"] and kind == "too_short":
+        return "texts: send at least one text"
+    if len(loc) == 2 and loc[0] == "texts" and kind == "string_too_long":
+        return f"text {loc[1] + 1}: {words['chars']} (this one has {len(error.get('input', '')):,})"
+    return f"{'.'.join(map(str, loc)) or 'body'}: {error.get('msg', 'invalid request')}"
 
 
 def _prediction(result: dict) -> Prediction:
