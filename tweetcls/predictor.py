@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from numbers import Real
+from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -64,7 +64,7 @@ class Predictor:
         ``threads``: intra-op threads (None: the runtime's default)."""
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size <= 0:
             raise UsageError(f"batch_size must be an int > 0, got {batch_size!r}")
         check_min_confidence(min_confidence)
         onnx_file = _onnx_file(Path(target), backend)
@@ -124,7 +124,7 @@ class Predictor:
         """One dict per text, in input order: label, probability, probabilities (all, or the top ``top_k``).
         A bare ``str`` is one text (one dict back)."""
         texts = as_texts(texts)
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
             raise UsageError(f"top_k must be an int >= 1 (or None for every label), got {top_k!r}")
         check_min_confidence(self.min_confidence)
         keep = [i for i, t in enumerate(texts) if not is_blank(t)]
