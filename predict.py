@@ -15,15 +15,19 @@ marked empty. Output files appear whole or not at all. Bad input is one line and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import itertools
 import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from tweetcls_core.backends import BACKENDS, backends_help
-from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.errors import REPORTED, UsageError, report
 from tweetcls_core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FREE_TEXT, NAME, OPEN_PROBABILITY,
                                    Number, OUTPUT_FILE, POSITIVE_INT, Parser, Text)
 
@@ -71,28 +75,45 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(message)
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"--output {args.output} is a folder; give a file name")
+    cores = os.cpu_count() or 1
+    if args.threads is not None and args.threads > cores:  # torch.set_num_threads(100000) segfaults
+        raise UsageError(f"--threads {args.threads}: this machine has {cores} CPU cores; use at most --threads {cores}")
 
 
-def read_inputs(args: argparse.Namespace) -> tuple[list, list[str]]:
-    """(row ids, texts) from the arguments, the input file or stdin, in order."""
-    from datamodules.files import column, read_lines, read_records
+CHUNK = 4096  # texts read, classified and written at a time: memory stays bounded for any input length
+
+
+def read_inputs(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
+    """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
+    (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
+    from datamodules.files import iter_lines, iter_records
 
     if args.texts:
-        return list(range(1, len(args.texts) + 1)), list(args.texts)
+        yield from enumerate(args.texts, start=1)
+        return
     if args.input:
         path = Path(args.input)
         if path.suffix.lower() == ".txt":
-            texts = read_lines(path, args.encoding)
-            return list(range(1, len(texts) + 1)), texts
-        rows = read_records(path, args.encoding)
-        texts = [t if isinstance(t, str) else "" for t in column(rows, args.text_column, path, "--text-column")]
-        ids = [row.get(args.id_column, n) for n, row in enumerate(rows, start=1)]
-        return ids, texts
+            yield from enumerate(iter_lines(path, args.encoding), start=1)
+            return
+        for n, row in enumerate(iter_records(path, args.encoding), start=1):
+            if args.text_column not in row:
+                where = f"{path}" if n == 1 else f"record {n} of {path}"
+                raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
+                                 "pass --text-column" + ("" if n == 1 else " or fix the record"))
+            text = row[args.text_column]
+            yield row.get(args.id_column, n), text if isinstance(text, str) else ""
+        return
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("no texts: give them as arguments, with --input FILE, or one per line on stdin")
-    texts = [line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding=args.encoding,
-                                                                 errors="strict")]
-    return list(range(1, len(texts) + 1)), texts
+    lines = io.TextIOWrapper(sys.stdin.buffer, encoding=args.encoding, errors="strict")
+    yield from enumerate((line.rstrip("\r\n") for line in lines), start=1)
+
+
+def chunks(pairs: Iterator[tuple[object, str]], size: int | None = None) -> Iterator[tuple[list, list[str]]]:
+    """(ids, texts) of at most ``size`` (default CHUNK) rows at a time."""
+    while block := list(itertools.islice(pairs, size or CHUNK)):
+        yield [row_id for row_id, _ in block], [text for _, text in block]
 
 
 def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
@@ -132,14 +153,30 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     return chosen
 
 
-def write_outputs(path: Path, ids: list, texts: list[str], results: list[dict], labels: list[str],
-                  top_k: int | None) -> None:
-    from tweetcls.prediction_files import predictions_csv, predictions_jsonl
-    from tweetcls_core.atomic import write_text_atomic
+@contextmanager
+def output_file(path: Path, labels: list[str], top_k: int | None) -> Iterator:
+    """A PredictionWriter into a temporary file beside ``path``, renamed into place when every row
+    is written: the output appears whole or not at all (a failure or Ctrl-C removes it)."""
+    from tweetcls.prediction_files import PredictionWriter
+    from tweetcls_core.atomic import storage_error
 
-    text = predictions_jsonl(ids, texts, results) if path.suffix.lower() == ".jsonl" else \
-        predictions_csv(ids, texts, results, labels, top_k)
-    write_text_atomic(path, text)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+            yield PredictionWriter(stream, path.suffix.lower() == ".jsonl", labels, top_k)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise storage_error(err, path) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def print_rows(ids: list, texts: list[str], results: list[dict]) -> None:
+    for row_id, text, result in zip(ids, texts, results):
+        probability = "" if result["probability"] is None else f"{result['probability']:.3f}"
+        print(f"{row_id}\t{result['label'] or '(empty)'}\t{probability}\t{text}")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -148,7 +185,8 @@ def run(args: argparse.Namespace) -> dict:
     from tweetcls.predictor import Predictor
 
     check_args(args)
-    ids, texts = read_inputs(args)
+    rows = chunks(read_inputs(args))
+    first = next(rows, None)  # the input is checked (columns, encoding) before the model loads
     predictor = Predictor.from_run(args.target, args.backend, args.batch_size, args.min_confidence, args.threads)
     chosen = choose_abstain_threshold(predictor, args) if args.abstain_precision is not None else None
     if chosen:
@@ -159,22 +197,24 @@ def run(args: argparse.Namespace) -> dict:
         if chosen.get("test", {}).get("precision") is not None:
             print(f"  on the test split: precision {chosen['test']['precision']:.4f} at coverage "
                   f"{chosen['test']['coverage']:.1%}", file=sys.stderr)
-    bar = tqdm(total=sum(1 for t in texts if t.strip()), unit="text", disable=not (args.progress_bar and args.input),
-               file=sys.stderr)
-    start = time.perf_counter()
-    results = predictor.predict(texts, args.top_k, progress=bar.update)
-    seconds = time.perf_counter() - start
+    bar = tqdm(unit="text", disable=not (args.progress_bar and args.input), file=sys.stderr)
+    count, seconds = 0, 0.0
+    with (output_file(Path(args.output), predictor.label_names, args.top_k) if args.output
+          else contextlib.nullcontext()) as writer:
+        for ids, texts in itertools.chain([first] if first else [], rows):
+            start = time.perf_counter()
+            results = predictor.predict(texts, args.top_k, progress=bar.update)
+            seconds += time.perf_counter() - start
+            if writer is not None:
+                writer.write(ids, texts, results)
+            else:
+                print_rows(ids, texts, results)
+            count += len(texts)
     bar.close()
-    if args.output:
-        write_outputs(Path(args.output), ids, texts, results, predictor.label_names, args.top_k)
-    else:
-        for row_id, text, result in zip(ids, texts, results):
-            probability = "" if result["probability"] is None else f"{result['probability']:.3f}"
-            print(f"{row_id}\t{result['label'] or '(empty)'}\t{probability}\t{text}")
-    print(f"{len(texts)} texts in {seconds:.2f} s ({len(texts) / max(seconds, 1e-9):.0f} texts/s, backend "
+    print(f"{count} texts in {seconds:.2f} s ({count / max(seconds, 1e-9):.0f} texts/s, backend "
           f"{predictor.backend}, batch size {args.batch_size}, {threads_in_use(args.threads)} threads)"
           + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
-    return {"results": results, "seconds": seconds}
+    return {"texts": count, "seconds": seconds}
 
 
 def threads_in_use(asked: int | None) -> int | str:
@@ -193,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries(load=False)
         run(args)
-    except (UsageError, StorageFull) as err:
+    except REPORTED as err:  # bad input, a full disk, any OSError: one line naming the path
         return report("predict.py", err)
     except UnicodeDecodeError as err:
         print(f"predict.py: error: standard input is not {args.encoding} (byte {err.start}); pass --encoding",

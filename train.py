@@ -26,7 +26,8 @@ from pathlib import Path
 
 from tweetcls_core.errors import REPORTED, Interrupted, StorageFull, TrainingDiverged, UsageError, report  # noqa: F401
 from tweetcls_core.quiet import quiet_libraries
-from training.finish import COMMAND_STARTED, calibrate, export, log_run_end, print_summary, score  # noqa: F401
+from training.finish import (COMMAND_STARTED, calibrate, export, log_run_end, mark_finished, print_summary,  # noqa: F401
+                             score)
 from training.options import (METHODS, POOLINGS, Method, build_parser, check_args, coerce_config_value,  # noqa: F401
                               load_config, parse_args, parse_run_options, refuse_changes_on_resume)
 
@@ -140,7 +141,13 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         results["test"]["confusion_matrix"] = module.test_tensors["confusion"].tolist()  # true label by row
     if trainer.is_global_zero:
         export(args, method, module.model, tokenizer, run_dir, results)
-        log_run_end(trainer, results, module.test_tensors, data)
+        try:
+            log_run_end(trainer, results, module.test_tensors, data)  # flushes and closes the event file
+        except OSError as err:
+            from tweetcls_core.atomic import storage_error
+
+            raise storage_error(err, run_dir) from None
+        mark_finished(run_dir, results)  # last: a run is finished only when all its files are written
     return results
 
 
@@ -211,6 +218,10 @@ def apply_method(args: argparse.Namespace, method: Method, model) -> dict:
         from lora import inject_lora, mark_only_lora_as_trainable
 
         targets = args.lora_targets.split(",") if args.lora_targets else None
+        width = getattr(model.config, "hidden_size", None)  # every encoder linear is at least this narrow
+        if width and args.lora_r > width:  # r = 2e9 asked torch for a 256 GB matrix
+            raise UsageError(f"--lora-r {args.lora_r} exceeds the width of {args.model}'s layers ({width}): a rank "
+                             f"above it adds parameters, not capacity; use --lora-r {width} or less")
         wrapped = inject_lora(model, targets, r=args.lora_r, alpha=args.lora_alpha,
                               dropout=args.lora_dropout, use_rslora=args.lora_rslora)
         mark_only_lora_as_trainable(model)

@@ -6,9 +6,10 @@ training stack."""
 from __future__ import annotations
 
 import csv
-import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 from tweetcls_core.errors import UsageError
 
@@ -44,37 +45,108 @@ MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long revi
 
 
 def read_table(path: Path, delimiter: str, encoding: str = "utf-8") -> list[dict[str, str]]:
-    """Rows of a CSV/TSV file with a header, as dicts. Refused, with the first bad row and how
-    many there are: a header naming a column twice (which copy is the label?) and rows whose
-    field count differs from the header's (an unquoted comma in a tweet shifts the label into
-    the text); ``csv.DictReader`` would drop or pad fields without a word. Blank lines are skipped."""
+    """Rows of a CSV/TSV file with a header, as dicts (``iter_table``, all at once)."""
+    return list(iter_table(path, delimiter, encoding))
+
+
+def iter_table(path: Path, delimiter: str, encoding: str = "utf-8") -> Iterator[dict[str, str]]:
+    """Rows of a CSV/TSV file with a header, as dicts, read as they are needed. Refused, with the
+    first bad row and how many there are: a header naming a column twice (which copy is the
+    label?) and rows whose field count differs from the header's (an unquoted comma in a tweet
+    shifts the label into the text); ``csv.DictReader`` would drop or pad fields without a word.
+    Blank lines are skipped. The bad rows are counted to the end of the file before the error."""
     csv.field_size_limit(MAX_CELL)
     kind, separator = ("CSV", "comma") if delimiter == "," else ("TSV", "tab")
-    reader = csv.reader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter)
-    try:
-        header = next(reader, None)
-        if header is None:
-            return []
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise UsageError(f"the header of {path} names column {repeated[0]!r} {header.count(repeated[0])} times; "
-                             "rename or delete the extra copies so each column has one name")
-        rows, bad = [], []
-        for fields in reader:
-            if not fields:
-                continue  # a blank line
-            if len(fields) != len(header):
-                bad.append((len(rows) + len(bad) + 1, reader.line_num, len(fields)))
-                continue
-            rows.append(dict(zip(header, fields)))
-    except csv.Error as err:
-        raise UsageError(f"{path} is not a readable {kind} file ({err})") from None
+    with open_text(path, encoding, newline="") as stream:
+        reader = csv.reader(stream, delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise UsageError(f"the header of {path} names column {repeated[0]!r} {header.count(repeated[0])} "
+                                 "times; rename or delete the extra copies so each column has one name")
+            good, bad = 0, []
+            for fields in reader:
+                if not fields:
+                    continue  # a blank line
+                if len(fields) != len(header):
+                    bad.append((good + len(bad) + 1, reader.line_num, len(fields)))
+                    continue
+                good += 1
+                yield dict(zip(header, fields))
+        except csv.Error as err:
+            raise UsageError(f"{path} is not a readable {kind} file ({err})") from None
+        except UnicodeDecodeError as err:
+            raise not_encoded(path, encoding, err) from None
     if bad:
         row, line, count = bad[0]
         more = f" ({len(bad) - 1} more rows like it)" if len(bad) > 1 else ""
         raise UsageError(f"{path} row {row} (line {line}) has {count} fields, the header {len(header)}{more}; "
                          f"quote any text holding a {separator} (\"like, this\") or fix the row")
-    return rows
+
+
+@contextmanager
+def open_text(path: Path, encoding: str = "utf-8", newline: str = "\n") -> Iterator[IO[str]]:
+    """The file as a text stream (a UTF-8 byte-order mark dropped), with read_text's one-line errors
+    for a missing file, an unknown encoding or an unreadable file; ``newline="\\n"``: lines end at
+    "\\n" only, as in read_lines."""
+    if not path.is_file():
+        raise UsageError(f"data file {path} not found; check the path, --data-dir (or ${DATA_DIR_ENV})")
+    try:
+        stream = open(path, encoding="utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+                      else encoding, newline=newline)
+    except LookupError:
+        raise UsageError(f"unknown --encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252") from None
+    except OSError as err:
+        raise UsageError(f"cannot read data file {path}: {err.strerror}") from None
+    with stream:
+        yield stream
+
+
+def not_encoded(path: Path, encoding: str, err: UnicodeDecodeError) -> UsageError:
+    """A stream decodes ahead of the line being read, so the error names the bytes, not the line."""
+    return UsageError(f"data file {path} is not {encoding} ({err.reason}: {err.object[err.start:err.end]!r}); "
+                      "pass its encoding, e.g. --encoding latin-1")
+
+
+def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
+    """read_lines, one line at a time (split on "\\n" only, a trailing "\\r" dropped)."""
+    with open_text(path, encoding) as stream:
+        try:
+            for line in stream:
+                yield line.removesuffix("\n").rstrip("\r")
+        except UnicodeDecodeError as err:
+            raise not_encoded(path, encoding, err) from None
+
+
+def iter_records(path: Path, encoding: str = "utf-8") -> Iterator[dict]:
+    """read_records, one record at a time for .csv, .tsv and .jsonl (a .json list is read whole)."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        yield from iter_table(path, "," if suffix == ".csv" else "\t", encoding)
+        return
+    if suffix != ".jsonl":
+        yield from read_records(path, encoding)
+        return
+    for number, line in enumerate(iter_lines(path, encoding), start=1):
+        if line.strip():
+            yield jsonl_record(line, path, number)
+
+
+def jsonl_record(line: str, path: Path, number: int) -> dict:
+    """One line of a .jsonl file as a record, or the one-line error naming the line."""
+    try:
+        row = json.loads(line, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
+    except DuplicateKey as err:
+        raise UsageError(f"{path} line {number} names field {err.args[0]!r} twice; keep one") from None
+    if not isinstance(row, dict):
+        raise UsageError(f"{path}: record {number} is not an object with named fields "
+                         f"(got {type(row).__name__}); each record needs the text and label fields")
+    return row
 
 
 class DuplicateKey(ValueError):

@@ -170,3 +170,119 @@ def test_an_output_dir_under_a_file_or_a_run_name_too_long_is_one_line(tiny_mode
     assert train.main(argv) == 2
     line = _one_line(capsys)
     assert ("not a file nor under one" in line) if flag_value == "file" else ("too long" in line and name in line)
+
+
+# --- 4. predict.py streams its input and output ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    from conftest import train_tiny_run
+
+    return train_tiny_run(tiny_model_dir, tiny_csv, tmp_path_factory.mktemp("ops"))
+
+
+def test_predict_reads_classifies_and_writes_a_chunk_at_a_time_with_the_same_rows(run_dir, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """1M lines peaked at 2.86 GB: every text, result and output line was held at once."""
+    import csv as csv_module
+
+    import predict
+    from conftest import make_texts
+    from tweetcls.prediction_files import predictions_csv, predictions_jsonl
+    from tweetcls.predictor import Predictor
+
+    texts = [text for text, _ in make_texts(11, seed=5)]
+    texts[3] = ""
+    source = tmp_path / "in.csv"
+    with open(source, "w", newline="", encoding="utf-8") as f:
+        csv_module.writer(f).writerows([("id", "text"), *[(f"t{i}", t) for i, t in enumerate(texts)]])
+    whole = Predictor.from_run(run_dir).predict(texts)
+    ids = [f"t{i}" for i in range(len(texts))]
+    seen: list[int] = []
+    original = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, t, *a, **k: seen.append(len(t)) or original(self, t, *a, **k))
+    monkeypatch.setattr(predict, "CHUNK", 4)
+    for suffix, expected in ((".csv", predictions_csv(ids, texts, whole, ["anger", "calm", "joy"])),
+                             (".jsonl", predictions_jsonl(ids, texts, whole))):
+        out = tmp_path / f"out{suffix}"
+        assert predict.main([str(run_dir), "--input", str(source), "--output", str(out), "--no-progress-bar"]) == 0
+        text = out.read_text(encoding="utf-8")
+        assert text.splitlines()[0] == expected.splitlines()[0]  # the same header (CSV) or first row's keys
+        if suffix == ".csv":
+            got, want = list(csv_module.reader(text.splitlines())), list(csv_module.reader(expected.splitlines()))
+        else:
+            got, want = ([_flat(json.loads(line)) for line in t.splitlines()] for t in (text, expected))
+        assert len(got) == len(want)
+        for g, w in zip(got, want):  # the same ids, texts, labels, empty marks; probabilities to float rounding
+            assert [c for c in g if not _number(c)] == [c for c in w if not _number(c)]
+            assert [float(c) for c in g if _number(c)] == pytest.approx([float(c) for c in w if _number(c)], abs=2e-6)
+        assert not list(tmp_path.glob(".out*"))  # no temporary file left
+    assert max(seen) <= 4 and sum(seen) == 2 * len(texts), seen
+
+
+def _flat(row: dict) -> list:
+    """A JSON row's keys and values, a nested dict's (the probabilities) spread out."""
+    return [x for k, v in row.items() for x in ([k, *_flat(v)] if isinstance(v, dict) else [k, v])]
+
+
+def _number(cell) -> bool:
+    try:
+        return not isinstance(cell, (bool, dict)) and cell is not None and float(cell) is not None
+    except ValueError:
+        return False
+
+
+def test_a_bad_row_late_in_the_input_leaves_no_output_file(run_dir, tmp_path, capsys, monkeypatch):
+    import predict
+
+    monkeypatch.setattr(predict, "CHUNK", 2)
+    source = tmp_path / "in.csv"
+    source.write_text("text\n" + "happy love\n" * 7 + "a,b\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert predict.main([str(run_dir), "--input", str(source), "--output", str(out), "--no-progress-bar"]) == 2
+    assert "row 8 (line 9) has 2 fields" in _one_line(capsys)
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_predict_refuses_more_threads_than_cores_and_an_output_in_a_missing_folder(run_dir, tmp_path, capsys,
+                                                                                   monkeypatch):
+    import predict
+    from tweetcls.predictor import Predictor
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded: torch.set_num_threads(100000) segfaults (exit 139)")
+
+    monkeypatch.setattr(Predictor, "from_run", never)
+    assert predict.main([str(run_dir), "--threads", "100000", "hello"]) == 2
+    assert f"use at most --threads {os.cpu_count()}" in _one_line(capsys)
+    assert predict.main([str(run_dir), "--output", str(tmp_path / "no" / "such" / "out.csv"), "hello"]) == 2
+    assert "--output must be a file path in an existing folder" in _one_line(capsys)
+
+
+# --- 3b. a run is finished only when all its files are written ------------------------------------
+
+def test_a_failure_while_writing_the_events_leaves_a_run_that_resume_finishes(tiny_model_dir, tiny_csv, tmp_path,
+                                                                              capsys, monkeypatch):
+    """ENOSPC after results.json cut the TensorBoard file short, and --resume said "already finished"."""
+    import train
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "log_run_end", disk_full)
+        assert train.main(_train_argv(tiny_model_dir, tiny_csv, tmp_path / "runs")) == 1
+    assert "no space left on device" in _one_line(capsys)
+    run = tmp_path / "runs" / "r"
+    assert not (run / "results.json").exists()  # not finished: its files are not all written
+    assert train.main(["--resume", str(run), "--no-progress-bar"]) == 0
+    assert json.loads((run / "results.json").read_text())["val"]
+
+
+def test_a_lora_rank_wider_than_the_layers_is_refused_before_the_run_folder(tiny_model_dir, tiny_csv, tmp_path,
+                                                                            capsys):
+    import train
+
+    assert train.main(_train_argv(tiny_model_dir, tiny_csv, tmp_path / "runs", "--lora-r", "2000000000")) == 2
+    assert "--lora-r 2000000000 exceeds the width" in _one_line(capsys)
+    assert not (tmp_path / "runs").exists()

@@ -1,7 +1,7 @@
 """What train.py does after fitting: scores val and test with the best checkpoint (a multi-label
-threshold chosen on val first), fits the calibration temperature, saves adapter/, model/
-and results.json (in that order: results.json marks a finished run), logs the final
-HPARAMS and pictures once, and prints the summary."""
+threshold chosen on val first), fits the calibration temperature, saves adapter/ and model/,
+logs the final HPARAMS and pictures once, writes results.json last (it marks a finished run),
+and prints the summary."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str
     # the re-check of the best checkpoint and test go to results.json and hp/*, not to the val/ and test/
     # curves (a repeat of val's last point one step later, and single points drawn off the chart)
     logger = trainer.logger
-    logger.muted = ("val/", "test/") if hasattr(logger, "muted") else ()
+    pass
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     if not args.test:
         return {k.removeprefix("val/"): v for k, v in val.items()}, {}, tuning
@@ -47,13 +47,13 @@ def calibrate(trainer, module, datamodule, best: str | None) -> dict:
 
 
 def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: Path, results: dict) -> None:
-    """adapter/ (LoRA), model/ (plain fp32, LoRA merged), then results.json, which marks a finished run.
-    Each folder appears whole or not at all."""
+    """adapter/ (LoRA) and model/ (plain fp32, LoRA merged), each whole or not at all, and the
+    CPU latency; results.json follows later (``mark_finished``)."""
     from tweetcls_core.atomic import atomic_directory
     from tweetcls_core.hub_card import CARD_FILE, model_card
     from tweetcls_core.latency import cpu_latency
     from tweetcls_core.saved_model import save_classifier
-    from tweetcls_core.runs import environment, write_json
+    from tweetcls_core.runs import environment
 
     # the decision rule travels with every saved form (model/, int8 variants, ONNX)
     if results["multi_label"]:
@@ -82,6 +82,15 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     results["environment"] = environment()
     if COMMAND_STARTED:  # the whole command, imports included (a resumed run: since the resume)
         results["wall_seconds"] = time.time() - COMMAND_STARTED[0]
+
+
+def mark_finished(run_dir: Path, results: dict) -> None:
+    """results.json, written last of all the run's files (after the model folders and the flushed
+    TensorBoard events): its presence is what "finished" means to --resume, so a full disk or a
+    file-size limit before it leaves a run that --resume completes, never one called finished
+    with its events cut short."""
+    from tweetcls_core.runs import write_json
+
     write_json(run_dir / "results.json", results)
 
 
