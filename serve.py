@@ -14,6 +14,11 @@ so N processes do not fight over the cores as N x all-cores threads would. The m
 once in the parent first: a bad target fails with one line, and an ONNX export or static int8
 calibration is made once, not raced by N workers.
 
+No client can hold the server: a request (head and body) must arrive within --request-timeout
+seconds, an idle connection closes --keep-alive seconds after its answer, a worker takes at most
+--max-connections connections (then 503), and under overload each log line is one line, repeats
+counted (tweetcls/connections.py).
+
 Concurrent requests are classified in one batch, yet no answer depends on the others: torch,
 onnx and onnx-int8-static give a text the same answer in any batch; bf16, int8 and onnx-int8
 do not (dynamic int8 measures each batch's activation ranges), so the service runs each of
@@ -28,7 +33,7 @@ import os
 import sys
 
 from tweetcls_core.backends import BACKENDS, BATCH_DEPENDENT, backends_help
-from tweetcls_core.errors import UsageError, report
+from tweetcls_core.errors import REPORTED, UsageError, report  # noqa: F401
 from tweetcls_core.options import EXISTING_DIR, NAME, NON_NEGATIVE_FLOAT, OPEN_PROBABILITY, POSITIVE_INT, Parser, Text, count
 
 
@@ -48,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="server processes on the one port, each with its own model and micro-batcher")
     p.add_argument("--threads", type=count(1, 1024), default=None,
                    help="intra-op threads per worker (default: the machine's cores // --workers, at least 1)")
+    p.add_argument("--request-timeout", type=count(1, 3600), default=15, metavar="SECONDS",
+                   help="a request's head and body must arrive within this long of the connection's start or its "
+                        "previous answer, else the connection is closed (slow or half-sent requests)")
+    p.add_argument("--keep-alive", type=count(1, 3600), default=5, metavar="SECONDS",
+                   help="close a connection idle this long after an answer")
+    p.add_argument("--max-connections", type=count(1, 100_000), default=256,
+                   help="open connections per worker; past it a new one gets 503 and is closed")
     return p
 
 
@@ -87,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         app = make_app(args)
-    except UsageError as err:
+    except REPORTED as err:  # bad input, any OSError (a read-only disk...): one line with the path
         return report("serve.py", err)
     import uvicorn
 
@@ -99,13 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend in BATCH_DEPENDENT:
         print(f"serve.py: {args.backend} answers depend on batch mates, so each text runs alone (slower); "
               "onnx-int8-static batches and answers every text as alone", file=sys.stderr)
+    from tweetcls.connections import MAX_CONNECTIONS_ENV, PROTOCOL, REQUEST_TIMEOUT_ENV, log_config
+
+    os.environ[REQUEST_TIMEOUT_ENV], os.environ[MAX_CONNECTIONS_ENV] = str(args.request_timeout), str(args.max_connections)
+    hygiene = dict(http=PROTOCOL, timeout_keep_alive=args.keep_alive, limit_concurrency=args.max_connections,
+                   h11_max_incomplete_event_size=16 * 1024,  # a request head over 16 KiB is a 400
+                   log_config=log_config(), log_level="warning", host=args.host, port=args.port)
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(app, **hygiene)
         return 0
     del app  # the workers load their own; this one only checked the target and made its exports
     os.environ[WORKER_ARGS_ENV] = json.dumps(vars(args))
-    uvicorn.run("serve:worker_app", factory=True, workers=args.workers, host=args.host, port=args.port,
-                log_level="warning")
+    uvicorn.run("serve:worker_app", factory=True, workers=args.workers, **hygiene)
     return 0
 
 

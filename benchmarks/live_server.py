@@ -21,9 +21,11 @@ def free_port() -> int:
 
 
 class ServerURL(str):
-    """The server's base URL; ``pid``: its process (with --workers, the parent of the workers)."""
+    """The server's base URL; ``pid``: its process (with --workers, the parent of the workers); ``process``:
+    its Popen (``process.stderr`` is the server's log, to read once it has stopped)."""
 
     pid: int
+    process: subprocess.Popen
 
 
 @contextlib.contextmanager
@@ -32,7 +34,7 @@ def live_server(target: Path, *flags: str, seconds: float = 120):
     process = subprocess.Popen([sys.executable, str(Path(serve.__file__)), str(target), "--port", str(port), *flags],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = ServerURL(f"http://127.0.0.1:{port}")
-    url.pid = process.pid
+    url.pid, url.process = process.pid, process
     try:
         deadline = time.monotonic() + seconds
         while True:

@@ -25,11 +25,23 @@ def quiet_libraries(load: bool = True) -> None:
     # tests/test_reliability.py proves the result bit-identical), so the warning says the opposite of what is true.
     warnings.filterwarnings("ignore", message=r".*dataloader is\s+not resumable")
     drop_lightning_tips()
+    # ONNX Runtime's quantizer asks, on the root logger, for a pre-processing step the export makes no use of
+    # (its shape inference is for models with unknown shapes): at serve.py's start it read as a fault
+    logging.getLogger().addFilter(_DropMessage("consider to run pre-processing before quantization"))
 
 
 class _DropTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "Tip:" not in record.getMessage()
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words = words
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.words not in record.getMessage()
 
 
 def drop_lightning_tips() -> None:
