@@ -20,6 +20,43 @@ from tweetcls_core.calibration import fit_temperature
 from tweetcls_core.errors import UsageError
 
 
+@pytest.fixture()
+def saved_run(tmp_path, tiny_model_dir, tiny_csv):
+    """A run directory as train.py leaves it for --resume: its options in config.yaml."""
+    args = train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--lora-r", "4",
+                             "--max-epochs", "2", "--output-dir", str(tmp_path), "--run-name", "r"])
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args)))
+    return run_dir
+
+
+def test_a_resume_continues_the_run_in_its_own_folder_and_refuses_new_training_options(saved_run):
+    args = train.parse_args(["--resume", str(saved_run), "--num-workers", "0"])
+    assert (args.output_dir, args.run_name, args.lora_r) == (str(saved_run.parent), "r", 4)
+    for flag, value in (("--lora-r", "16"), ("--lr", "0.1"), ("--max-epochs", "3"), ("--method", "full")):
+        with pytest.raises(UsageError, match="--resume continues the run"):
+            train.parse_args(["--resume", str(saved_run), flag, value])
+
+
+def test_a_fractional_value_for_an_integer_option_in_yaml_is_refused(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("max_epochs: 2.5\n")
+    with pytest.raises(UsageError, match="integer"):
+        train.parse_args(["--config", str(config)])
+    config.write_text("max_epochs: 2.0\n")
+    assert train.parse_args(["--config", str(config)]).max_epochs == 2
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--layers", "odd", "--transfer-data", "pool", "--kd-alpha", "0"], "kd-alpha"),
+    (["--layers", "odd", "--student", "minilm-l6"], "exactly one"),
+])
+def test_distillation_options_that_contradict_each_other_are_refused(extra, words):
+    with pytest.raises(UsageError, match=words):
+        train.parse_args(["--method", "distill", "--teacher", "some-teacher", *extra])
+
+
 @pytest.fixture(scope="module")
 def run(tiny_model_dir, tiny_csv, tmp_path_factory):
     return train_tiny_run(tiny_model_dir, tiny_csv, tmp_path_factory.mktemp("finish"), "--precision", "32-true",
@@ -56,40 +93,3 @@ def test_every_saved_form_keeps_the_temperature_an_adapter_copied_out_of_its_run
         predictor = Predictor.from_run(target)
         assert predictor.temperature == pytest.approx(temperature), target
         assert np.allclose(predictor.probabilities(texts), expected, atol=1e-5), target
-
-
-@pytest.fixture()
-def saved_run(tmp_path, tiny_model_dir, tiny_csv):
-    """A run directory as train.py leaves it for --resume: its options in config.yaml."""
-    args = train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--lora-r", "4",
-                             "--max-epochs", "2", "--output-dir", str(tmp_path), "--run-name", "r"])
-    run_dir = tmp_path / "r"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    return run_dir
-
-
-def test_a_resume_continues_the_run_in_its_own_folder_and_refuses_new_training_options(saved_run):
-    args = train.parse_args(["--resume", str(saved_run), "--num-workers", "0"])
-    assert (args.output_dir, args.run_name, args.lora_r) == (str(saved_run.parent), "r", 4)
-    for flag, value in (("--lora-r", "16"), ("--lr", "0.1"), ("--max-epochs", "3"), ("--method", "full")):
-        with pytest.raises(UsageError, match="--resume continues the run"):
-            train.parse_args(["--resume", str(saved_run), flag, value])
-
-
-def test_a_fractional_value_for_an_integer_option_in_yaml_is_refused(tmp_path):
-    config = tmp_path / "c.yaml"
-    config.write_text("max_epochs: 2.5\n")
-    with pytest.raises(UsageError, match="integer"):
-        train.parse_args(["--config", str(config)])
-    config.write_text("max_epochs: 2.0\n")
-    assert train.parse_args(["--config", str(config)]).max_epochs == 2
-
-
-@pytest.mark.parametrize("extra, words", [
-    (["--layers", "odd", "--transfer-data", "pool", "--kd-alpha", "0"], "kd-alpha"),
-    (["--layers", "odd", "--student", "minilm-l6"], "exactly one"),
-])
-def test_distillation_options_that_contradict_each_other_are_refused(extra, words):
-    with pytest.raises(UsageError, match=words):
-        train.parse_args(["--method", "distill", "--teacher", "some-teacher", *extra])

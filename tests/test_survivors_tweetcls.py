@@ -11,9 +11,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
-from test_service import predictor, run_dir  # noqa: F401  (the service tests' trained run, module-scoped)
 from tweetcls import Predictor
 from tweetcls.batching import MicroBatcher
 from tweetcls.model_card import model_card
@@ -24,8 +24,25 @@ MIXED = ["joy", "so angry right now at the broken awful table", "the river", "",
          "we love the party and the sunshine and the garden today so very much", "rage"]
 
 
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir, tmp_path_factory) -> Predictor:
+    """A saved (untrained) classifier of the tiny model: what is tested is batching, padding and ids, not
+    accuracy, so no training run is needed (the mutant catalogue runs this file once per mutant)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from tweetcls_core.build import load_tokenizer
+    from tweetcls_core.saved_model import save_classifier
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=3, id2label={0: "joy", 1: "anger", 2: "calm"})
+    folder = tmp_path_factory.mktemp("tiny-classifier")
+    save_classifier(model, folder, load_tokenizer(tiny_model_dir))
+    return Predictor.from_run(folder)
+
+
 @pytest.fixture()
-def client(predictor):  # noqa: F811
+def client(predictor):
     with TestClient(create_app(predictor, model_card(predictor), Limits(max_file_texts=50))) as client:
         yield client
 
@@ -44,7 +61,7 @@ def test_every_upload_form_numbers_its_rows_from_one(client, name, body):
     assert [r["text"] for r in rows] == ["first text", "second text", "third"]  # no carriage return left
 
 
-def test_mixed_lengths_in_one_padded_batch_answer_as_each_text_alone(predictor):  # noqa: F811
+def test_mixed_lengths_in_one_padded_batch_answer_as_each_text_alone(predictor):
     """Each text's probabilities are those it gets alone, in input order, whatever pads it in its batch."""
     together = predictor.predict(MIXED)
     alone = [predictor.predict([t])[0] for t in MIXED]
