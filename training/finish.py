@@ -22,7 +22,7 @@ def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str
     # the re-check of the best checkpoint and test go to results.json and hp/*, not to the val/ and test/
     # curves (a repeat of val's last point one step later, and single points drawn off the chart)
     logger = trainer.logger
-    pass
+    logger.muted = ("val/", "test/") if hasattr(logger, "muted") else ()
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
     if not args.test:
         return {k.removeprefix("val/"): v for k, v in val.items()}, {}, tuning
