@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.errors import REPORTED, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
 from tweetcls_core.options import (EXISTING_DIR, Encoding, NAME, OPEN_PROBABILITY, OUTPUT_DIR, OUTPUT_FILE,
                                    POSITIVE_INT, Parser, Text)
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" per variant
         result = run(args)
-    except (UsageError, StorageFull) as err:
+    except REPORTED as err:  # bad input, a full disk, any OSError: one line with the path
         return report("evaluate.py", err)
     print_result(result)
     return 0

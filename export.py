@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tweetcls_core.errors import StorageFull, UsageError, report
+from tweetcls_core.errors import REPORTED, UsageError, report
 from tweetcls_core.options import OUTPUT_DIR, Parser, Text
 
 FORMATS = ("onnx", "onnx-int8", "onnx-int8-static", "peft", "hf")
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         written = run(args)
-    except (UsageError, StorageFull) as err:
+    except REPORTED as err:  # bad input, a full disk, any OSError: one line with the path
         return report("export.py", err)
     print(f"written: {written}")
     return 0

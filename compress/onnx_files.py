@@ -22,11 +22,23 @@ def onnx_session(path: str | Path, threads: int | None = None):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 0
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's InvalidProtobuf, Fail, ...: a truncated or damaged file
+        if not type(err).__module__.startswith("onnxruntime"):
+            raise
+        reason = " ".join(str(err).split())[:200]
+        raise UsageError(f"{path} is not a readable ONNX model ({reason}); export it again with export.py") from None
 
 
 def read_metadata(folder: str | Path) -> dict:
     path = Path(folder) / META_FILE
     if not path.is_file():
         raise UsageError(f"{folder} has no {META_FILE}; export it with predict.py --backend onnx")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path} is not valid JSON ({err}); export the folder again with export.py") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path} must hold a JSON object (labels, pooling, ...); export the folder again")
+    return meta

@@ -286,3 +286,54 @@ def test_a_lora_rank_wider_than_the_layers_is_refused_before_the_run_folder(tiny
     assert train.main(_train_argv(tiny_model_dir, tiny_csv, tmp_path / "runs", "--lora-r", "2000000000")) == 2
     assert "--lora-r 2000000000 exceeds the width" in _one_line(capsys)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("abstain", "abstain.json is not a valid abstain file"),
+    ("meta", "tweetcls.json is not valid JSON"),
+    ("onnx", "model.onnx is not a readable ONNX model"),
+])
+def test_a_damaged_file_in_a_run_is_one_line(run_dir, tmp_path, capsys, damage, words):
+    import shutil
+
+    import predict
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    target = [str(run)]
+    if damage == "abstain":
+        (run / "abstain.json").write_text('{"threshold": 0.5')
+    else:  # the ONNX export predict.py makes on first use, then damaged
+        assert predict.main([str(run), "--backend", "onnx", "hello"]) == 0
+        capsys.readouterr()
+        onnx = next(run.rglob("model.onnx"))
+        if damage == "meta":
+            (onnx.parent / "tweetcls.json").write_text("{not json")
+            target = [str(onnx.parent)]
+        else:
+            onnx.write_bytes(onnx.read_bytes()[:1000])
+        target += ["--backend", "onnx"]
+    assert predict.main([*target, "hello"]) == 2
+    line = _one_line(capsys)
+    assert line.startswith("predict.py: error: ") and words in line, line
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve"])
+def test_a_read_only_disk_is_one_line_naming_the_path_in_every_command(run_dir, tmp_path, capsys, monkeypatch,
+                                                                       command):
+    """EROFS is no PermissionError: it was a traceback in each of these."""
+    import importlib
+
+    module = importlib.import_module(command)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "ro" / "out"))
+
+    monkeypatch.setattr("tweetcls_core.quiet.quiet_libraries", read_only)
+    if hasattr(module, "quiet_libraries"):
+        monkeypatch.setattr(module, "quiet_libraries", read_only)
+    argv = {"predict": [str(run_dir), "hello"], "evaluate": [str(run_dir)],
+            "export": [str(run_dir), "--format", "onnx"], "serve": [str(run_dir)]}[command]
+    assert module.main(argv) == 2
+    line = _one_line(capsys)
+    assert line == f"{command}.py: error: {tmp_path / 'ro' / 'out'}: the file system is read-only; choose a folder " \
+                   "on a writable disk", line

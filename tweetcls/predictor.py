@@ -93,7 +93,14 @@ class Predictor:
         """Abstain as the run's abstain.json says, unless a threshold was given."""
         saved = self.run_dir / ABSTAIN_FILE if self.run_dir else None
         if self.min_confidence is None and saved is not None and saved.is_file():
-            chosen = json.loads(saved.read_text())
+            try:
+                chosen = json.loads(saved.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                chosen = err
+            if not isinstance(chosen, dict):  # a damaged file: no silent guess at a threshold
+                why = chosen if isinstance(chosen, Exception) else "not a JSON object"
+                raise UsageError(f"{saved} is not a valid abstain file ({why}); delete it, or choose again "
+                                 "with predict.py --abstain-precision")
             self.min_confidence = chosen.get("threshold")
             self.info["abstain"] = chosen
 
