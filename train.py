@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import REPORTED, Interrupted, StorageFull, TrainingDiverged, UsageError, report  # noqa: F401
+from tweetcls_core.errors import REPORTED, Interrupted, TrainingDiverged, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
 from training.finish import (COMMAND_STARTED, calibrate, export, log_run_end, mark_finished, print_summary,  # noqa: F401
                              score)
