@@ -147,6 +147,8 @@ def test_the_page_reads_at_420_px_and_has_a_favicon(server, browser):
     classify(browser, [text for text, _ in make_texts(2, seed=11)] + ["a-long-hashtag-without-spaces" * 4])
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#results tbody tr"))
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 420  # no sideways scrolling
+    for cell in browser.find_elements(By.CSS_SELECTOR, "#results td.text"):  # a text has the row's width, not a
+        assert cell.rect["width"] >= 300  # third of it (a tweet wrapped every two words)
     values = browser.find_elements(By.CSS_SELECTOR, "#results .bar .value")
     assert len(values) == 9
     for value in values:
