@@ -1,4 +1,5 @@
-"""Screenshots of TensorBoard as a reviewer opens it: TIME SERIES, HPARAMS, IMAGES, CUSTOM SCALARS.
+"""Screenshots of TensorBoard as a reviewer opens it, 1280 x 900, default settings: the first
+screen (TIME SERIES), and TEXT, HPARAMS, SCALARS, CUSTOM SCALARS, IMAGES.
 
     python -m benchmarks.tensorboard_screenshots runs/ --out docs/tensorboard
 
@@ -20,7 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-TABS = {"time_series": "timeseries", "hparams": "hparams", "images": "images", "custom_scalars": "custom_scalars"}
+TABS = {"first_screen": "", "text": "text", "hparams": "hparams", "scalars": "scalars",
+        "custom_scalars": "custom_scalars", "images": "images"}  # "": no hash, the tab TensorBoard opens on
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
@@ -55,7 +57,7 @@ def main() -> int:
     p.add_argument("logdir", type=Path, help="a folder of runs (train.py's --output-dir)")
     p.add_argument("--out", type=Path, default=Path("tensorboard-screenshots"))
     p.add_argument("--tabs", default=",".join(TABS), help=f"comma-separated, of {', '.join(TABS)}")
-    p.add_argument("--size", default="1400,900", help="window width,height in pixels")
+    p.add_argument("--size", default="1280,900", help="window width,height in pixels")
     p.add_argument("--wait-ms", type=int, default=15000, help="page time to let TensorBoard draw")
     args = p.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -64,6 +66,11 @@ def main() -> int:
         return 2
     if not args.logdir.is_dir():
         print(f"tensorboard_screenshots: error: {args.logdir} is not a folder of runs", file=sys.stderr)
+        return 2
+    unknown = [name for name in args.tabs.split(",") if name not in TABS]
+    if unknown:
+        print(f"tensorboard_screenshots: error: --tabs {','.join(unknown)} unknown; choose from {', '.join(TABS)}",
+              file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -74,7 +81,8 @@ def main() -> int:
         wait_for(f"http://127.0.0.1:{port}/data/logdir")
         for name in args.tabs.split(","):
             path = args.out / f"{name}.png"
-            screenshot(chromium, f"http://127.0.0.1:{port}/#{TABS[name]}", path, args.size, args.wait_ms)
+            hash_part = f"#{TABS[name]}" if TABS[name] else ""
+            screenshot(chromium, f"http://127.0.0.1:{port}/{hash_part}", path, args.size, args.wait_ms)
             print(path)
     finally:
         server.terminate()

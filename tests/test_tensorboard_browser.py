@@ -94,7 +94,7 @@ def browser(tmp_path):
         driver.quit()
 
 
-def wait_until(condition, seconds: float = 30):
+def wait_until(condition, seconds: float = 60):  # generous: CI and shared machines are slow
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = condition()
