@@ -6,6 +6,7 @@ training stack."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,41 +46,47 @@ MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long revi
 
 
 def read_table(path: Path, delimiter: str, encoding: str = "utf-8") -> list[dict[str, str]]:
-    """Rows of a CSV/TSV file with a header, as dicts (``iter_table``, all at once)."""
-    return list(iter_table(path, delimiter, encoding))
+    """Rows of a CSV/TSV file with a header, as dicts (read whole: an encoding error names its byte)."""
+    return list(_table_rows(io.StringIO(read_text(path, encoding), newline=""), path, delimiter))
 
 
 def iter_table(path: Path, delimiter: str, encoding: str = "utf-8") -> Iterator[dict[str, str]]:
-    """Rows of a CSV/TSV file with a header, as dicts, read as they are needed. Refused, with the
-    first bad row and how many there are: a header naming a column twice (which copy is the
-    label?) and rows whose field count differs from the header's (an unquoted comma in a tweet
-    shifts the label into the text); ``csv.DictReader`` would drop or pad fields without a word.
-    Blank lines are skipped. The bad rows are counted to the end of the file before the error."""
-    csv.field_size_limit(MAX_CELL)
-    kind, separator = ("CSV", "comma") if delimiter == "," else ("TSV", "tab")
+    """The rows of ``read_table``, read from the file as they are needed (predict.py's input)."""
     with open_text(path, encoding, newline="") as stream:
-        reader = csv.reader(stream, delimiter=delimiter)
         try:
-            header = next(reader, None)
-            if header is None:
-                return
-            repeated = sorted({name for name in header if header.count(name) > 1})
-            if repeated:
-                raise UsageError(f"the header of {path} names column {repeated[0]!r} {header.count(repeated[0])} "
-                                 "times; rename or delete the extra copies so each column has one name")
-            good, bad = 0, []
-            for fields in reader:
-                if not fields:
-                    continue  # a blank line
-                if len(fields) != len(header):
-                    bad.append((good + len(bad) + 1, reader.line_num, len(fields)))
-                    continue
-                good += 1
-                yield dict(zip(header, fields))
-        except csv.Error as err:
-            raise UsageError(f"{path} is not a readable {kind} file ({err})") from None
+            yield from _table_rows(stream, path, delimiter)
         except UnicodeDecodeError as err:
             raise not_encoded(path, encoding, err) from None
+
+
+def _table_rows(stream: IO[str], path: Path, delimiter: str) -> Iterator[dict[str, str]]:
+    """Rows of a CSV/TSV text with a header, as dicts. Refused, with the first bad row and how many
+    there are: a header naming a column twice (which copy is the label?) and rows whose field
+    count differs from the header's (an unquoted comma in a tweet shifts the label into the
+    text); ``csv.DictReader`` would drop or pad fields without a word. Blank lines are skipped.
+    The bad rows are counted to the end of the file before the error."""
+    csv.field_size_limit(MAX_CELL)
+    kind, separator = ("CSV", "comma") if delimiter == "," else ("TSV", "tab")
+    reader = csv.reader(stream, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise UsageError(f"the header of {path} names column {repeated[0]!r} {header.count(repeated[0])} times; "
+                             "rename or delete the extra copies so each column has one name")
+        good, bad = 0, []
+        for fields in reader:
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
+                bad.append((good + len(bad) + 1, reader.line_num, len(fields)))
+                continue
+            good += 1
+            yield dict(zip(header, fields))
+    except csv.Error as err:
+        raise UsageError(f"{path} is not a readable {kind} file ({err})") from None
     if bad:
         row, line, count = bad[0]
         more = f" ({len(bad) - 1} more rows like it)" if len(bad) > 1 else ""

@@ -41,8 +41,12 @@ def check_hardware(args: argparse.Namespace) -> None:
         raise UsageError(f"--accelerator {args.accelerator}: this machine has no GPU that torch can use; "
                          "use --accelerator auto or cpu")
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    quiet = logging.getLogger("lightning.pytorch")
-    level, quiet.level = quiet.level, logging.ERROR  # "GPU available: ..." is printed by the real Trainer
+    # "GPU available: ...", "Using bfloat16 ...": the real Trainer says it once, this one says nothing
+    loggers = [logging.getLogger(f"lightning.{part}.utilities.rank_zero") for part in ("pytorch", "fabric")]
+    def silence(record: logging.LogRecord) -> bool:
+        return False
+    for logger in loggers:
+        logger.addFilter(silence)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -54,7 +58,8 @@ def check_hardware(args: argparse.Namespace) -> None:
         value = getattr(args, flag[2:].replace("-", "_"))
         raise UsageError(f"{flag} {value}: {first_line(err)}") from None
     finally:
-        quiet.level = level
+        for logger in loggers:
+            logger.removeFilter(silence)
     from lightning.pytorch.accelerators import CPUAccelerator
 
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cpu_cores():
