@@ -12,8 +12,9 @@ run there with ``pytest -x -q``. A mutant is **killed** when they fail, **surviv
 pass, **stale** when its snippet no longer occurs exactly once in its file (the code moved on:
 rewrite the mutant; it is not counted either way). Each test file runs once unmutated first; a
 file that is already red is left out of every mutant's run and listed (a mutant cannot be
-scored against a failing file). Results are merged into
-benchmarks/results/mutants.json per package, with the date, commit and machine.
+scored against a failing file). Results are merged into benchmarks/results/mutants.json per
+package after every mutant (``complete`` stays false until the package's last), with the date,
+commit and machine.
 """
 
 from __future__ import annotations
@@ -117,20 +118,37 @@ def baseline(copy: Path, test_file: str, timeout: float, cache: dict[str, bool])
     return cache[test_file]
 
 
+def save(output: Path, package: str, result: dict, rerun_ids: bool) -> dict:
+    """Merge one package's result into ``output`` (re-read first: another run may have written it)."""
+    stored = json.loads(output.read_text()) if output.is_file() else {}
+    if rerun_ids:  # a few mutants re-run: update their rows, keep the package's others
+        old = {r["id"]: r for r in stored.get("packages", {}).get(package, {}).get("mutants", [])}
+        old.update({r["id"]: r for r in result["mutants"]})
+        result = result | score(list(old.values())) | {"mutants": list(old.values())}
+    stored.setdefault("packages", {})[package] = result
+    stored["command"] = "nice -n 10 python -m benchmarks.mutants.run --package <package>"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(stored, indent=2) + "\n")
+    return result
+
+
 def run_package(copy: Path, source: str, package: str, mutants: list[Mutant], timeout: float,
-                cache: dict[str, bool]) -> dict:
+                cache: dict[str, bool], output: Path, rerun_ids: bool) -> dict:
+    """Score one package; the file is updated after every mutant (``complete`` false until the last)."""
     files = dict.fromkeys(t.split("::")[0] for m in mutants for t in m.tests)
     red = [f for f in files if not baseline(copy, f, timeout * 3, cache)]
     if red:  # a mutant cannot be scored against a file that already fails: left out, and said
         mutants = [replace(m, tests=tuple(t for t in m.tests if t.split("::")[0] not in red)) for m in mutants]
-    results = []
-    for mutant in mutants:
+    results, summary = [], {}
+    for n, mutant in enumerate(mutants, start=1):
         result = run_mutant(copy, mutant, timeout)
         print(f"  {result['status']:8} {mutant.id} ({result.get('seconds', 0)} s)", flush=True)
         results.append(result)
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "commit": source,
+        summary = save(output, package, {
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "commit": source, "complete": n == len(mutants),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "red_at_baseline": red, **score(results),
-            "mutants": results}
+            "mutants": results}, rerun_ids)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,16 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         check_imports_from(copy)
         for package in dict.fromkeys(m.package for m in chosen):
             result = run_package(copy, source, package, [m for m in chosen if m.package == package], args.timeout,
-                                 cache)
-            stored = json.loads(args.output.read_text()) if args.output.is_file() else {}  # others may have written
-            if args.id:  # a few mutants re-run: update their rows, keep the package's others
-                old = {r["id"]: r for r in stored.get("packages", {}).get(package, {}).get("mutants", [])}
-                old.update({r["id"]: r for r in result["mutants"]})
-                result = result | score(list(old.values())) | {"mutants": list(old.values())}
-            stored.setdefault("packages", {})[package] = result
-            stored["command"] = "nice -n 10 python -m benchmarks.mutants.run --package <package>"
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps(stored, indent=2) + "\n")
+                                 cache, args.output, bool(args.id))
             print(f"{package}: {result['killed']} of {result['killed'] + result['timeout'] + result['survived']} "
                   f"killed (score {result['score']}), {result['stale']} stale, {result['error']} errors", flush=True)
     stored = json.loads(args.output.read_text())
