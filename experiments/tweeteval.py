@@ -100,12 +100,47 @@ def write_test_predictions(run: Path, tweeteval: Path) -> Path:
     return out
 
 
+def record_path(results_dir: Path, run: Path) -> Path:
+    """RESULTS/tweeteval/RECIPE/s<seed>/records/<run name>.json: what the leaderboard needs of a run
+    (time, parameters, model), committed with the predictions so that a later session on a fresh
+    machine (its run folders gone) keeps the row and does not train the run again."""
+    seed = run.name.rsplit("-s", 1)[1]
+    return results_dir / "tweeteval" / run.parent.name / f"s{seed}" / "records" / f"{run.name}.json"
+
+
+def write_record(run: Path, results_dir: Path) -> None:
+    results = json.loads((run / "results.json").read_text())
+    env = results.get("environment") or {}
+    record = {key: results.get(key) for key in ("dataset", "method", "model", "seed", "fit_seconds", "params_total",
+                                                "params_trainable", "precision", "test")}
+    record["machine"] = {key: env.get(key) for key in ("processor", "cpu_count", "platform", "created_utc",
+                                                       "git_commit")}
+    path = record_path(results_dir, run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+
+def read_record(root: Path, results_dir: Path, recipe: str, dataset: str, seed: int) -> dict | None:
+    """A finished run's record: the committed one, else its run folder's results.json."""
+    run = run_dir(root, recipe, dataset, seed)
+    committed = record_path(results_dir, run)
+    if committed.is_file():
+        return json.loads(committed.read_text())
+    if (run / "results.json").is_file():
+        return json.loads((run / "results.json").read_text())
+    return None
+
+
 def gather(root: Path, recipe: str, seeds: list[int], results_dir: Path) -> None:
     """Copy each finished run's test predictions into RESULTS/tweeteval/RECIPE/s<seed>/ (TweetEval's
-    layout); a task whose runs are not all finished gets no file."""
+    layout) with its record; a task whose runs are not all finished gets no prediction file."""
     for seed in seeds:
         folder = results_dir / "tweeteval" / recipe / f"s{seed}"
         for task in OFFLINE_TASKS:
+            for dataset in datasets(task):
+                run = run_dir(root, recipe, dataset, seed)
+                if (run / "results.json").is_file():
+                    write_record(run, results_dir)
             sources = [run_dir(root, recipe, d, seed) / PREDICTIONS for d in datasets(task)]
             if not all(s.is_file() for s in sources):
                 continue
@@ -117,9 +152,21 @@ def gather(root: Path, recipe: str, seeds: list[int], results_dir: Path) -> None
                     path.write_bytes(source.read_bytes())
 
 
-def train(runs: list[tuple[Path, list[str]]], data_dir: Path | None, dry_run: bool, keep_checkpoints: bool) -> int:
-    """Run each unfinished run (suites.train_command), then write its test predictions."""
+def committed(run: Path, results_dir: Path) -> bool:
+    """Finished in an earlier session: its record and its prediction file are committed."""
+    return not (run / "results.json").exists() and record_path(results_dir, run).is_file()
+
+
+def train(runs: list[tuple[Path, list[str]]], data_dir: Path | None, dry_run: bool, keep_checkpoints: bool,
+          results_dir: Path = DEFAULT_RESULTS) -> int:
+    """Run each unfinished run (suites.train_command), then write its test predictions. A run
+    committed by an earlier session is skipped unless a run still to train needs it (a teacher)."""
+    needed = {Path(t) for run, flags in runs if not committed(run, results_dir) and "--teacher" in flags
+              for t in flags[flags.index("--teacher") + 1].split(",")}
     for run, flags in runs:
+        if committed(run, results_dir) and run not in needed:
+            print(f"skip {run}: finished earlier ({record_path(results_dir, run)})", file=sys.stderr)
+            continue
         data_flag = ["--data-dir", str(data_dir)] if data_dir and not (run / "checkpoints" / "last.ckpt").exists() else []
         cmd = train_command(run, [*flags, *data_flag])
         if cmd is None:
@@ -148,8 +195,10 @@ def tweeteval_dir(data_dir: Path | None) -> Path:
     return Path(base) / "tweet_eval"
 
 
-def recipes_with_runs(root: Path) -> list[str]:
-    return [r for r in RECIPES if (Path(root) / r).is_dir() and any((Path(root) / r).glob("*/results.json"))]
+def recipes_with_runs(root: Path, results_dir: Path = DEFAULT_RESULTS) -> list[str]:
+    """Recipes with a finished run here or a committed record of one."""
+    return [r for r in RECIPES if any((Path(root) / r).glob("*/results.json"))
+            or any((results_dir / "tweeteval" / r).glob("s*/records/*.json"))]
 
 
 def report(root: Path, results_dir: Path, data_dir: Path | None, seeds: list[int], recipes: list[str]) -> dict:
@@ -166,7 +215,7 @@ def report(root: Path, results_dir: Path, data_dir: Path | None, seeds: list[int
                     if (run / "results.json").is_file() and (run / "model").is_dir():
                         write_test_predictions(run, tweeteval)
         gather(root, recipe, seeds, results_dir)
-        rows.append(project_row(recipe, root, results_dir / "tweeteval" / recipe, tweeteval, seeds))
+        rows.append(project_row(recipe, root, results_dir, tweeteval, seeds))
     return write_leaderboard(rows, results_dir)
 
 
@@ -195,11 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--data-dir {args.data_dir}: no tweet_eval folder there; give the shared data folder")
     if not args.report_only:
         code = train(plan(args.recipe, args.root, args.tasks, args.seeds, extra), args.data_dir, args.dry_run,
-                     args.keep_checkpoints)
+                     args.keep_checkpoints, args.results_dir)
         if code or args.dry_run:
             return code
     # every recipe with a finished run is a row, so one recipe's command keeps the others' rows
-    recipes = recipes_with_runs(args.root)
+    recipes = recipes_with_runs(args.root, args.results_dir)
     summary = report(args.root, args.results_dir, args.data_dir, args.seeds, recipes)
     print(summary["markdown"])
     return 0

@@ -49,10 +49,12 @@ def published_rows() -> list[dict]:
     return rows
 
 
-def project_row(recipe: str, root: Path, predictions: Path, tweeteval: Path, seeds: list[int]) -> dict:
-    """One recipe's row from its prediction files (RESULTS/tweeteval/RECIPE/s<seed>/) and its runs' results.json."""
-    from experiments.tweeteval import datasets, run_dir
+def project_row(recipe: str, root: Path, results_dir: Path, tweeteval: Path, seeds: list[int]) -> dict:
+    """One recipe's row from its prediction files (RESULTS/tweeteval/RECIPE/s<seed>/) and its runs'
+    records (committed beside them, else the run folders' results.json)."""
+    from experiments.tweeteval import datasets, read_record
 
+    predictions = results_dir / "tweeteval" / recipe
     per_seed: dict[str, dict[int, float]] = {t: {} for t in OFFLINE_TASKS}
     seconds: dict[str, dict[int, float]] = {t: {} for t in OFFLINE_TASKS}
     parameters, model = None, None
@@ -60,16 +62,18 @@ def project_row(recipe: str, root: Path, predictions: Path, tweeteval: Path, see
         for seed in seeds:
             folder = predictions / f"s{seed}"
             files = [prediction_file(folder, task, d.rsplit("/", 1)[-1]) for d in datasets(task)]
-            if not all(f.is_file() for f in files):
+            runs = [read_record(root, results_dir, recipe, d, seed) for d in datasets(task)]
+            if not all(f.is_file() for f in files) or None in runs:
                 continue
             per_seed[task][seed] = 100 * score_predictions(tweeteval, folder, task)
-            runs = [json.loads((run_dir(root, recipe, d, seed) / "results.json").read_text()) for d in datasets(task)]
             seconds[task][seed] = sum(r.get("fit_seconds") or 0.0 for r in runs)
             if parameters is None or task == "emotion":
                 parameters, model = runs[0].get("params_total"), runs[0].get("model")
     row = summarise(recipe, per_seed, seconds, seeds, parameters, model)
-    planned = [run_dir(root, recipe, d, s) for t in OFFLINE_TASKS for s in seeds for d in datasets(t)]
-    return row | {"runs_finished": sum((r / "results.json").is_file() for r in planned), "runs_planned": len(planned)}
+    finished = sum(read_record(root, results_dir, recipe, d, s) is not None
+                   for t in OFFLINE_TASKS for s in seeds for d in datasets(t))
+    planned = sum(len(datasets(t)) for t in OFFLINE_TASKS) * len(seeds)
+    return row | {"runs_finished": finished, "runs_planned": planned}
 
 
 def summarise(recipe: str, per_seed: dict[str, dict[int, float]], seconds: dict[str, dict[int, float]],

@@ -183,3 +183,14 @@ def test_the_command_trains_predicts_and_writes_the_leaderboard_then_skips_finis
     assert "skip" in capsys.readouterr().err
     assert tweeteval.main(["--report-only", "--root", str(root), "--results-dir", str(results),
                            "--data-dir", str(tiny_tweeteval)]) == 0
+
+    # a later session on a fresh machine: the run folders are gone, the committed files are not
+    import shutil
+
+    shutil.rmtree(root)
+    capsys.readouterr()
+    assert tweeteval.main(argv) == 0
+    assert "finished earlier" in capsys.readouterr().err and not root.joinpath("lora").exists()
+    again = json.loads((results / "leaderboard.json").read_text())["rows"][-1]
+    assert again["per_seed"] == ours["per_seed"] and again["parameters"] == ours["parameters"]
+    assert again["cpu_train_seconds"] == ours["cpu_train_seconds"] and again["runs_finished"] == 1
