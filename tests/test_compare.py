@@ -61,8 +61,8 @@ def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path)
     rows = group_by_configuration([run_record(tmp_path / str(lr) / "results.json") for lr in (1e-3, 5e-4)])
     assert len(rows) == 2
     table = comparison_markdown(rows)
-    assert "| lora m lr 0.001 fp32 |" in table and "| lora m lr 0.0005 fp32 |" in table  # what differs, in its name
-    assert {line.count("|") for line in table.splitlines() if line.startswith("|")} == {8}  # the header's columns
+    assert "| lora m lr 0.001 fp32 seeds 0 |" in table and "| lora m lr 0.0005 fp32 seeds 0 |" in table
+    assert {line.count("|") for line in table.splitlines() if line.startswith("|")} == {7}  # the header's columns
 
 
 def test_runs_differing_only_in_pooling_are_two_rows(tmp_path):
@@ -77,7 +77,7 @@ def test_runs_differing_only_in_pooling_are_two_rows(tmp_path):
     rows = group_by_configuration([run_record(tmp_path / p / "results.json") for p in ("mean", "cls")])
     assert sorted(r["pooling"] for r in rows) == ["cls", "mean"]
     table = comparison_markdown(rows)
-    assert "| lora m pooling mean fp32 |" in table and "| lora m pooling cls fp32 |" in table
+    assert "| lora m pooling mean fp32 seeds 0 |" in table and "| lora m pooling cls fp32 seeds 0 |" in table
 
 
 def test_precision_separates_rows_and_a_rerun_seed_counts_once(tmp_path):
@@ -97,7 +97,7 @@ def test_precision_separates_rows_and_a_rerun_seed_counts_once(tmp_path):
     assert rows["bf16"]["seeds"] == [0] and rows["bf16"]["runs"] == 2
     assert rows["bf16"]["test_metric"] == pytest.approx(0.61)
     table = comparison_markdown(list(rows.values()))
-    assert "| 0 (2 runs) |" in table and "| lora m bf16 |" in table and "| lora m fp32 |" in table
+    assert "| lora m bf16 seeds 0 (2 runs) |" in table and "| lora m fp32 seeds 0 |" in table
 
 
 def test_comparison_is_in_tensorboard(runs):

@@ -146,10 +146,10 @@ def test_the_first_screen_compares_both_runs_as_results_json_has_them(runs, tens
         expected = figure_to_image(run_card_figure(run)).transpose(1, 2, 0)
         assert shown.shape == expected.shape and (shown == expected).all()  # the card of exactly these numbers
         rows = dict(run_card_rows(run))
-        assert rows["trainable params"].startswith(f"{run['params_trainable']:,} (")
-        assert rows["training time"].startswith(f"{run['fit_seconds']:.1f} s")
-        assert rows[f"test {run['task_metric']}"] == f"{run['test']['task_metric']:.4f}"
-        assert rows["train data"].endswith(", first 32")
+        assert rows["trainable"].startswith(f"{run['params_trainable']:,} (")
+        assert rows["train time"].startswith(f"{run['fit_seconds']:.1f} s")
+        assert rows["test"] == f"{run['test']['task_metric']:.4f} {run['task_metric']}"
+        assert rows["data"].endswith(", first 32")
 
 
 DATA_TABLE = """

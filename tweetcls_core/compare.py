@@ -140,21 +140,20 @@ def latency_cell(row: dict, br: str = " ") -> str:
 
 
 def comparison_markdown(rows: list[dict], br: str = " ") -> str:
-    """Seven short columns: the run (what sets it apart, its precision), test metric, trainable
-    parameters, training time, CPU latency, training data, seeds; a line under the table says what
+    """Six short columns: the run (what sets it apart, its precision, its seeds), test metric,
+    trainable parameters, training time, CPU latency, training data; a line under the table says what
     the latency is. Every other field is in the CSV and JSON. TensorBoard's TEXT tab lets a
     cell break inside a word once the table's widest lines do not fit (18 columns squeezed every
     cell to a letter a line), so for it ``br="<br>"`` puts each part of a cell on its own line."""
     metrics = {r["metric_name"] for r in rows}
     metric = metrics.pop() if len(metrics) == 1 else "metric"
     labels = row_labels(rows, br)
-    lines = [f"| run | test{br}{metric} | trainable | train | CPU ms | data | seeds |", "|" + "---|" * 7]
+    lines = [f"| run | test{br}{metric} | trainable | train | CPU ms | data |", "|" + "---|" * 6]
     for r, label in zip(rows, labels):
         lines.append(
-            f"| {label}{br}{r['precision']} | {_pm(r, 'test_metric', '{:.4f}', br)} "
-            f"| {params_label(r['params_trainable'], r['trainable_pct'], br)} | {_pm(r, 'fit_seconds', '{:.0f}')} s "
-            f"| {latency_cell(r, br)} | {data_label(r['dataset'], r.get('max_train_samples'), br)} "
-            f"| {seeds_label(r)} |")
+            f"| {label}{br}{r['precision']}{br}seeds {seeds_label(r)} | {_pm(r, 'test_metric', '{:.4f}', br)} "
+            f"| {params_label(r['params_trainable'], r['trainable_pct'], br)} | {_pm(r, 'fit_seconds', '{:.0f}')}{' ' if br == ' ' else '&nbsp;'}s "
+            f"| {latency_cell(r, br)} | {data_label(r['dataset'], r.get('max_train_samples'), br)} |")
     return "\n".join(lines) + "\n\n" + latency_note(rows)
 
 
@@ -216,7 +215,8 @@ def remeasured(inference: dict) -> dict:
             "latency_load": inference["load_before"], "latency_source": "evaluate.py --compare --latency"}
 
 
-LABEL_PARTS = (lambda r: r["layers"], lambda r: f"LoRA {r['lora'].replace(',', ', ')}" if r["lora"] else "",
+LABEL_PARTS = (lambda r: r["layers"],
+               lambda r: "LoRA " + r["lora"].replace(" ", " on ", 1).replace(",", ", ") if r["lora"] else "",
                lambda r: r["kd"], lambda r: f"pooling {r['pooling']}" if r.get("pooling") else "",
                lambda r: f"lr {r['lr']:g}" if r["lr"] is not None else "",
                lambda r: f"{r['epochs']} ep" if r.get("epochs") else "")
@@ -231,7 +231,7 @@ def row_labels(rows: list[dict], br: str = " ") -> list[str]:
     """How rows are named in the table: method and model, and of the other settings only those
     that differ between the rows, each on a line of its own for ``br="<br>"``."""
     varying = [part for part in LABEL_PARTS if len({part(r) for r in rows}) > 1]
-    return [br.join(p.replace(" + ", f"{br}+ ") for p in [f"{r['method']} {model_label(r['model'])}",
+    return [br.join(p.replace(" + ", f"{br}+ ").replace(" on ", f" on{br}") for p in [f"{r['method']} {model_label(r['model'])}",
                                                            *(part(r) for part in varying)] if p) for r in rows]
 
 

@@ -147,17 +147,18 @@ def run_card_rows(results: dict) -> list[tuple[str, str]]:
     inference = results.get("inference") or {}
     test = results["test"]
     config = results.get("config", {})
+    data = data_label(results["dataset"], config.get("max_train_samples"))
     return [
-        (f"test {results['task_metric']}", f"{test['task_metric']:.4f}" if test else "not scored"),
-        ("trainable params", params_label(results["params_trainable"], results["trainable_pct"])),
-        ("training time", f"{results['fit_seconds']:.1f} s, {results['steps']} steps"),
+        ("test", f"{test['task_metric']:.4f} {results['task_metric']}" if test else "not scored"),
+        ("trainable", params_label(results["params_trainable"], results["trainable_pct"])),
+        ("train time", f"{results['fit_seconds']:.1f} s, {results['steps']} steps"),
         ("CPU latency", latency_label(inference) if inference else "not measured"),
         ("timed on", f"batch {inference['batch_size']}x{inference['seq_len']}, {inference['threads']} threads"
          if inference else ""),
         ("backend", f"{inference.get('backend', 'torch')} {inference.get('precision', 'fp32')}" if inference else ""),
-        ("machine load", f"{inference['load_before']:.1f} on {inference['cpus']} CPUs"
+        ("load", f"{inference['load_before']:.1f} on {inference['cpus']} CPUs"
          if inference.get("load_before") is not None else "not recorded"),
-        ("train data", data_label(results["dataset"], config.get("max_train_samples"))),
+        ("data", data if len(data) <= 30 else data.split("/")[-1]),
         ("precision", str(results.get("precision") or config.get("precision", "32-true"))),
     ]
 
@@ -177,7 +178,7 @@ def run_card_figure(results: dict):
     for i, (label, value) in enumerate(rows):
         y = 1 - (0.38 + 0.185 * i) / height
         fig.text(0.03, y, label, fontsize=8, color="#444444", va="center")
-        fig.text(0.38, y, value, fontsize=8, va="center")
+        fig.text(0.3, y, value, fontsize=8, va="center")
     return fig
 
 
