@@ -144,6 +144,8 @@ def test_the_page_reads_at_420_px_and_has_a_favicon(server, browser):
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": True})
     open_page(browser, server)
+    browser.execute_script("document.getElementById('examples').append(new Option("  # a real tweet as an example
+                           "'an example tweet as long as the page shows one, seventy characters in all..'))")
     classify(browser, [text for text, _ in make_texts(2, seed=11)] + ["a-long-hashtag-without-spaces" * 4])
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#results tbody tr"))
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 420  # no sideways scrolling
