@@ -85,18 +85,18 @@ def check_replaceable(folder: str | Path, kind: str, allowed: "re.Pattern[str] |
         return
     found = owner_kind(folder)
     if found is None:
-        raise UsageError(f"{folder} already holds files this project did not write ({_some(folder)}); nothing was "
+        everything = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
+        raise UsageError(f"{folder} already holds files this project did not write ({some(everything)}); nothing was "
                          "changed: choose a new or empty folder, or remove it yourself")
     if found != kind:
         raise UsageError(f"{folder} is a {found} folder, not a {kind} folder; nothing was changed: "
                          "choose a new or empty folder")
     foreign = foreign_entries(folder, allowed)
     if foreign:
-        raise UsageError(f"{folder} holds files this project did not write ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}); nothing was changed: move them out or "
-                         "choose a new folder")
+        raise UsageError(f"{folder} holds files this project did not write ({some(foreign)}); nothing was "
+                         "changed: move them out or choose a new folder")
 
 
-def _some(folder: Path) -> str:
-    names = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
+def some(names: list[str]) -> str:
+    """The first three names, for a one-line error."""
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")

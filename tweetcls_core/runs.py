@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tweetcls_core.errors import UsageError
-from tweetcls_core.ownership import foreign_entries, mark, owner_kind
+from tweetcls_core.ownership import foreign_entries, mark, owner_kind, some
 from tweetcls_core.run_lock import LOCK_FILE
 
 RESULTS_FILE = "results.json"
@@ -54,9 +54,8 @@ def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False
                              "--overwrite only replaces runs, choose another --run-name")
         foreign = foreign_entries(run_dir, RUN_ENTRIES)
         if foreign:
-            raise UsageError(f"{run_dir} holds files train.py did not write ({', '.join(foreign[:3])}"
-                             f"{', ...' if len(foreign) > 3 else ''}); --overwrite would delete them: move them "
-                             "out or choose another --run-name")
+            raise UsageError(f"{run_dir} holds files train.py did not write ({some(foreign)}); --overwrite "
+                             "would delete them: move them out or choose another --run-name")
     return run_dir
 
 
