@@ -239,6 +239,7 @@ MUTANTS: list[Mutant] = [
                             calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["MatMul", "Gemm"],
                             nodes_to_exclude=excluded, calibration_providers=["CPUExecutionProvider"])""",
              "a calibration that fails midway leaves a half-written file under the final name."),
+    # equivalent (2026-12-07): the scales come out of fbgemm's packed weights as float32, so the cast loses nothing
     compress("scales-to-float32", "compress/dynamic_int8.py",
              'tensors[f"{name}.qscales"] = weight.q_per_channel_scales().contiguous()',
              'tensors[f"{name}.qscales"] = weight.q_per_channel_scales().float().contiguous()',
