@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls_core.errors import REPORTED, UsageError, report
+from tweetcls_core.errors import REPORTED, Interrupted, UsageError, report
 from tweetcls_core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, Text
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -301,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run(argv)
     except REPORTED as err:  # bad input, a diverged trial, any OSError: one line naming the path
         return report("tune.py", err)
+    except Interrupted as err:  # SIGTERM or Ctrl-C in a trial: the study goes on when the command is run again
+        print(f"tune.py: {err}; run the same tune.py command again to go on with the study", file=sys.stderr)
+        return err.exit_code
     print(result["summary"]["markdown"])
     print(f"best: trial {result['best_trial']}, val {result['best_value']:.4f}, {result['best_params']}")
     print(f"  {result['study_dir']}/best.yaml: python train.py --config {result['study_dir']}/best.yaml")
