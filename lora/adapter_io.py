@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -66,12 +67,19 @@ def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
     for path in (weights, config_file):
         if not path.is_file():
             raise UsageError(f"adapter file {path} is missing; point at a directory written by save_adapter")
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"adapter config {config_file} is damaged ({err}); export or train the run again") from None
     if not lora_layers(model):
         # Exact module names, so the same layers are wrapped as when the adapter was saved.
         inject_lora(model, config["target_modules"], r=config["r"], alpha=config["alpha"],
                     dropout=config.get("dropout", 0.0), use_rslora=config.get("use_rslora", False))
-    tensors = load_file(str(weights))
+    try:
+        tensors = load_file(str(weights))
+    except (OSError, SafetensorError) as err:
+        raise UsageError(f"adapter file {weights} is damaged or cut short ({str(err).splitlines()[0]}); "
+                         "train the run again or restore the file") from None
     own = model.state_dict()
     unexpected = sorted(set(tensors) - set(own))
     if unexpected:

@@ -209,8 +209,28 @@ def test_evaluate_on_a_run_with_a_corrupt_model_file(reference_run, tmp_path, ca
 
     broken = tmp_path / "broken"
     shutil.copytree(reference_run, broken)
-    weights = broken / "model" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
+    # evaluate.py reads a LoRA run's adapter (it scores the run as training did) and falls back to
+    # model/ when the adapter cannot be used: both damaged leave nothing to score
+    for weights in (broken / "adapter" / "adapter_model.safetensors", broken / "model" / "model.safetensors"):
+        if weights.is_file():
+            weights.write_bytes(weights.read_bytes()[:len(weights.read_bytes()) // 2])
     assert evaluate.main([str(broken)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot load a classifier from" in err[0] and str(broken / "model") in err[0], err
+
+
+def test_a_damaged_adapter_file_is_one_usage_error_naming_it(reference_run, tmp_path):
+    """A cut-short adapter_model.safetensors: a UsageError naming the file, not safetensors' traceback."""
+    import shutil
+
+    from lora.adapter_io import load_adapter
+    from tweetcls.loader import load_run
+    from tweetcls_core.errors import UsageError
+
+    broken = tmp_path / "adapter"
+    shutil.copytree(reference_run / "adapter", broken)
+    weights = broken / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:len(weights.read_bytes()) // 2])
+    model = load_run(reference_run).model
+    with pytest.raises(UsageError, match=f"adapter file {weights} is damaged or cut short"):
+        load_adapter(model, broken)

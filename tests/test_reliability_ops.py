@@ -142,6 +142,8 @@ def test_an_os_error_while_training_is_one_line_in_train_and_tune(tiny_model_dir
     """A read-only disk (EROFS, not PermissionError) or a file-size limit while a run writes."""
     import train
     import tune
+    import tweetcls.study_report  # noqa: F401  imported now: their own names for write_text_atomic never bind the patch
+    import tweetcls_core.compare  # noqa: F401
 
     def refuse(*args, **kwargs):
         raise OSError(getattr(errno, errname), os.strerror(getattr(errno, errname)), str(tmp_path / "x" / "config.yaml"))
