@@ -4,9 +4,6 @@ and a property-based fuzz of the API from its own OpenAPI spec (schemathesis).""
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import time
 
 import pytest
 import schemathesis
@@ -14,12 +11,10 @@ from hypothesis import HealthCheck, settings
 
 from conftest import make_texts, train_tiny_run
 from benchmarks.live_server import live_server, post_json
+from browser import start_chromium, wait_until
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1200,900",
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # no network: every other host is unknown
+# no network: every other host is unknown
+OFFLINE = ["--window-size=1200,900", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 
 @pytest.fixture(scope="module")
@@ -31,35 +26,12 @@ def server(tiny_model_dir, tiny_csv, tmp_path_factory):
 
 @pytest.fixture()
 def browser(tmp_path):
-    if not (CHROMIUM and CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver must be installed under CI (.ci/run installs them)")
-        pytest.skip("no chromium/chromedriver: apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads"),
-                                              "download.prompt_for_download": False})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(tmp_path / "profile", OFFLINE, {"download.default_directory": str(tmp_path / "downloads"),
+                                                           "download.prompt_for_download": False})
     try:
         yield driver
     finally:
         driver.quit()
-
-
-def wait_until(condition, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("the page did not get there in time")
 
 
 def open_page(browser, server: str) -> None:

@@ -8,12 +8,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import numpy as np
@@ -21,11 +18,8 @@ import pytest
 
 import evaluate
 import train
+from browser import start_chromium, wait_until
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,900"]
 WIDTH, HEIGHT = 1280, 900
 DEEP = """
 const all = (root, sel, out = []) => {
@@ -72,19 +66,7 @@ def fetch_json(url: str):
 
 @pytest.fixture()
 def browser(tmp_path):
-    if not (CHROMIUM and CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver must be installed under CI (.ci/run installs them)")
-        pytest.skip("no chromium/chromedriver: apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(tmp_path / "profile", [f"--window-size={WIDTH},{HEIGHT}"])
     # the first screen is the page's 1280 x 900, not the window's
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
@@ -92,16 +74,6 @@ def browser(tmp_path):
         yield driver
     finally:
         driver.quit()
-
-
-def wait_until(condition, seconds: float = 60):  # generous: CI and shared machines are slow
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise TimeoutError("the page did not get there in time")
 
 
 def results(runs, name: str) -> dict:
