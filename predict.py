@@ -158,19 +158,10 @@ def output_file(path: Path, labels: list[str], top_k: int | None) -> Iterator:
     """A PredictionWriter into a temporary file beside ``path``, renamed into place when every row
     is written: the output appears whole or not at all (a failure or Ctrl-C removes it)."""
     from tweetcls.prediction_files import PredictionWriter
-    from tweetcls_core.atomic import storage_error
+    from tweetcls_core.atomic import atomic_file
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as stream:
-            yield PredictionWriter(stream, path.suffix.lower() == ".jsonl", labels, top_k)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        raise storage_error(err, path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, newline="") as stream:
+        yield PredictionWriter(stream, path.suffix.lower() == ".jsonl", labels, top_k)
 
 
 def print_rows(ids: list, texts: list[str], results: list[dict]) -> None:

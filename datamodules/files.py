@@ -144,16 +144,21 @@ def iter_records(path: Path, encoding: str = "utf-8") -> Iterator[dict]:
 
 def jsonl_record(line: str, path: Path, number: int) -> dict:
     """One line of a .jsonl file as a record, or the one-line error naming the line."""
-    try:
-        row = json.loads(line, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
-    except DuplicateKey as err:
-        raise UsageError(f"{path} line {number} names field {err.args[0]!r} twice; keep one") from None
+    row = json_line(line, path, number)
     if not isinstance(row, dict):
         raise UsageError(f"{path}: record {number} is not an object with named fields "
                          f"(got {type(row).__name__}); each record needs the text and label fields")
     return row
+
+
+def json_line(line: str, path: Path, number: int):
+    """The JSON value on line ``number`` of ``path``; bad JSON or a field named twice is one line."""
+    try:
+        return json.loads(line, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
+    except DuplicateKey as err:
+        raise UsageError(f"{path} line {number} names field {err.args[0]!r} twice; keep one") from None
 
 
 class DuplicateKey(ValueError):
@@ -177,15 +182,8 @@ def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
     if suffix in (".json", ".jsonl"):
         text = read_text(path, encoding)
         if suffix == ".jsonl":
-            data = []
-            for number, line in enumerate(text.split("\n"), start=1):
-                if line.strip():
-                    try:
-                        data.append(json.loads(line, object_pairs_hook=_unique_keys))
-                    except json.JSONDecodeError as err:
-                        raise UsageError(f"{path} line {number} is not valid JSON ({err.msg})") from None
-                    except DuplicateKey as err:
-                        raise UsageError(f"{path} line {number} names field {err.args[0]!r} twice; keep one") from None
+            data = [json_line(line, path, number) for number, line in enumerate(text.split("\n"), start=1)
+                    if line.strip()]
         else:
             try:
                 data = json.loads(text, object_pairs_hook=_unique_keys)

@@ -103,3 +103,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "tweet_eval").is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def save_tiny_classifier(tiny_model_dir: Path, folder: Path) -> Path:
+    """A tiny classifier (labels a, b, c) with a non-zero head and its tokenizer, saved as a teacher
+    folder is."""
+    from tweetcls_core.build import load_classifier, load_tokenizer
+
+    torch.manual_seed(3)
+    model = load_classifier(tiny_model_dir, ["a", "b", "c"])
+    with torch.no_grad():
+        model.classifier.weight.normal_()
+    model.save_pretrained(folder)
+    load_tokenizer(tiny_model_dir).save_pretrained(folder)
+    return folder

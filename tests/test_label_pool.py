@@ -11,23 +11,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from conftest import make_texts
+from conftest import make_texts, save_tiny_classifier
 from distill import teacher_cache
 
 SCRIPT = Path(__file__).with_name("ddp_label_pool.py")
-
-
-def saved_classifier(tiny_model_dir: Path, folder: Path) -> Path:
-    """A tiny classifier (labels a, b, c) with a non-zero head, saved as a teacher folder is."""
-    from tweetcls_core.build import load_classifier, load_tokenizer
-
-    torch.manual_seed(3)
-    model = load_classifier(tiny_model_dir, ["a", "b", "c"])
-    with torch.no_grad():
-        model.classifier.weight.normal_()
-    model.save_pretrained(folder)
-    load_tokenizer(tiny_model_dir).save_pretrained(folder)
-    return folder
 
 
 def label(teacher: Path, texts_file: Path, devices: int, cache: Path, out: Path) -> dict[str, torch.Tensor]:
@@ -43,7 +30,7 @@ def label(teacher: Path, texts_file: Path, devices: int, cache: Path, out: Path)
 
 
 def test_two_processes_write_the_same_chunk_cache_as_one(tiny_model_dir, tmp_path):
-    teacher = saved_classifier(tiny_model_dir, tmp_path / "teacher")
+    teacher = save_tiny_classifier(tiny_model_dir, tmp_path / "teacher")
     texts = [t for t, _ in make_texts(17, seed=5)]  # chunks of 7, 7, 3; batches of 2 shared out over the ranks
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("\n".join(texts) + "\n")

@@ -13,22 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import make_texts
+from conftest import make_texts, save_tiny_classifier
 
 
 @pytest.fixture(scope="module")
 def tiny_classifier_dir(tiny_model_dir, tmp_path_factory):
     """A saved classifier (labels a, b, c) with its tokenizer, as a teacher folder looks."""
-    from tweetcls_core.build import load_classifier, load_tokenizer
-
-    folder = tmp_path_factory.mktemp("teacher")
-    torch.manual_seed(3)
-    model = load_classifier(tiny_model_dir, ["a", "b", "c"])
-    with torch.no_grad():
-        model.classifier.weight.normal_()
-    model.save_pretrained(folder)
-    load_tokenizer(tiny_model_dir).save_pretrained(folder)
-    return folder
+    return save_tiny_classifier(tiny_model_dir, tmp_path_factory.mktemp("teacher"))
 
 
 def test_teacher_logits_land_on_their_own_rows_whatever_the_batching(tiny_classifier_dir):

@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from tweetcls_core.errors import StorageFull
 
@@ -33,11 +33,19 @@ def storage_error(err: OSError, target: str | Path) -> OSError | StorageFull:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename."""
+    with atomic_file(path) as f:
+        f.write(text)
+
+
+@contextmanager
+def atomic_file(path: str | Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text stream into a temporary file beside ``path``, flushed to disk and renamed into place
+    when the block ends; on any failure (or Ctrl-C) it is removed and ``path`` is left as it was."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "w", encoding="utf-8", newline=newline) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
