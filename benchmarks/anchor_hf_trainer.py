@@ -81,8 +81,8 @@ def main() -> None:
     p.add_argument("--dataset", default="tweet_eval/emotion")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from datamodules.sources import load_labelled_data
-    from tweetcls_core.resolve import resolve_model
+    from tweetcls.datamodules.sources import load_labelled_data
+    from tweetcls.core.resolve import resolve_model
 
     data, model_dir = load_labelled_data(args.dataset), resolve_model(args.model)
     rows = [train_one(args.recipe, seed, data, model_dir) for seed in args.seeds]

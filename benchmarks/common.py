@@ -25,7 +25,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
 def classifier(name: str, num_labels: int = 4):
     from transformers import AutoModelForSequenceClassification, logging
 
-    from tweetcls_core.resolve import resolve_model
+    from tweetcls.core.resolve import resolve_model
 
     logging.set_verbosity_error()
     torch.manual_seed(0)
@@ -33,7 +33,7 @@ def classifier(name: str, num_labels: int = 4):
 
 
 def random_batch(vocab_size: int, batch: int, seq: int) -> dict[str, torch.Tensor]:
-    """The batch tweetcls_core.latency.measure_latency builds too (seed 0)."""
+    """The batch tweetcls.core.latency.measure_latency builds too (seed 0)."""
     ids = torch.randint(5, vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 

@@ -33,8 +33,8 @@ def median_ms(fn, calls: int = 50, warmup: int = 5) -> float:
 def main() -> None:
     args = parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
-    from tweetcls_core.dropout import FastDropout
-    from lora.layer import LoRALinear
+    from tweetcls.core.dropout import FastDropout
+    from tweetcls.lora.layer import LoRALinear
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, args.seq, 384, requires_grad=True)

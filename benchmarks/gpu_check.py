@@ -29,7 +29,7 @@ PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 
 def prepare(folder: Path, data_dir: Path) -> None:
     """Everything a model folder holds except its weights, and the emotion data."""
-    from tweetcls_core.resolve import resolve_model
+    from tweetcls.core.resolve import resolve_model
 
     for name, short in SHAPES.items():
         source = Path(resolve_model(short))
@@ -68,7 +68,7 @@ def run(name: str, flags: list[str], out: Path) -> dict:
 def check(shapes: Path, epochs: int, work: Path) -> list[dict]:
     import torch
 
-    from tweetcls_core.precision import resolve_precision
+    from tweetcls.core.precision import resolve_precision
 
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}, "
           f"auto -> {resolve_precision('auto')}", flush=True)

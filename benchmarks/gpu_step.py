@@ -25,7 +25,7 @@ MODES = ("fp32", "tf32", "bf16")
 def make_model(shape_dir: Path, lora: bool):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from lora.inject import default_targets, inject_lora, mark_only_lora_as_trainable
+    from tweetcls.lora.inject import default_targets, inject_lora, mark_only_lora_as_trainable
 
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(shape_dir, num_labels=4)

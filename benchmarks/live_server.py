@@ -11,7 +11,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import serve
 
 
 def free_port() -> int:
@@ -31,7 +30,7 @@ class ServerURL(str):
 @contextlib.contextmanager
 def live_server(target: Path, *flags: str, seconds: float = 120):
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(serve.__file__)), str(target), "--port", str(port), *flags],
+    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[1] / "serve.py"), str(target), "--port", str(port), *flags],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid, url.process = process.pid, process

@@ -49,7 +49,7 @@ def frozen_floor(base):
     Any LoRA on every layer pays at least this much per step (forward, input gradients
     of all frozen layers, head update); the rest of its step is the adapter's own work.
     """
-    from tweetcls_core.surgery import head_module_names
+    from tweetcls.core.surgery import head_module_names
 
     model = copy.deepcopy(base).requires_grad_(False)
     for name in head_module_names(model):
@@ -96,8 +96,8 @@ def step_memory(kind: str, args) -> float:
     """Peak resident-memory growth (MB) over 3 training steps of one contender, in this process."""
     import peft
 
-    from lora import inject_lora, mark_only_lora_as_trainable
-    from tweetcls_core.dropout import use_fast_dropout
+    from tweetcls.lora import inject_lora, mark_only_lora_as_trainable
+    from tweetcls.core.dropout import use_fast_dropout
 
     model = classifier(args.model)
     if kind == "peft":
@@ -141,8 +141,8 @@ def main() -> None:
 
     import peft
 
-    from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
-    from tweetcls_core.dropout import use_fast_dropout
+    from tweetcls.lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
+    from tweetcls.core.dropout import use_fast_dropout
 
     base = classifier(args.model)
     batch = random_batch(base.config.vocab_size, args.batch, args.seq)

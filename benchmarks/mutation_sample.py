@@ -3,7 +3,7 @@
     mutmut run "nothing-matches"                            # once: generate the mutants, map tests
     python -m benchmarks.mutation_sample --per-package 40   # run a sample, print the scores
 
-A full ``mutmut run`` over distill/, mlm/, compress/, datamodules/ and tweetcls_core/ is
+A full ``mutmut run`` over distill/, mlm/, compress/, datamodules/ and core/ is
 thousands of mutants at ~30 s each on 2 cores: days. The share of killed mutants in a simple
 random sample estimates the package's score, with a Wilson 95% interval that says how far
 off it may be. mutmut does the mutating and the running; this script only picks the sample,
@@ -25,7 +25,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-PACKAGES = ("distill", "mlm", "compress", "datamodules", "tweetcls_core")
+PACKAGES = ("distill", "mlm", "compress", "datamodules", "core")
 KILLED = {1, 3, 37}  # failing tests, pytest internal error, caught by the type checker
 SURVIVED = {0, 5, 33}  # tests pass, or no test reaches the function
 

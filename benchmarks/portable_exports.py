@@ -37,7 +37,7 @@ def macro_f1(logits: list | torch.Tensor, labels: list[int]) -> float:
 
 def as_before_issue_33(model_dir: Path, out: Path) -> Path:
     """A copy of ``model_dir`` with the plain config save_pretrained wrote before: model_type bert."""
-    from tweetcls_core.modeling_tweetcls import MODEL_TYPE_PREFIX
+    from tweetcls.core.modeling_tweetcls import MODEL_TYPE_PREFIX
 
     shutil.copytree(model_dir, out)
     config = json.loads((out / "config.json").read_text())
@@ -49,10 +49,18 @@ def as_before_issue_33(model_dir: Path, out: Path) -> Path:
     return out
 
 
+def command(argv: list[str]) -> None:
+    """Run one of the project's commands as a user does (``python export.py ...``); its one error line
+    is raised (a refused export is a row of the table)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(REPO / argv[0]), *argv[1:]], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+
+
 def forms_of(run_dir: Path, workdir: Path, texts: list[str]) -> tuple[list[str], list[dict], dict]:
     """(row names, plain-client jobs, rows decided here: refusals at export)."""
-    import evaluate
-    import export
     from tweetcls import load_run
 
     run = load_run(run_dir)
@@ -71,7 +79,7 @@ def forms_of(run_dir: Path, workdir: Path, texts: list[str]) -> tuple[list[str],
     peft_dir = workdir / "peft"
     if (run_dir / "adapter").is_dir():
         try:
-            export.run(argparse.Namespace(target=str(run_dir), format="peft", out=str(peft_dir)))
+            command(["export.py", str(run_dir), "--format", "peft", "--out", str(peft_dir)])
             names.append("peft export — PeftModel on the plain base")
             base = json.loads((peft_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
             base = str(run.results.get("model_path") or base)  # the same base, from where this machine keeps it
@@ -80,14 +88,14 @@ def forms_of(run_dir: Path, workdir: Path, texts: list[str]) -> tuple[list[str],
         except Exception as err:  # the refusal is the row
             decided["peft export"] = {"refused": " ".join(str(err).split())}
     onnx_dir = workdir / "onnx"
-    export.run(argparse.Namespace(target=str(run_dir), format="onnx-int8", out=str(onnx_dir)))
+    command(["export.py", str(run_dir), "--format", "onnx-int8", "--out", str(onnx_dir)])
     for file, label in (("model.onnx", "ONNX fp32"), ("model-int8.onnx", "ONNX int8 (dynamic)")):
         names.append(f"{label} — onnxruntime + tokenizers")
         jobs.append({"client": "onnxruntime", "model_file": str(onnx_dir / file),
                      "tokenizer_file": str(onnx_dir / "tokenizer.json"), "max_length": run.max_length,
                      "texts": texts, "batch_size": 32,
                      "compare_with": str(onnx_dir / file) if "int8" in file else None})
-    evaluate.main([str(run_dir), "--compress", "int8", "--latency-iters", "1", "--max-eval-samples", "32",
+    command(["evaluate.py", str(run_dir), "--compress", "int8", "--latency-iters", "1", "--max-eval-samples", "32",
                    "--output", str(workdir / "ledger.json"), "--save-variants", str(workdir / "variants")])
     names.append("int8 variant (--save-variants) — transformers, trust_remote_code=True")
     jobs.append({"client": "transformers", "folder": str(workdir / "variants" / "int8"), "texts": texts[:4],

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import parser, random_batch, write_result
-from tweetcls_core.backends import BACKENDS
+from tweetcls.core.backends import BACKENDS
 
 
 
@@ -36,7 +36,7 @@ def size_mb(run_dir: Path, backend: str, predictor) -> float:
     if backend.startswith("onnx"):
         name = {"onnx-int8": "model-int8.onnx", "onnx-int8-static": "model-int8-static.onnx"}.get(backend, "model.onnx")
         return (run_dir / "onnx" / name).stat().st_size / 1e6
-    from compress.dynamic_int8 import quantize_int8, save_int8
+    from tweetcls.compress.dynamic_int8 import quantize_int8, save_int8
     from tweetcls import load_run
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +69,7 @@ def batch_throughput(predictor, vocab_size: int, batch: int, seq: int, iters: in
 
 
 def test_metric(predictor, data) -> float:
-    from tweetcls_core.metrics import build_metrics, metric_scalars
+    from tweetcls.core.metrics import build_metrics, metric_scalars
 
     test = data.splits["test"]
     probs = torch.from_numpy(predictor.probabilities(list(test["text"])))
@@ -120,7 +120,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from tweetcls import Predictor
     from tweetcls.loader import load_run_data
-    from tweetcls_core.runs import read_results
+    from tweetcls.core.runs import read_results
 
     results = read_results(args.run)
     data = load_run_data(results)

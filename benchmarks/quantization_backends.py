@@ -23,8 +23,8 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
 
-    from compress.dynamic_int8 import quantize_int8
-    from tweetcls_core.latency import measure_latency
+    from tweetcls.compress.dynamic_int8 import quantize_int8
+    from tweetcls.core.latency import measure_latency
 
     fp32 = classifier(args.model).eval()
     inputs = random_batch(fp32.config.vocab_size, args.batch, args.seq)  # the batch measure_latency times

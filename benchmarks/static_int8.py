@@ -25,7 +25,7 @@ from benchmarks.common import parser, write_result
 
 
 def batch_throughput(path: Path, threads: int, batch: int, seq: int, iters: int = 20) -> float:
-    from compress.onnx_files import onnx_session
+    from tweetcls.compress.onnx_files import onnx_session
 
     session = onnx_session(path, threads)
     rng = np.random.default_rng(0)
@@ -46,7 +46,7 @@ def row_for(path: Path, name: str, texts: list[str], labels: list[int], data, ar
     import torch
 
     from tweetcls import Predictor
-    from tweetcls_core.metrics import build_metrics, metric_scalars
+    from tweetcls.core.metrics import build_metrics, metric_scalars
 
     predictor = Predictor.from_run(path, threads=args.threads)
     logits = predictor.logits(texts)
@@ -69,12 +69,12 @@ def main() -> None:
                    help="comma-separated node-name patterns to keep fp32 instead of the backend's KEPT_FP32 "
                         "(an ablation; e.g. attention/output/dense,pooler,classifier quantizes the FFN output)")
     args = p.parse_args()
-    import compress.onnx_static
+    import tweetcls.compress.onnx_static
 
     if args.kept_fp32:
-        compress.onnx_static.KEPT_FP32 = tuple(args.kept_fp32.split(","))
-    from compress.onnx_export import export_onnx, quantize_onnx
-    from compress.onnx_static import calibration_sample, quantize_onnx_static
+        tweetcls.compress.onnx_static.KEPT_FP32 = tuple(args.kept_fp32.split(","))
+    from tweetcls.compress.onnx_export import export_onnx, quantize_onnx
+    from tweetcls.compress.onnx_static import calibration_sample, quantize_onnx_static
     from tweetcls import load_run
     from tweetcls.loader import load_run_data
 

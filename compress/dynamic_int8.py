@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tweetcls_core.pooling import apply_checkpoint_pooling
-from tweetcls_core.saved_model import mark_pooling
+from tweetcls.core.pooling import apply_checkpoint_pooling
+from tweetcls.core.saved_model import mark_pooling
 
 QUANTIZED_WEIGHTS = "model_int8.safetensors"
 QUANTIZATION_CONFIG = "quantization.json"

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lora.layer import LoRALinear
-from tweetcls_core.surgery import replace_module
+from tweetcls.lora.layer import LoRALinear
+from tweetcls.core.surgery import replace_module
 
 
 class Int8Linear(nn.Module):

@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.dynamic_int8 import quantize_int8, save_int8
-from compress.structured import prune_ffn_neurons
-from compress.unstructured import check_amount, magnitude_prune, make_permanent
-from tweetcls_core.errors import UsageError
-from tweetcls_core.precision import Bf16Autocast
-from tweetcls_core.saved_model import mark_pooling, save_classifier
+from tweetcls.compress.dynamic_int8 import quantize_int8, save_int8
+from tweetcls.compress.structured import prune_ffn_neurons
+from tweetcls.compress.unstructured import check_amount, magnitude_prune, make_permanent
+from tweetcls.core.errors import UsageError
+from tweetcls.core.precision import Bf16Autocast
+from tweetcls.core.saved_model import mark_pooling, save_classifier
 
 STEPS_WITH_AMOUNT = ("prune", "prune-global", "prune-structured")
 LAST_STEPS = ("bf16", "int8", "onnx", "onnx-int8", "onnx-int8-static")  # each turns the model into something no other step can change
@@ -96,7 +96,7 @@ def build_variant(model: nn.Module, steps: list[Step], tokenizer=None, workdir: 
         elif step.kind == "int8":
             variant = quantize_int8(variant, inplace=True)
         elif step.kind.startswith("onnx"):
-            from compress.onnx_export import onnx_runtime_variant
+            from tweetcls.compress.onnx_export import onnx_runtime_variant
 
             if tokenizer is None or workdir is None:
                 raise ValueError("the onnx steps need a tokenizer and a workdir")

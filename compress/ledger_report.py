@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tweetcls_core.runs import write_json
+from tweetcls.core.runs import write_json
 
 COLUMNS = [
     ("variant", "variant", "{}"),

@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.ledger import Step, build_variant, save_variant, size_on_disk, variant_name
-from compress.weight_counts import parameter_counts
-from compress.ledger_report import ledger_markdown, log_to_tensorboard, write_files
-from tweetcls_core.atomic import atomic_directory
-from tweetcls_core.latency import measure_latency
-from tweetcls_core.scoring import score_model
+from tweetcls.compress.ledger import Step, build_variant, save_variant, size_on_disk, variant_name
+from tweetcls.compress.weight_counts import parameter_counts
+from tweetcls.compress.ledger_report import ledger_markdown, log_to_tensorboard, write_files
+from tweetcls.core.atomic import atomic_directory
+from tweetcls.core.latency import measure_latency
+from tweetcls.core.scoring import score_model
 
 
 def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, split: str, threshold: float,

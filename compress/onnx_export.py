@@ -19,11 +19,11 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from tweetcls_core.atomic import atomic_directory
-from tweetcls_core.ownership import record
-from tweetcls_core.errors import UsageError
+from tweetcls.core.atomic import atomic_directory
+from tweetcls.core.ownership import record
+from tweetcls.core.errors import UsageError
 
-from compress.onnx_files import FP32_FILE, INT8_FILE, META_FILE, onnx_session, read_metadata  # noqa: F401
+from tweetcls.compress.onnx_files import FP32_FILE, INT8_FILE, META_FILE, onnx_session, read_metadata  # noqa: F401
 
 
 class _LogitsOnly(nn.Module):
@@ -105,14 +105,14 @@ def onnx_runtime_variant(model: nn.Module, tokenizer, folder: str | Path, quanti
                          calibration_texts: list[str] | None = None) -> OnnxRuntimeClassifier:
     """Export ``model`` (fp32) into ``folder``, quantize it if asked (``int8``: dynamic;
     ``int8-static``: calibrated on ``calibration_texts``), and load it in ONNX Runtime."""
-    from compress.weight_counts import parameter_counts
+    from tweetcls.compress.weight_counts import parameter_counts
 
     counts = parameter_counts(model) | {"params_trainable": 0}  # an ONNX graph trains nothing
     path = export_onnx(model, tokenizer, folder, {"pooling": getattr(model.config, "pooling", "cls")})
     if quantization == "int8":
         path = quantize_onnx(folder)
     elif quantization == "int8-static":
-        from compress.onnx_static import calibration_sample, quantize_onnx_static
+        from tweetcls.compress.onnx_static import calibration_sample, quantize_onnx_static
 
         path = quantize_onnx_static(folder, calibration_sample(calibration_texts), tokenizer)
     return OnnxRuntimeClassifier(path, model.config, counts)

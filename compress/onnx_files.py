@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"

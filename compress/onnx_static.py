@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.onnx_files import STATIC_FILE
-from tweetcls_core.ownership import record
+from tweetcls.compress.onnx_files import STATIC_FILE
+from tweetcls.core.ownership import record
 
 CALIBRATION_TEXTS = 256
 CALIBRATION_LENGTH = 64  # the histograms need one shape; tweets are shorter

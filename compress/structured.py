@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress.unstructured import check_amount
-from tweetcls_core.errors import UsageError
-from tweetcls_core.surgery import architecture, replace_module
+from tweetcls.compress.unstructured import check_amount
+from tweetcls.core.errors import UsageError
+from tweetcls.core.surgery import architecture, replace_module
 
 # model type -> (path of the block list in the backbone, FFN in, FFN out, config field)
 FFN_LAYOUT: dict[str, tuple[str, str, str, str]] = {

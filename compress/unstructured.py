@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.surgery import head_module_names, is_inside
+from tweetcls.core.errors import UsageError
+from tweetcls.core.surgery import head_module_names, is_inside
 
 
 def check_amount(amount: float) -> None:

@@ -12,7 +12,7 @@ from torch import nn
 
 def _weight_tensors(model: nn.Module):
     """Every weight tensor, quantized ones dequantized (packed weights hide from state_dict)."""
-    from compress.dynamic_int8 import quantized_modules, weight_and_bias
+    from tweetcls.compress.dynamic_int8 import quantized_modules, weight_and_bias
 
     quantized = quantized_modules(model)
     for name, module in quantized.items():

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datamodules.sources import STANCE_TARGETS, default_data_dir, load_labelled_data, read_lines
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.sources import STANCE_TARGETS, default_data_dir, load_labelled_data, read_lines
+from tweetcls.core.errors import UsageError
 
 TWEET_SOURCES = (*(f"tweet_eval/{task}" for task in ("emotion", "hate", "irony", "offensive", "emoji")),
                  *(f"tweet_eval/stance/{target}" for target in STANCE_TARGETS), "disaster_tweets", "covid_tweets")

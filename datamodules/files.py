@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 DATA_DIR_ENV = "TWEETCLS_DATA_DIR"
 

@@ -19,9 +19,9 @@ from typing import Callable
 
 import datasets
 
-from datamodules.files import DATA_DIR_ENV, MAX_CELL, cell_text, column, read_lines, read_records, read_table, read_text  # noqa: F401
-from tweetcls_core.blank_text import is_blank
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.files import DATA_DIR_ENV, MAX_CELL, cell_text, column, read_lines, read_records, read_table, read_text  # noqa: F401
+from tweetcls.core.blank_text import is_blank
+from tweetcls.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from tweetcls_core.errors import UsageError
-from datamodules.length_grouping import LengthGroupedSampler, longest_first
-from datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
+from tweetcls.core.errors import UsageError
+from tweetcls.datamodules.length_grouping import LengthGroupedSampler, longest_first
+from tweetcls.datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
 
 
 class TextClassificationDataModule(L.LightningDataModule):

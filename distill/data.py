@@ -7,11 +7,11 @@ from pathlib import Path
 
 import datasets
 
-from datamodules import TextClassificationDataModule
-from distill.hidden_collator import AlignedDistillationCollator
-from distill.teacher_cache import ensemble_teacher_logits
-from distill.transfer_set import transfer_set
-from tweetcls_core.build import load_tokenizer
+from tweetcls.datamodules import TextClassificationDataModule
+from tweetcls.distill.hidden_collator import AlignedDistillationCollator
+from tweetcls.distill.teacher_cache import ensemble_teacher_logits
+from tweetcls.distill.transfer_set import transfer_set
+from tweetcls.core.build import load_tokenizer
 
 
 def add_unlabelled_train_texts(datamodule: TextClassificationDataModule, texts: list[str]) -> None:

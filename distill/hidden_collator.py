@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from distill.token_alignment import align_batch
+from tweetcls.distill.token_alignment import align_batch
 
 
 class AlignedDistillationCollator:

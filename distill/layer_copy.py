@@ -17,7 +17,7 @@ import copy
 from torch import nn
 from transformers import PreTrainedModel
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 STRATEGIES = ("odd", "even", "distilbert", "bottom", "top", "uniform")
 DISTILBERT_12_TO_6 = [0, 2, 4, 7, 9, 11]  # the choice in Sanh et al.'s DistilBERT training code

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distill.losses import hidden_state_loss, kd_loss
-from distill.token_alignment import aligned_teacher_states
-from tweetcls_core.classifier import TextClassifier
+from tweetcls.distill.losses import hidden_state_loss, kd_loss
+from tweetcls.distill.token_alignment import aligned_teacher_states
+from tweetcls.core.classifier import TextClassifier
 
 
 class DistillationClassifier(TextClassifier):

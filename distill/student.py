@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from tweetcls_core.errors import UsageError
-from distill.layer_copy import copy_layers, select_layers
-from distill.teacher_cache import align_labels
-from tweetcls_core.build import load_classifier
-from tweetcls_core.pooling import apply_checkpoint_pooling, apply_pooling
-from tweetcls_core.parameters import count_parameters
-from tweetcls_core.resolve import resolve_model
-from tweetcls_core.surgery import config_label_names, output_layer
+from tweetcls.core.errors import UsageError
+from tweetcls.distill.layer_copy import copy_layers, select_layers
+from tweetcls.distill.teacher_cache import align_labels
+from tweetcls.core.build import load_classifier
+from tweetcls.core.pooling import apply_checkpoint_pooling, apply_pooling
+from tweetcls.core.parameters import count_parameters
+from tweetcls.core.resolve import resolve_model
+from tweetcls.core.surgery import config_label_names, output_layer
 
 
 def teacher_model_dir(teacher: str) -> Path:

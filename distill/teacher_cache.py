@@ -21,12 +21,12 @@ from tqdm.auto import tqdm
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.build import load_tokenizer
-from tweetcls_core.pooling import apply_checkpoint_pooling
-from tweetcls_core.precision import autocast_for, is_bf16
-from tweetcls_core.surgery import config_label_names
-from tweetcls_core.resolve import cache_root, sha256_of
+from tweetcls.core.errors import UsageError
+from tweetcls.core.build import load_tokenizer
+from tweetcls.core.pooling import apply_checkpoint_pooling
+from tweetcls.core.precision import autocast_for, is_bf16
+from tweetcls.core.surgery import config_label_names
+from tweetcls.core.resolve import cache_root, sha256_of
 
 
 def teacher_fingerprint(teacher_dir: Path) -> str:

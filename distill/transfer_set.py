@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datamodules.corpus import TWEET_SOURCES, local_sources, source_texts
-from datamodules.sources import SPLIT_SEED, load_labelled_data
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.corpus import TWEET_SOURCES, local_sources, source_texts
+from tweetcls.datamodules.sources import SPLIT_SEED, load_labelled_data
+from tweetcls.core.errors import UsageError
 
 POOL = "pool"  # --transfer-data pool: every offline short text below
 POOL_SOURCES = (*TWEET_SOURCES, "go_emotions")

@@ -35,10 +35,10 @@ def label_profile(logits: torch.Tensor, label_names: list[str], sure: float = SU
 
 def transfer_logits(run_dir: Path) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """(label names, training examples per label, the teacher's logits on the run's transfer texts)."""
-    from distill.student import teacher_model_dir
-    from distill.teacher_cache import ensemble_teacher_logits
-    from distill.transfer_set import transfer_set
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.distill.student import teacher_model_dir
+    from tweetcls.distill.teacher_cache import ensemble_teacher_logits
+    from tweetcls.distill.transfer_set import transfer_set
+    from tweetcls.core.build import load_tokenizer
 
     results = json.loads((run_dir / "results.json").read_text())
     config = results.get("config", {})

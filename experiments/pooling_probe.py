@@ -21,7 +21,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
 from benchmarks.common import parser, write_result
-from tweetcls_core.compare import model_label
+from tweetcls.core.compare import model_label
 
 EXPERIMENT_RESULTS = Path(__file__).with_name("results")
 
@@ -67,7 +67,7 @@ def probe(train: tuple, val: tuple, test: tuple, label_names: list[str], multi_l
     with torch.no_grad():
         if not multi_label:
             return float(multiclass_f1_score(linear(test_x).argmax(1), test_y, n, average="macro"))
-        from tweetcls_core.threshold import tune_threshold
+        from tweetcls.core.threshold import tune_threshold
 
         threshold, _ = tune_threshold(torch.sigmoid(linear(val_x)), val_y, label_names, "macro_f1")
         return float(multilabel_f1_score(torch.sigmoid(linear(test_x)), test_y.long(), n, threshold=threshold,
@@ -90,8 +90,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers import AutoModel, AutoTokenizer
 
-    from datamodules.sources import load_labelled_data
-    from tweetcls_core.resolve import resolve_model
+    from tweetcls.datamodules.sources import load_labelled_data
+    from tweetcls.core.resolve import resolve_model
 
     data = load_labelled_data(args.dataset)
     model_dir = resolve_model(args.model)

@@ -18,7 +18,7 @@ class SplitLogits:
 
 def run_datamodule(results: dict, tokenizer):
     """The run's dataset as train.py read it (files, columns, max length), from its results.json."""
-    from datamodules import TextClassificationDataModule
+    from tweetcls.datamodules import TextClassificationDataModule
 
     config = results.get("config", {})
     return TextClassificationDataModule(results["dataset"], tokenizer, data_dir=config.get("data_dir"),

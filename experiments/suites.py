@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tweetcls_core.compare import model_label
+from tweetcls.core.compare import model_label
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -474,7 +474,7 @@ def add_missing_latency(run_dir: Path) -> None:
     if "inference" in results or str(results.get("method", "")).startswith("mlm"):  # an encoder has no classifier
         return
     from tweetcls.loader import load_run
-    from tweetcls_core.latency import cpu_latency
+    from tweetcls.core.latency import cpu_latency
 
     results["inference"] = cpu_latency(load_run(run_dir / "model").model)
     path.write_text(json.dumps(results, indent=2))
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
 
-    from tweetcls_core.compare import compare_runs
+    from tweetcls.core.compare import compare_runs
 
     # the teacher lives outside this suite's folder: in layer-copy, or wherever --teacher points
     also = [teacher_dir(args)] if args.suite in ("cross-tokenizer", "domain-adaptive") or args.teacher else []

@@ -31,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datamodules.sources import STANCE_TARGETS
+from tweetcls.datamodules.sources import STANCE_TARGETS
 from experiments.suites import drop_checkpoints, train_command
 from experiments.tweeteval_scoring import OFFLINE_TASKS, prediction_file, write_ids
 
@@ -187,7 +187,7 @@ def train(runs: list[tuple[Path, list[str]]], data_dir: Path | None, dry_run: bo
 
 def tweeteval_dir(data_dir: Path | None) -> Path:
     """The offline TweetEval folder: --data-dir, else $TWEETCLS_DATA_DIR, else ../shared/data."""
-    from datamodules.sources import default_data_dir
+    from tweetcls.datamodules.sources import default_data_dir
 
     base = data_dir or default_data_dir()
     if base is None or not (Path(base) / "tweet_eval").is_dir():

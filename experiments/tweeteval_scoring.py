@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodules.sources import STANCE_TARGETS
+from tweetcls.datamodules.sources import STANCE_TARGETS
 
 OFFLINE_TASKS = ("emoji", "emotion", "hate", "irony", "offensive", "stance")  # sentiment's training text is not offline
 MACRO_F1_TASKS = ("emoji", "emotion", "hate", "offensive")

@@ -1,7 +1,7 @@
 """LoRA written from scratch: a wrapping layer, model surgery, adapter files."""
 
-from lora.adapter_io import load_adapter, lora_state_dict, save_adapter
-from lora.inject import (
+from tweetcls.lora.adapter_io import load_adapter, lora_state_dict, save_adapter
+from tweetcls.lora.inject import (
     ALL_LINEAR,
     default_targets,
     inject_lora,
@@ -9,7 +9,7 @@ from lora.inject import (
     mark_only_lora_as_trainable,
     merge_lora,
 )
-from lora.layer import LoRALinear
+from tweetcls.lora.layer import LoRALinear
 
 __all__ = [
     "ALL_LINEAR",

@@ -14,9 +14,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tweetcls_core.errors import UsageError
-from lora.inject import inject_lora, lora_layers
-from tweetcls_core.surgery import head_module_names, is_inside
+from tweetcls.core.errors import UsageError
+from tweetcls.lora.inject import inject_lora, lora_layers
+from tweetcls.core.surgery import head_module_names, is_inside
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"

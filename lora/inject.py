@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from tweetcls_core.errors import UsageError
-from lora.layer import LoRALinear, check_lora_hyperparameters
-from tweetcls_core.surgery import architecture, head_module_names, is_inside, replace_module
+from tweetcls.core.errors import UsageError
+from tweetcls.lora.layer import LoRALinear, check_lora_hyperparameters
+from tweetcls.core.surgery import architecture, head_module_names, is_inside, replace_module
 
 # Attention query and value projections per model type: the original LoRA recipe.
 DEFAULT_TARGETS: dict[str, list[str]] = {

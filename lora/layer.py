@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.dropout import FastDropout
+from tweetcls.core.errors import UsageError
+from tweetcls.core.dropout import FastDropout
 
 
 def check_lora_hyperparameters(r: int, alpha: float, dropout: float) -> None:

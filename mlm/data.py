@@ -10,10 +10,10 @@ from __future__ import annotations
 import datasets
 import torch
 
-from datamodules.sources import SPLIT_SEED
-from datamodules.text_classification import TextClassificationDataModule
-from mlm.masking import IGNORE, WholeWordMasking, pad, word_ids_of
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.sources import SPLIT_SEED
+from tweetcls.datamodules.text_classification import TextClassificationDataModule
+from tweetcls.mlm.masking import IGNORE, WholeWordMasking, pad, word_ids_of
+from tweetcls.core.errors import UsageError
 
 
 def pad_masked(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:

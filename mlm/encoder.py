@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForMaskedLM
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 
 def masked_lm_for(model_dir: Path) -> tuple[nn.Module, list[str]]:
@@ -49,7 +49,7 @@ def masked_positions_logits(model: nn.Module, input_ids: torch.Tensor, attention
 
 def save_encoder(model: nn.Module, original_dir: Path, folder: Path) -> None:
     """The adapted encoder as a plain ``AutoModel`` checkpoint (with the original's pooler)."""
-    from tweetcls_core.pooling import checkpoint_pooling
+    from tweetcls.core.pooling import checkpoint_pooling
 
     encoder = AutoModel.from_pretrained(original_dir)
     missing, unexpected = encoder.load_state_dict(model.base_model.state_dict(), strict=False)

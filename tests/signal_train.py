@@ -10,7 +10,7 @@ import sys
 
 import lightning as L
 
-import train
+from tweetcls.commands import train
 
 
 class SignalAtStep(L.Callback):

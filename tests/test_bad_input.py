@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import evaluate
-import train
+from tweetcls.commands import evaluate
+from tweetcls.commands import train
 from conftest import make_texts, train_tiny_run
 
 

@@ -1,10 +1,10 @@
-"""tweetcls_core/build.py: a saved classifier keeps its head only for the labels it was trained on."""
+"""core/build.py: a saved classifier keeps its head only for the labels it was trained on."""
 
 from __future__ import annotations
 
 import torch
 
-from tweetcls_core.build import load_classifier, trained_label_names
+from tweetcls.core.build import load_classifier, trained_label_names
 
 
 def test_a_head_trained_for_other_labels_of_the_same_count_starts_afresh(tmp_path, tiny_model_dir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tweetcls_core.calibration import (expected_calibration_error, fit_temperature, nll,
+from tweetcls.core.calibration import (expected_calibration_error, fit_temperature, nll,
                                        precision_at, threshold_for_precision)
 
 

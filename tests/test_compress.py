@@ -13,9 +13,9 @@ from torch import nn
 from torch.nn.utils import prune
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import evaluate
-import train
-from compress import (
+from tweetcls.commands import evaluate
+from tweetcls.commands import train
+from tweetcls.compress import (
     Int8Linear,
     load_int8,
     magnitude_prune,
@@ -26,10 +26,10 @@ from compress import (
     save_int8,
     sparsity_report,
 )
-from compress.ledger import parse_variants
-from compress.unstructured import prunable_linears
-from tweetcls_core.errors import UsageError
-from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
+from tweetcls.compress.ledger import parse_variants
+from tweetcls.compress.unstructured import prunable_linears
+from tweetcls.core.errors import UsageError
+from tweetcls.lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
 
 
 def classifier(model_dir, labels: int = 3, seed: int = 0):
@@ -138,7 +138,7 @@ def test_bad_compression_specs(spec, message):
 
 
 def test_lora_on_an_int8_base_trains_only_the_adapters(tiny_model_dir, tiny_csv):
-    from datamodules import TextClassificationDataModule
+    from tweetcls.datamodules import TextClassificationDataModule
 
     model = classifier(tiny_model_dir).train()
     inject_lora(model, ["query", "value"], r=4, alpha=8)
@@ -255,7 +255,7 @@ def test_ledger_end_to_end(tiny_model_dir, tiny_csv, tmp_path, capsys):
 
 
 def test_a_one_variant_ledger_writes_its_csv_and_json(tmp_path):
-    from compress.ledger_report import write_files
+    from tweetcls.compress.ledger_report import write_files
 
     row = {"variant": "none", "params_total": 10, "task_metric": 0.5, "delta": 0.0}
     csv_path, json_path = write_files([row], tmp_path / "compression-x", {"dataset": "x"})
@@ -270,7 +270,7 @@ def test_ledger_unknown_step_fails_before_loading(tmp_path, capsys):
 
 
 def test_neuron_importance_of_layers_without_bias_is_the_product_of_weight_norms():
-    from compress.structured import neuron_importance
+    from tweetcls.compress.structured import neuron_importance
 
     torch.manual_seed(0)
     first, second = torch.nn.Linear(4, 6, bias=False), torch.nn.Linear(6, 4, bias=False)
@@ -285,7 +285,7 @@ def test_without_torch_ao_int8_falls_back_to_torchao_and_else_says_what_to_insta
     import sys
     import types
 
-    from compress import dynamic_int8
+    from tweetcls.compress import dynamic_int8
 
     def no_torch_ao(model):
         raise ImportError("No module named 'torch.ao.quantization'")

@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from tweetcls_core.errors import UsageError
-from datamodules import TextClassificationDataModule, load_labelled_data
+from tweetcls.core.errors import UsageError
+from tweetcls.datamodules import TextClassificationDataModule, load_labelled_data
 
 
 def test_tweet_eval_emotion_splits_and_labels(shared_data):
@@ -196,7 +196,7 @@ def test_whole_number_labels_written_two_ways_are_one_class(tmp_path):
 
 
 def test_label_text_keeps_names_and_real_fractions_apart():
-    from datamodules.sources import label_text
+    from tweetcls.datamodules.sources import label_text
 
     assert [label_text(x) for x in (1, 1.0, "1.0", " 1 ", "-2", -2.0)] == ["1", "1", "1", "1", "-2", "-2"]
     assert [label_text(x) for x in (0.5, "0.5", "joy", " joy ", "1e3")] == ["0.5", "0.5", "joy", "joy", "1e3"]
@@ -229,7 +229,7 @@ def test_without_a_local_copy_the_hub_data_is_read_with_its_label_names(monkeypa
     names and order, single-label and multi-label (GoEmotions' list of label ids)."""
     import datasets as hf
 
-    from datamodules.sources import load_labelled_data
+    from tweetcls.datamodules.sources import load_labelled_data
 
     single = hf.ClassLabel(names=["joy", "anger", "sadness", "optimism"])  # not sorted: the order is kept
     multi = hf.Sequence(hf.ClassLabel(names=["neutral", "amusement", "anger"]))
@@ -266,7 +266,7 @@ def test_a_bad_label_or_an_empty_review_in_an_imdb_file_names_that_file(tmp_path
 
 
 def test_label_ids_must_name_a_class():
-    from datamodules.sources import to_ids
+    from tweetcls.datamodules.sources import to_ids
 
     assert to_ids(["2", 0, "joy"], ["anger", "joy", "sadness"], "f.csv") == [2, 0, 1]
     for bad in ("3", "-1"):  # one past the last class, and negative

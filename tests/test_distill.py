@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import train
-from tweetcls_core.errors import UsageError
-from distill import teacher_cache
-from distill.losses import kd_loss
-from distill.teacher_cache import align_labels, cached_teacher_logits
+from tweetcls.commands import train
+from tweetcls.core.errors import UsageError
+from tweetcls.distill import teacher_cache
+from tweetcls.distill.losses import kd_loss
+from tweetcls.distill.teacher_cache import align_labels, cached_teacher_logits
 
 
 def test_kd_loss_reduces_to_cross_entropy_at_alpha_zero():
@@ -183,7 +183,7 @@ def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_p
 
     from transformers import AutoConfig
 
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.core.build import load_tokenizer
 
     student = build_tiny_model_dir(tmp_path / "student-model", extra_words=["sunshine", "furious", "zebra"])
     run(["--method", "distill", "--teacher", str(teacher_run), "--student", str(student), "--dataset", str(tiny_csv),
@@ -268,7 +268,7 @@ def test_multi_label_transfer_rows_get_the_soft_term_only():
 
 
 def test_transfer_set_leaves_out_the_task_own_texts_duplicates_and_near_copies_of_its_eval_texts(tmp_path):
-    from distill.transfer_set import transfer_set
+    from tweetcls.distill.transfer_set import transfer_set
 
     task = {"train": ["a training tweet"], "validation": ["Val tweet about the storm tonight in town"],
             "test": ["a test tweet"]}
@@ -292,7 +292,7 @@ def test_transfer_set_leaves_out_the_task_own_texts_duplicates_and_near_copies_o
 
 
 def test_transfer_texts_come_in_one_fixed_shuffled_order(tmp_path):
-    from distill.transfer_set import transfer_set
+    from tweetcls.distill.transfer_set import transfer_set
 
     path = tmp_path / "many.txt"
     lines = [f"tweet number {i}" for i in range(200)]
@@ -306,8 +306,8 @@ def test_transfer_texts_come_in_one_fixed_shuffled_order(tmp_path):
 def test_the_pool_holds_every_offline_text_but_the_task_own_and_its_eval_near_copies():
     from conftest import SHARED_DATA as data_dir
 
-    from datamodules.sources import load_labelled_data
-    from distill.transfer_set import near_duplicate_key, shingles, transfer_set
+    from tweetcls.datamodules.sources import load_labelled_data
+    from tweetcls.distill.transfer_set import near_duplicate_key, shingles, transfer_set
 
     task = {k: list(v["text"]) for k, v in load_labelled_data("tweet_eval/irony", data_dir).splits.items()}
     pool = transfer_set("pool", data_dir, None, task)
@@ -334,32 +334,32 @@ def test_student_learns_from_a_transfer_set_end_to_end(teacher_run, tiny_csv, tm
     plain = json.loads((tmp_path / "plain" / "results.json").read_text())
     transfer = json.loads((tmp_path / "transfer" / "results.json").read_text())
     assert transfer["distill"]["transfer"]["texts"] == len(extra)
-    from datamodules.sources import load_labelled_data
+    from tweetcls.datamodules.sources import load_labelled_data
 
     n = len(load_labelled_data(str(tiny_csv)).splits["train"])
     assert plain["steps"] == -(-n // 16) and transfer["steps"] == -(-(n + len(extra)) // 16)  # batch 16, 1 epoch
     assert transfer["steps"] > plain["steps"]
 
     # experiments/pool_labels.py reads back the teacher's logits the run trained on: all from its cache
-    import distill.teacher_cache
+    import tweetcls.distill.teacher_cache
     from experiments.pool_labels import transfer_logits
 
     def no_teacher(*a, **k):
         raise AssertionError("a chunk was not in the run's cache: other texts, order, length or precision")
 
-    monkeypatch.setattr(distill.teacher_cache, "load_logit_teacher", no_teacher)
+    monkeypatch.setattr(tweetcls.distill.teacher_cache, "load_logit_teacher", no_teacher)
     names, counts, logits = transfer_logits(tmp_path / "transfer")
     assert names == transfer["label_names"] and len(logits) == len(extra) and counts.sum() == n
     # and the rows it returns are the transfer texts' (a teacher whose logit names its text)
     vocabulary = sorted(own | set(extra))
-    monkeypatch.setattr(distill.teacher_cache, "ensemble_teacher_logits", lambda teachers, texts, *a, **k: (
+    monkeypatch.setattr(tweetcls.distill.teacher_cache, "ensemble_teacher_logits", lambda teachers, texts, *a, **k: (
         torch.tensor([[float(vocabulary.index(t)), 0.0, 0.0] for t in texts]), []))
     _, _, logits = transfer_logits(tmp_path / "transfer")
     assert sorted(vocabulary[int(i)] for i in logits[:, 0]) == sorted(extra)
 
 
 def test_uniform_layer_choice_at_one_and_two_layers_and_an_empty_list():
-    from distill.layer_copy import select_layers
+    from tweetcls.distill.layer_copy import select_layers
 
     assert select_layers("uniform", 12, 1) == [11]  # one layer: the last, not a division by zero
     assert select_layers("uniform", 12, 2) == [0, 11]  # first and last
@@ -370,8 +370,8 @@ def test_uniform_layer_choice_at_one_and_two_layers_and_an_empty_list():
 
 def test_without_teacher_logits_a_student_learns_from_the_labels_alone(tiny_model_dir):
     """A distillation batch without teacher logits (no logit KD) is the plain task loss."""
-    from distill.module import DistillationClassifier
-    from tweetcls_core.build import load_classifier, load_tokenizer
+    from tweetcls.distill.module import DistillationClassifier
+    from tweetcls.core.build import load_classifier, load_tokenizer
 
     module = DistillationClassifier(load_classifier(tiny_model_dir, ["a", "b"]), ["a", "b"]).eval()
     batch = dict(load_tokenizer(tiny_model_dir)(["one text", "and another text"], padding=True, return_tensors="pt"))

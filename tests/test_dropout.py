@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tweetcls_core.dropout import FastDropout, keep_mask, use_fast_dropout
+from tweetcls.core.dropout import FastDropout, keep_mask, use_fast_dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])

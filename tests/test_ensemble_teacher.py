@@ -45,7 +45,7 @@ def test_each_teacher_is_scored_on_the_splits_it_was_trained_with(tiny_model_dir
 def test_the_logits_are_the_named_splits_in_order(tiny_model_dir, tiny_csv, tmp_path):
     from transformers import AutoTokenizer
 
-    from datamodules import TextClassificationDataModule
+    from tweetcls.datamodules import TextClassificationDataModule
 
     run = train_tiny_run(tiny_model_dir, tiny_csv, tmp_path, "--precision", "32-true")
     scored = run_split_logits(run, ("validation", "test"))

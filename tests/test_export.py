@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-import export
+from tweetcls.commands import export
 from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
 
@@ -70,7 +70,7 @@ def test_export_refuses_what_it_cannot_export(lora_run, tmp_path, capsys):
 
 
 def test_onnx_runtime_variants_are_rows_of_the_compression_ledger(lora_run, tmp_path, capsys):
-    import evaluate
+    from tweetcls.commands import evaluate
 
     out = tmp_path / "ledger"
     assert evaluate.main([str(lora_run), "--compress", "none,onnx,onnx-int8,prune-structured:0.5+onnx",
@@ -88,7 +88,7 @@ def test_onnx_runtime_variants_are_rows_of_the_compression_ledger(lora_run, tmp_
 
 
 def test_onnx_steps_must_come_last(capsys, tmp_path):
-    import evaluate
+    from tweetcls.commands import evaluate
 
     assert evaluate.main([str(tmp_path), "--compress", "onnx+prune:0.5"]) == 2
     assert "must be the last step" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import make_texts, save_tiny_classifier
-from distill import teacher_cache
+from tweetcls.distill import teacher_cache
 
 SCRIPT = Path(__file__).with_name("ddp_label_pool.py")
 

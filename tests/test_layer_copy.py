@@ -14,8 +14,8 @@ from transformers import (
     MPNetForSequenceClassification,
 )
 
-from tweetcls_core.errors import UsageError
-from distill import copy_layers, find_block_stack, select_layers
+from tweetcls.core.errors import UsageError
+from tweetcls.distill import copy_layers, find_block_stack, select_layers
 
 
 def tiny(kind: str, layers: int = 6):

@@ -27,24 +27,69 @@ def top_level_units(repo: Path) -> set[str]:
     return packages | {p.stem for p in repo.glob("*.py")}
 
 
+def imported_units(path: Path, units: set[str]) -> set[str]:
+    """The top-level units one file imports, at any depth. The installed name puts each folder
+    under ``tweetcls`` (``tweetcls.lora`` is lora/), so ``tweetcls.X`` and ``from tweetcls import X``
+    count as X where X is a folder, and as the tweetcls/ folder otherwise."""
+
+    def unit_of(dotted: str) -> str | None:
+        parts = dotted.split(".")
+        if parts[0] == "tweetcls" and len(parts) > 1 and parts[1] in units:
+            return parts[1]
+        return parts[0] if parts[0] in units else None
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "tweetcls":
+            names = [f"tweetcls.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found |= {u for u in map(unit_of, names) if u}
+    return found
+
+
+def unit_files(repo: Path, unit: str) -> list[Path]:
+    return [repo / f"{unit}.py"] if (repo / f"{unit}.py").is_file() else list((repo / unit).rglob("*.py"))
+
+
 def import_graph(repo: Path) -> dict[str, set[str]]:
     units = top_level_units(repo)
     edges: dict[str, set[str]] = {}
     for unit in units:
-        files = [repo / f"{unit}.py"] if (repo / f"{unit}.py").is_file() else list((repo / unit).rglob("*.py"))
-        for path in files:
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    target = name.split(".")[0]
-                    if target in units and target != unit:
-                        edges.setdefault(unit, set()).add(target)
+        for path in unit_files(repo, unit):
+            if path.name == "__main__.py" and path.parent != repo / "commands":
+                continue  # `python -m tweetcls`: an entry point at the top, whichever folder holds it
+            for target in imported_units(path, units) - {unit}:
+                edges.setdefault(unit, set()).add(target)
     return edges
+
+
+def command_imports(repo: Path) -> list[str]:
+    """Imports of a command by anything but its own script and the ``tweetcls`` command table:
+    what two commands share belongs in a package below them (issue 51), not in a command."""
+    commands = {p.stem for p in (repo / "commands").glob("*.py") if not p.stem.startswith("_")}
+    wrong = []
+    for path in [*repo.glob("*.py"), *(p for u in ("commands", "benchmarks", "experiments", "tweetcls", "training")
+                                        for p in (repo / u).rglob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "tweetcls.commands":
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tweetcls.commands."):
+                names = [node.module.split(".")[2]]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[2] for a in node.names if a.name.startswith("tweetcls.commands.")]
+            else:
+                continue
+            own = {path.stem} if path.parent == repo else set()  # train.py is the shim of commands/train.py
+            own |= {"__main__"} if path.parent.name == "tweetcls" and path.name == "__main__.py" else set()
+            wrong += [f"{path.relative_to(repo)} imports commands/{n}.py" for n in names
+                      if n in commands | {"__main__"} and n not in own]
+    return sorted(wrong)
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -111,6 +156,21 @@ def test_imports_go_down_the_layers_and_never_around_a_loop():
     assert cycles(edges) == [], f"folders that import each other: {cycles(edges)}"
 
 
+def test_no_command_imports_another_and_no_library_imports_a_command():
+    """tune and pretrain once imported train.py, benchmarks imported evaluate/export/serve."""
+    assert command_imports(REPO) == []
+
+
+def test_the_command_check_sees_a_command_imported(tmp_path):
+    (tmp_path / "commands").mkdir()
+    for name in ("train", "tune"):
+        (tmp_path / "commands" / f"{name}.py").write_text("")
+    (tmp_path / "commands" / "tune.py").write_text("def f():\n    from tweetcls.commands import train\n")
+    (tmp_path / "train.py").write_text("from tweetcls.commands.train import main\n")  # its own shim: allowed
+    (tmp_path / "tune.py").write_text("import tweetcls.commands.train\n")
+    assert command_imports(tmp_path) == ["commands/tune.py imports commands/train.py", "tune.py imports commands/train.py"]
+
+
 def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
     """The graph is drawn from lazy imports inside functions too, and a loop is found."""
     for name in ("low", "high"):
@@ -119,8 +179,9 @@ def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
     (tmp_path / "low" / "a.py").write_text("def f():\n    from high.b import g\n")
     (tmp_path / "high" / "b.py").write_text("import low.a\n")
     (tmp_path / "tool.py").write_text("import high\n")
+    (tmp_path / "other.py").write_text("from tweetcls import low\nimport tweetcls.high.b\n")  # the installed names
     edges = import_graph(tmp_path)
-    assert edges == {"low": {"high"}, "high": {"low"}, "tool": {"high"}}
+    assert edges == {"low": {"high"}, "high": {"low"}, "tool": {"high"}, "other": {"low", "high"}}
     assert cycles(edges) == [["high", "low"]]
     table = "| layer | folders | imports |\n|---|---|---|\n| top | `tool.py` | x |\n| a | `high/` | x |\n| b | `low/` (`x`) | y |\n"
     assert layer_table(table) == {"tool": 0, "high": 1, "low": 2}
@@ -144,8 +205,7 @@ def _defined_names(path: Path, imported: bool = True) -> set[str]:
 
 def test_every_path_and_name_the_map_mentions_exists():
     text = LAYOUT.read_text()
-    code = [p for unit in top_level_units(REPO)
-            for p in ([REPO / f"{unit}.py"] if (REPO / f"{unit}.py").is_file() else (REPO / unit).rglob("*.py"))]
+    code = [p for unit in top_level_units(REPO) for p in unit_files(REPO, unit)]
     import lightning
 
     defined = set().union(*(_defined_names(p) for p in code)) | set(dir(lightning))  # e.g. LightningDataModule
@@ -154,7 +214,7 @@ def test_every_path_and_name_the_map_mentions_exists():
         if token.startswith("-") or token.startswith("python"):
             continue
         if re.fullmatch(r"[\w./-]+\.py|[\w-]+/([\w./-]*)", token):
-            if not ((REPO / token).exists() or (REPO / "tweetcls_core" / token).exists()):
+            if not ((REPO / token).exists() or (REPO / "core" / token).exists()):
                 missing.append(token)
         elif re.fullmatch(r"[A-Za-z_]\w*", token) and token not in top_level_units(REPO) and token not in defined:
             missing.append(token)

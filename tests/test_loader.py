@@ -8,13 +8,13 @@ import shutil
 import pytest
 import torch
 
-import train
-from compress.dynamic_int8 import quantize_int8, save_int8
-from lora import inject_lora, lora_layers, merge_lora, save_adapter
+from tweetcls.commands import train
+from tweetcls.compress.dynamic_int8 import quantize_int8, save_int8
+from tweetcls.lora import inject_lora, lora_layers, merge_lora, save_adapter
 from tweetcls import load_run
-from tweetcls_core.build import load_classifier, load_tokenizer
-from tweetcls_core.errors import UsageError
-from tweetcls_core.runs import write_json
+from tweetcls.core.build import load_classifier, load_tokenizer
+from tweetcls.core.errors import UsageError
+from tweetcls.core.runs import write_json
 
 LABELS = ["anger", "calm", "joy"]
 TEXTS = ["we love the sunshine today", "awful broken chair", "the river was quiet and so very calm"]

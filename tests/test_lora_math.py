@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from tweetcls_core.errors import UsageError
-from lora import (
+from tweetcls.core.errors import UsageError
+from tweetcls.lora import (
     LoRALinear,
     inject_lora,
     load_adapter,
@@ -21,8 +21,8 @@ from lora import (
     save_adapter,
 )
 
-from tweetcls_core.parameters import count_parameters
-from tweetcls_core.surgery import head_module_names
+from tweetcls.core.parameters import count_parameters
+from tweetcls.core.surgery import head_module_names
 
 LABELS = ["anger", "joy", "calm"]
 

@@ -25,20 +25,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import evaluate
-import export
-import predict
-import pretrain
-import serve
-import train
-import tune
+from tweetcls.commands import evaluate
+from tweetcls.commands import export
+from tweetcls.commands import predict
+from tweetcls.commands import pretrain
+from tweetcls.commands import serve
+from tweetcls.training import options as train_options
+from tweetcls.commands import tune
 from conftest import REPO
-from tweetcls_core.errors import UsageError
-from tweetcls_core.options import INT_MAX, Encoding, Number, PathTo, Text, declared, undeclared
+from tweetcls.core.errors import UsageError
+from tweetcls.core.options import INT_MAX, Encoding, Number, PathTo, Text, declared, undeclared
 
 # command -> (its parser, the parsing layer a command runs before any model or data loads, a valid argv)
 COMMANDS = {
-    "train.py": (train.build_parser, train.parse_args, []),
+    "train.py": (train_options.build_parser, train_options.parse_args, []),
     "pretrain.py": (pretrain.build_parser, pretrain.parse_args, []),
     "evaluate.py": (evaluate.build_parser, lambda argv: evaluate.build_parser().parse_args(argv), ["runs/x"]),
     "predict.py": (predict.build_parser, lambda argv: predict.build_parser().parse_intermixed_args(argv), ["runs/x"]),
@@ -127,7 +127,7 @@ def argv_with(command: str, action: argparse.Action, value: str) -> list[str]:
 
 
 def test_every_option_declares_what_it_accepts():
-    """No option takes anything at all: each has a domain (tweetcls_core/options.py), choices, or is a flag."""
+    """No option takes anything at all: each has a domain (core/options.py), choices, or is a flag."""
     loose = {command: undeclared(build()) for command, (build, _, _) in COMMANDS.items()}
     assert {c: names for c, names in loose.items() if names} == {}
 
@@ -186,7 +186,7 @@ def test_the_same_values_from_a_config_file_are_refused(pair, places, tmp_path):
 
 def test_valid_values_pass(places):
     """The fuzz is not refusing everything: in-range values of a few options parse."""
-    args = train.parse_args(["--batch-size", "1", "--lr", "1e-5", "--warmup-ratio", "0", "--max-steps", "-1",
+    args = train_options.parse_args(["--batch-size", "1", "--lr", "1e-5", "--warmup-ratio", "0", "--max-steps", "-1",
                              "--kd-alpha", "1", "--seed", str(2**32 - 1), "--output-dir", places["dir"]])
     assert (args.batch_size, args.lr, args.warmup_ratio, args.max_steps, args.seed) == (1, 1e-5, 0.0, -1, 2**32 - 1)
     assert serve.build_parser().parse_args(["runs/x", "--port", "65535"]).port == 65535
@@ -202,7 +202,7 @@ def test_a_search_space_outside_an_options_domain_is_refused(pair, places, tmp_p
     from tweetcls.search_space import load_space
 
     _, action = pair
-    options_by_dest = {a.dest: a for a in train.build_parser()._actions}
+    options_by_dest = {a.dest: a for a in train_options.build_parser()._actions}
     space = tmp_path / "space.yaml"
 
     @FUZZ
@@ -220,7 +220,7 @@ def test_a_search_space_outside_an_options_domain_is_refused(pair, places, tmp_p
 def test_a_search_range_must_lie_in_the_domain(tmp_path):
     from tweetcls.search_space import load_space
 
-    options_by_dest = {a.dest: a for a in train.build_parser()._actions}
+    options_by_dest = {a.dest: a for a in train_options.build_parser()._actions}
     cases = {"lr: {type: float, low: -1.0, high: 1.0e-3}": "lr must be a number > 0",
              "lora_dropout: {type: float, low: 0.0, high: 1.5}": "lora_dropout must be a number in [0, 1)",
              "batch_size: {type: int, low: 0, high: 64}": "batch_size must be an integer > 0",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import train
+from tweetcls.commands import train
 from conftest import make_texts
-from datamodules.sources import SPLIT_SEED, load_labelled_data
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.sources import SPLIT_SEED, load_labelled_data
+from tweetcls.core.errors import UsageError
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -66,7 +66,7 @@ def test_own_files_are_refused_where_they_cannot_work(tmp_path):
 
 
 def test_train_uses_the_files_and_evaluate_scores_the_same_test_file(tiny_model_dir, tmp_path):
-    import evaluate
+    from tweetcls.commands import evaluate
 
     main = write_csv(tmp_path / "train.csv", make_texts(120))
     test = write_csv(tmp_path / "test.csv", make_texts(24, seed=3))

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, MPNetConfig, MPNetForSequenceClassification
 
-from compress.dynamic_int8 import load_int8, quantize_int8, save_int8
-from tweetcls_core.build import load_classifier
-from tweetcls_core.pooling import apply_pooling, checkpoint_pooling, masked_mean
+from tweetcls.compress.dynamic_int8 import load_int8, quantize_int8, save_int8
+from tweetcls.core.build import load_classifier
+from tweetcls.core.pooling import apply_pooling, checkpoint_pooling, masked_mean
 
 
 def tiny(kind: str):
@@ -105,8 +105,8 @@ def test_an_onnx_ledger_variant_records_the_models_pooling(tmp_path, tiny_model_
     """The ledger's ONNX variants (kept by --save-variants) say how they pool, for whoever loads them."""
     import onnx
 
-    from compress.onnx_export import FP32_FILE, onnx_runtime_variant
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.compress.onnx_export import FP32_FILE, onnx_runtime_variant
+    from tweetcls.core.build import load_tokenizer
 
     model = load_classifier(tiny_model_dir, ["a", "b", "c"], pooling="mean").eval()
     onnx_runtime_variant(model, load_tokenizer(tiny_model_dir), tmp_path / "onnx", None)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import evaluate
-import export
+from tweetcls.commands import evaluate
+from tweetcls.commands import export
 from benchmarks.plain_clients import run_in_fresh_process
 from conftest import SHARED_DATA, make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
@@ -170,8 +170,8 @@ def test_model_card_states_labels_base_metrics_and_the_decision_rule(runs):
 def test_real_minilm_mean_pooled_model_in_a_plain_pipeline(minilm_dir, tmp_path):
     """The default base (all-MiniLM-L6-v2, mean-pooled) saved as train.py saves it: a plain
     pipeline with trust_remote_code gives our logits on real tweets; without it, a refusal."""
-    from tweetcls_core.build import load_classifier, load_tokenizer
-    from tweetcls_core.saved_model import save_classifier
+    from tweetcls.core.build import load_classifier, load_tokenizer
+    from tweetcls.core.saved_model import save_classifier
 
     model = load_classifier(minilm_dir, ["anger", "joy", "optimism", "sadness"]).eval()
     assert model.config.pooling == "mean"

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import train
-from lora import load_adapter
+from tweetcls.training import options as train_options
+from tweetcls.lora import load_adapter
 from tweetcls import Predictor, load_run
-from tweetcls_core import precision
-from tweetcls_core.build import load_classifier, load_tokenizer
-from tweetcls_core.errors import UsageError
+from tweetcls.core import precision
+from tweetcls.core.build import load_classifier, load_tokenizer
+from tweetcls.core.errors import UsageError
 
 from conftest import train_tiny_run
 
@@ -66,9 +66,9 @@ def test_auto_on_a_gpu_stays_fp32_even_where_the_cpu_has_bf16(cpu_flags, monkeyp
 
 def test_train_records_the_resolved_precision_not_auto(cpu_flags, tiny_model_dir, tiny_csv):
     cpu_flags()
-    assert train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv)]).precision == "32-true"
+    assert train_options.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv)]).precision == "32-true"
     cpu_flags(avx512_bf16=True)
-    assert train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv)]).precision == "bf16-mixed"
+    assert train_options.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv)]).precision == "bf16-mixed"
 
 
 def test_bf16_autocast_runs_the_linears_in_bf16_and_returns_fp32_logits(tiny_model_dir):
@@ -86,7 +86,7 @@ def test_bf16_autocast_runs_the_linears_in_bf16_and_returns_fp32_logits(tiny_mod
 
 
 def test_the_classifier_hands_fp32_logits_to_its_loss_under_autocast(tiny_model_dir):
-    from tweetcls_core.classifier import TextClassifier
+    from tweetcls.core.classifier import TextClassifier
 
     module = TextClassifier(load_classifier(tiny_model_dir, ["a", "b", "c"]), ["a", "b", "c"])
     batch = dict(load_tokenizer(tiny_model_dir)(TEXTS, padding=True, return_tensors="pt"))
@@ -106,7 +106,7 @@ def test_a_bf16_run_says_so_everywhere(bf16_run):
     results = json.loads((bf16_run / "results.json").read_text())
     assert results["precision"] == "bf16-mixed" and results["config"]["precision"] == "bf16-mixed"
     assert results["inference"]["precision"] == "bf16"
-    from tweetcls_core.review import review_hparams, summary_lines
+    from tweetcls.core.review import review_hparams, summary_lines
 
     assert review_hparams(results["config"], results)["precision"] == "bf16-mixed"
     assert "precision bf16-mixed" in "\n".join(summary_lines(results))
@@ -144,11 +144,11 @@ def test_the_bf16_backend_predicts_like_fp32(bf16_run):
 
 def test_a_resumed_run_keeps_its_precision(bf16_run):
     with pytest.raises(UsageError, match="--precision bf16-mixed"):
-        train.parse_args(["--resume", str(bf16_run), "--precision", "32-true"])
+        train_options.parse_args(["--resume", str(bf16_run), "--precision", "32-true"])
 
 
 def test_the_ledger_has_a_bf16_row(bf16_run, tmp_path):
-    import evaluate
+    from tweetcls.commands import evaluate
 
     out = tmp_path / "ledger"
     assert evaluate.main([str(bf16_run), "--compress", "none,bf16", "--latency-iters", "2",
@@ -160,7 +160,7 @@ def test_the_ledger_has_a_bf16_row(bf16_run, tmp_path):
 
 
 def test_teacher_logits_of_a_bf16_run_are_cached_apart(tiny_model_dir, bf16_run):
-    from distill.teacher_cache import cached_teacher_logits
+    from tweetcls.distill.teacher_cache import cached_teacher_logits
 
     labels = json.loads((bf16_run / "results.json").read_text())["label_names"]
     fp32, fp32_path = cached_teacher_logits(bf16_run / "model", TEXTS, labels, 32)

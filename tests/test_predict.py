@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import predict
-from compress.dynamic_int8 import quantize_int8, save_int8
-from conftest import make_texts, train_tiny_run
+from tweetcls.commands import predict
+from tweetcls.compress.dynamic_int8 import quantize_int8, save_int8
+from conftest import REPO, make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
 from tweetcls.loader import load_run_data
-from tweetcls_core.runs import read_results
+from tweetcls.core.runs import read_results
 
 TEXTS = [text for text, _ in make_texts(40, seed=3)]
 
@@ -75,7 +75,7 @@ def test_other_backends_agree_with_torch(run_dir, backend, atol):
 
 
 def test_onnx_logits_match_torch_on_the_test_split(run_dir, tiny_csv):
-    from datamodules.sources import load_labelled_data
+    from tweetcls.datamodules.sources import load_labelled_data
 
     texts = list(load_labelled_data(str(tiny_csv)).splits["test"]["text"])
     torch.testing.assert_close(Predictor.from_run(run_dir, backend="onnx").logits(texts),
@@ -148,7 +148,7 @@ def test_cli_file_in_file_out_keeps_ids_order_and_empty_rows(run_dir, tmp_path, 
 
 
 def test_cli_reads_stdin_one_text_a_line(run_dir):
-    done = subprocess.run([sys.executable, str(Path(predict.__file__)), str(run_dir)], input="\n".join(TEXTS[:3]),
+    done = subprocess.run([sys.executable, str(REPO / "predict.py"), str(run_dir)], input="\n".join(TEXTS[:3]),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import pretrain
-import train
+from tweetcls.commands import pretrain
+from tweetcls.commands import train
 from conftest import FILLER, WORDS, make_texts
-from mlm.masking import IGNORE, NO_WORD, WholeWordMasking
-from tweetcls_core.build import load_tokenizer
+from tweetcls.mlm.masking import IGNORE, NO_WORD, WholeWordMasking
+from tweetcls.core.build import load_tokenizer
 
 
 def synthetic_batch(rows: int = 400, width: int = 40, seed: int = 0):
@@ -70,7 +70,7 @@ def test_masking_replaces_eighty_percent_randomises_ten_and_keeps_ten(tokenizer)
 
 
 def test_the_tokenizers_word_boundaries_keep_wordpieces_together(tokenizer):
-    from mlm.masking import word_ids_of
+    from tweetcls.mlm.masking import word_ids_of
 
     encoded = tokenizer(["sunshine unbelievablyquietriver"], truncation=True, max_length=32)
     word_ids = word_ids_of(encoded, 0)
@@ -82,7 +82,7 @@ def test_the_tokenizers_word_boundaries_keep_wordpieces_together(tokenizer):
 
 
 def test_the_tweet_corpus_holds_no_evaluation_text_and_no_duplicate(shared_data):
-    from datamodules.corpus import EVALUATION_SOURCES, build_corpus, evaluation_texts, normalised
+    from tweetcls.datamodules.corpus import EVALUATION_SOURCES, build_corpus, evaluation_texts, normalised
 
     corpus = build_corpus(["tweets"], shared_data)
     keys = [normalised(t) for t in corpus.texts]
@@ -97,7 +97,7 @@ def test_the_tweet_corpus_holds_no_evaluation_text_and_no_duplicate(shared_data)
 
 
 def test_a_text_file_corpus_drops_evaluation_texts_of_the_data_dir(tmp_path):
-    from datamodules.corpus import build_corpus
+    from tweetcls.datamodules.corpus import build_corpus
 
     data = tmp_path / "data" / "tweet_eval" / "emotion"
     data.mkdir(parents=True)
@@ -155,7 +155,7 @@ def test_the_adapted_encoder_is_saved_and_fine_tunes(mlm_run, tiny_model_dir, ti
 
 
 def test_lora_mlm_trains_adapters_and_head_and_saves_them_merged(tiny_model_dir, corpus_file, tmp_path):
-    from mlm.encoder import masked_lm_for
+    from tweetcls.mlm.encoder import masked_lm_for
 
     args = pretrain.parse_args(["--model", str(tiny_model_dir), "--lora", "--run-name", "x"])
     model, info = pretrain.build(args, tiny_model_dir)
@@ -211,7 +211,7 @@ def test_an_mlm_checkpoint_restores_the_heldout_curve_and_the_random_streams():
     import random
     from types import SimpleNamespace
 
-    from mlm.module import MaskedLMModule
+    from tweetcls.mlm.module import MaskedLMModule
 
     saved = MaskedLMModule(torch.nn.Linear(2, 2))
     saved.heldout_losses = [4.0, 3.5]
@@ -234,7 +234,7 @@ def test_an_mlm_checkpoint_restores_the_heldout_curve_and_the_random_streams():
 
 
 def test_unlabelled_text_refuses_to_give_a_label_set():
-    from mlm.data import MaskedLMDataModule
+    from tweetcls.mlm.data import MaskedLMDataModule
 
     with pytest.raises(TypeError, match="^unlabelled text has no label set$"):
         MaskedLMDataModule.load(None)
@@ -251,7 +251,7 @@ def test_masks_come_from_the_given_generator_not_the_global_rng(tokenizer):
 
 
 def test_the_heldout_slice_is_masked_the_same_in_every_run_and_texts_are_truncated(tokenizer):
-    from mlm.data import MaskedLMDataModule
+    from tweetcls.mlm.data import MaskedLMDataModule
 
     texts = [" ".join(FILLER * 10)] + [text for text, _ in make_texts(60, seed=4)]  # the first far over max_length
     modules = []
@@ -270,8 +270,8 @@ def test_the_heldout_slice_is_masked_the_same_in_every_run_and_texts_are_truncat
 def test_a_model_without_a_masked_lm_form_is_a_usage_error_naming_an_encoder(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from mlm.encoder import masked_lm_for
-    from tweetcls_core.errors import UsageError
+    from tweetcls.mlm.encoder import masked_lm_for
+    from tweetcls.core.errors import UsageError
 
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=50, n_positions=16)).save_pretrained(tmp_path)
     with pytest.raises(UsageError) as caught:

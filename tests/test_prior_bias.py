@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification, MPNetConfig, MPNetForSequenceClassification
 
-import train
-from datamodules.sources import load_labelled_data
-from tweetcls_core.prior_bias import init_bias_to_label_prior, label_prior_logits, output_layer
+from tweetcls.commands import train
+from tweetcls.datamodules.sources import load_labelled_data
+from tweetcls.core.prior_bias import init_bias_to_label_prior, label_prior_logits, output_layer
 
 LABELS = torch.tensor([[1, 0, 0, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1]])  # 25%, never, 25%, always
 

@@ -1,4 +1,4 @@
-"""Properties that silent bugs in distill/, compress/, datamodules/ and tweetcls_core/ would break:
+"""Properties that silent bugs in distill/, compress/, datamodules/ and core/ would break:
 each test pins down one (row alignment, a sign, a scale factor, a permutation, an index set,
 an ordering), on hand-made data, with the value computed independently."""
 
@@ -23,8 +23,8 @@ def tiny_classifier_dir(tiny_model_dir, tmp_path_factory):
 
 
 def test_teacher_logits_land_on_their_own_rows_whatever_the_batching(tiny_classifier_dir):
-    from distill.teacher_cache import compute_teacher_logits
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.distill.teacher_cache import compute_teacher_logits
+    from tweetcls.core.build import load_tokenizer
     from tweetcls.loader import load_run
 
     texts = [t for t, _ in make_texts(30, seed=9)]
@@ -43,7 +43,7 @@ def test_a_teacher_with_another_label_order_is_matched_by_name(tiny_classifier_d
 
     from transformers import AutoConfig
 
-    from distill.student import load_teacher
+    from tweetcls.distill.student import load_teacher
 
     permuted = tmp_path / "permuted"
     shutil.copytree(tiny_classifier_dir, permuted)
@@ -61,7 +61,7 @@ def test_a_teacher_with_another_label_order_is_matched_by_name(tiny_classifier_d
 
 
 def test_cosine_hidden_loss_is_one_minus_cos_over_unmasked_tokens():
-    from distill.losses import hidden_state_loss
+    from tweetcls.distill.losses import hidden_state_loss
 
     gen = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(2, 5, 8, generator=gen), torch.randn(2, 5, 8, generator=gen)
@@ -78,7 +78,7 @@ def test_cosine_hidden_loss_is_one_minus_cos_over_unmasked_tokens():
 
 @pytest.mark.parametrize("temperature", [1.0, 3.0])
 def test_multi_label_kd_is_t_squared_times_the_per_label_kl(temperature):
-    from distill.losses import kd_loss
+    from tweetcls.distill.losses import kd_loss
 
     gen = torch.Generator().manual_seed(1)
     student, teacher = torch.randn(4, 5, generator=gen), torch.randn(4, 5, generator=gen)
@@ -92,15 +92,15 @@ def test_multi_label_kd_is_t_squared_times_the_per_label_kl(temperature):
 
 
 def test_dropping_empty_texts_drops_their_labels_too():
-    from datamodules.sources import make_split
+    from tweetcls.datamodules.sources import make_split
 
     split = make_split(["first", "", "third", "   ", "fifth", None], [10, 11, 12, 13, 14, 15], "test")
     assert split["text"] == ["first", "third", "fifth"] and split["label"] == [10, 12, 14]
 
 
 def test_multi_label_data_trains_with_per_label_sigmoid_cross_entropy(tiny_model_dir):
-    from tweetcls_core.build import load_classifier
-    from tweetcls_core.classifier import TextClassifier
+    from tweetcls.core.build import load_classifier
+    from tweetcls.core.classifier import TextClassifier
 
     module = TextClassifier(load_classifier(tiny_model_dir, ["a", "b", "c"], multi_label=True), ["a", "b", "c"],
                             multi_label=True)
@@ -110,7 +110,7 @@ def test_multi_label_data_trains_with_per_label_sigmoid_cross_entropy(tiny_model
 
 
 def test_magnitude_pruning_zeroes_exactly_the_smallest_weights():
-    from compress.unstructured import magnitude_prune, make_permanent
+    from tweetcls.compress.unstructured import magnitude_prune, make_permanent
 
     class Tiny(nn.Module):
         def __init__(self):
@@ -131,7 +131,7 @@ def test_magnitude_pruning_zeroes_exactly_the_smallest_weights():
 
 
 def test_int8_linear_keeps_its_bias_and_rounds_within_half_a_step():
-    from compress.int8_base import Int8Linear
+    from tweetcls.compress.int8_base import Int8Linear
 
     torch.manual_seed(0)
     linear = nn.Linear(16, 8)
@@ -146,7 +146,7 @@ def test_int8_linear_keeps_its_bias_and_rounds_within_half_a_step():
 
 @pytest.mark.parametrize("n, batch, chunk_batches", [(103, 8, 2), (64, 8, 3), (10, 4, 1)])
 def test_length_grouped_sampler_covers_each_index_once_and_reshuffles_each_epoch(n, batch, chunk_batches):
-    from datamodules.length_grouping import LengthGroupedSampler
+    from tweetcls.datamodules.length_grouping import LengthGroupedSampler
 
     lengths = [(i * 7919) % 50 + 1 for i in range(n)]
     sampler = LengthGroupedSampler(lengths, batch, seed=1, chunk_batches=chunk_batches)
@@ -165,7 +165,7 @@ def test_length_grouped_sampler_covers_each_index_once_and_reshuffles_each_epoch
 
 
 def test_an_atomic_write_is_on_disk_before_the_rename(tmp_path, monkeypatch):
-    from tweetcls_core.atomic import write_text_atomic
+    from tweetcls.core.atomic import write_text_atomic
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -181,7 +181,7 @@ def test_an_atomic_write_is_on_disk_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_write_that_fails_leaves_the_old_checkpoint_whole(tmp_path, monkeypatch):
-    from tweetcls_core.checkpoint_io import AtomicCheckpointIO
+    from tweetcls.core.checkpoint_io import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()
@@ -202,11 +202,11 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_checkpoint_whole(tmp_path,
 def test_the_hidden_state_target_is_the_teachers_last_layer_of_the_unpadded_text(tiny_model_dir, kind):
     """Pins the teacher side of the hidden-state loss: its last layer (not another), computed with
     its attention mask (padding must not change a short tweet's states), and the chosen loss kind."""
-    from distill.hidden_collator import AlignedDistillationCollator
-    from distill.losses import hidden_state_loss
-    from distill.module import DistillationClassifier
-    from distill.token_alignment import aligned_teacher_states
-    from tweetcls_core.build import load_classifier, load_tokenizer
+    from tweetcls.distill.hidden_collator import AlignedDistillationCollator
+    from tweetcls.distill.losses import hidden_state_loss
+    from tweetcls.distill.module import DistillationClassifier
+    from tweetcls.distill.token_alignment import aligned_teacher_states
+    from tweetcls.core.build import load_classifier, load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     torch.manual_seed(0)
@@ -227,8 +227,8 @@ def test_the_hidden_state_target_is_the_teachers_last_layer_of_the_unpadded_text
 
 
 def test_the_aligned_collator_truncates_both_encodings_to_max_length(tiny_model_dir):
-    from distill.hidden_collator import AlignedDistillationCollator
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.distill.hidden_collator import AlignedDistillationCollator
+    from tweetcls.core.build import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     long_text = " ".join(["the river was quiet"] * 10)
@@ -242,8 +242,8 @@ def test_the_aligned_collator_truncates_both_encodings_to_max_length(tiny_model_
 def test_the_aligned_collator_refuses_a_student_encoding_unlike_the_datasets(tiny_model_dir):
     """Dataset tokenized at another max_length than the collator's: the student states would not
     line up with the alignment, so it must stop with the cause named, not train on it."""
-    from distill.hidden_collator import AlignedDistillationCollator
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.distill.hidden_collator import AlignedDistillationCollator
+    from tweetcls.core.build import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     long_text = " ".join(["the river was quiet"] * 10)

@@ -13,7 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import train
+from tweetcls.commands import train
+
+from conftest import REPO
 
 CRASH = Path(__file__).with_name("crash_train.py")
 SIGNAL = Path(__file__).with_name("signal_train.py")
@@ -74,7 +76,7 @@ def test_same_seed_same_command_same_results(reference_run, tiny_model_dir, tiny
 def test_the_environment_names_the_gpus_a_run_saw(monkeypatch):
     import torch
 
-    from tweetcls_core.runs import environment
+    from tweetcls.core.runs import environment
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -94,7 +96,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(reference_run
     assert state["global_step"] == 8 and state["epoch"] == 1
     assert not list((run_dir / "checkpoints").glob(".*tmp*"))  # no torn temporary files left
 
-    resumed = subprocess.run([sys.executable, str(Path(train.__file__)), "--resume", str(run_dir), "--no-progress-bar"],
+    resumed = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", str(run_dir), "--no-progress-bar"],
                              env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_run(reference_run, run_dir)
@@ -205,7 +207,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(tiny_model_dir, t
 def test_evaluate_on_a_run_with_a_corrupt_model_file(reference_run, tmp_path, capsys):
     import shutil
 
-    import evaluate
+    from tweetcls.commands import evaluate
 
     broken = tmp_path / "broken"
     shutil.copytree(reference_run, broken)
@@ -223,9 +225,9 @@ def test_a_damaged_adapter_file_is_one_usage_error_naming_it(reference_run, tmp_
     """A cut-short adapter_model.safetensors: a UsageError naming the file, not safetensors' traceback."""
     import shutil
 
-    from lora.adapter_io import load_adapter
+    from tweetcls.lora.adapter_io import load_adapter
     from tweetcls.loader import load_run
-    from tweetcls_core.errors import UsageError
+    from tweetcls.core.errors import UsageError
 
     broken = tmp_path / "adapter"
     shutil.copytree(reference_run / "adapter", broken)

@@ -10,8 +10,8 @@ import logging
 import pytest
 
 from conftest import make_texts
-from datamodules.sources import load_labelled_data
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.sources import load_labelled_data
+from tweetcls.core.errors import UsageError
 
 ROWS = [(text, label) for text, label in make_texts(30)]
 
@@ -116,7 +116,7 @@ def test_a_list_in_a_jsonl_text_field_is_refused(tmp_path):
 
 
 def test_train_ends_a_misread_csv_with_one_line_and_exit_2(tiny_model_dir, tmp_path, capsys):
-    import train
+    from tweetcls.commands import train
 
     lines = good_lines()
     lines[9] = "so happy, love it,joy"
@@ -154,7 +154,7 @@ def trained(tiny_model_dir, tmp_path_factory):
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_evaluate_reproduces_the_test_metrics_of_results_json_exactly(trained, method, precision, tmp_path):
     """LoRA under bf16 was scored unmerged in training and merged by evaluate.py: another rounding."""
-    import evaluate
+    from tweetcls.commands import evaluate
 
     run = trained(method, precision)
     assert evaluate.main([str(run), "--split", "test", "--output", str(tmp_path / "eval.json")]) == 0
@@ -168,8 +168,8 @@ def test_evaluate_reproduces_the_test_metrics_of_results_json_exactly(trained, m
 def test_a_saved_model_whose_config_names_more_labels_than_its_head_is_refused(trained, tmp_path, capsys):
     import shutil
 
-    import evaluate
-    import export
+    from tweetcls.commands import evaluate
+    from tweetcls.commands import export
     from tweetcls import Predictor, load_run
 
     run = shutil.copytree(trained("full", "32-true"), tmp_path / "run")
@@ -207,20 +207,20 @@ VISIBLE = ["so happy today", "\u200bjoy\u200b", "👩\u200d💻", "😂", "嬉�
 
 @pytest.mark.parametrize("text", INVISIBLE)
 def test_whitespace_zero_width_and_control_characters_alone_are_blank(text):
-    from tweetcls_core.blank_text import is_blank
+    from tweetcls.core.blank_text import is_blank
 
     assert is_blank(text)
 
 
 @pytest.mark.parametrize("text", VISIBLE)
 def test_a_text_with_one_visible_character_is_not_blank(text):
-    from tweetcls_core.blank_text import is_blank
+    from tweetcls.core.blank_text import is_blank
 
     assert not is_blank(text)
 
 
 def test_invisible_texts_are_empty_in_the_api_the_cli_and_the_service(trained, capsys):
-    import predict
+    from tweetcls.commands import predict
     from fastapi.testclient import TestClient
 
     from tweetcls import Predictor
@@ -307,7 +307,7 @@ def test_batch_size_is_named_as_the_api_names_it(trained):
 
 
 def test_an_int8_variant_whose_config_names_more_labels_than_its_head_is_refused(trained, tmp_path):
-    from compress.dynamic_int8 import quantize_int8, save_int8
+    from tweetcls.compress.dynamic_int8 import quantize_int8, save_int8
     from tweetcls import Predictor, load_run
 
     run = load_run(trained("full", "32-true"))

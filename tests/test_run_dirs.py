@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import train
-from tweetcls_core.atomic import atomic_directory, write_text_atomic
-from tweetcls_core.errors import StorageFull
-from tweetcls_core.run_lock import RunLock
+from tweetcls.commands import train
+from tweetcls.core.atomic import atomic_directory, write_text_atomic
+from tweetcls.core.errors import StorageFull
+from tweetcls.core.run_lock import RunLock
+
+from conftest import REPO
 
 
 def argv(model_dir, csv, out, name, *extra):
@@ -132,9 +134,9 @@ def test_a_run_directory_in_use_is_refused_with_the_owner_pid(tiny_model_dir, ti
 
 
 def test_the_lock_is_held_by_another_process_too(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tweetcls_core.run_lock import RunLock;"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tweetcls.core.run_lock import RunLock;"
                                "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
-                               str(tmp_path / "run")], cwd=Path(train.__file__).parent, stdout=subprocess.PIPE, text=True)
+                               str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(Exception, match=f"in use by process {holder.pid}"):
@@ -201,7 +203,7 @@ def test_atomic_writes_keep_the_old_file_and_folder_whole_when_the_disk_fills(tm
 
 @pytest.mark.parametrize("case", ["users-folder", "user-file-inside", "other-kind", "copied-marker"])
 def test_atomic_directory_never_replaces_what_it_did_not_write(tmp_path, case):
-    from tweetcls_core.errors import UsageError
+    from tweetcls.core.errors import UsageError
 
     folder = tmp_path / "out"
     if case == "users-folder":

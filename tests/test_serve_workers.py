@@ -53,7 +53,7 @@ def test_two_workers_answer_concurrent_clients_as_the_model_does_one_text_at_a_t
 
 
 def test_threads_per_worker_divide_the_cores():
-    import serve
+    from tweetcls.commands import serve
 
     args = serve.build_parser().parse_args(["x", "--workers", "2"])
     cores = len(serve.os.sched_getaffinity(0))

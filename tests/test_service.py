@@ -17,7 +17,7 @@ from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor
 from tweetcls.model_card import model_card
 from tweetcls.service import Limits, create_app
-from tweetcls_core.backends import BACKENDS
+from tweetcls.core.backends import BACKENDS
 
 TEXTS = [text for text, _ in make_texts(10, seed=7)]
 

@@ -10,11 +10,11 @@ import onnx
 import pytest
 import torch
 
-import evaluate
-import export
+from tweetcls.commands import evaluate
+from tweetcls.commands import export
 from conftest import make_texts, train_tiny_run
 from tweetcls import Predictor
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 TWEET = "so angry that the bus never came this morning, again"
 MATES = [[TWEET, "short"],

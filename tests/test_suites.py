@@ -8,7 +8,7 @@ import pytest
 
 from experiments import suites
 
-from tweetcls_core.compare import distillation_label
+from tweetcls.core.compare import distillation_label
 
 
 def test_a_run_is_started_resumed_or_skipped_by_what_its_folder_holds(tmp_path):
@@ -220,17 +220,17 @@ def test_domain_adaptive_arms_start_from_the_adapted_encoders_and_train_the_teac
 def test_the_shipped_transfer_recipe_is_the_one_the_suite_measured(tmp_path):
     """configs/teacher_emotion.yaml and configs/distill_pool_emotion.yaml (the documented command)
     differ from the transfer suite's kd-ens-all-1ep runs and their teachers in folder names only."""
-    import train
+    from tweetcls.training import options as train_options
 
     configs = Path(suites.REPO) / "configs"
     runs = dict(suites.transfer(suites.argparse.Namespace(seeds=[1], epochs=None, out=str(tmp_path))))
 
     def differences(flags: list[str], config: str) -> set[str]:
-        measured, shipped = train.parse_args(flags), train.parse_args(["--config", str(configs / config), "--seed", "1"])
+        measured, shipped = train_options.parse_args(flags), train_options.parse_args(["--config", str(configs / config), "--seed", "1"])
         return {key for key, value in vars(measured).items() if getattr(shipped, key) != value}
 
     assert differences(runs["transfer-teacher-s1"], "teacher_emotion.yaml") == {"config"}
     assert differences(runs["kd-ens-all-1ep-s1"], "distill_pool_emotion.yaml") == {"config", "teacher"}
-    shipped = train.parse_args(["--config", str(configs / "distill_pool_emotion.yaml")])
+    shipped = train_options.parse_args(["--config", str(configs / "distill_pool_emotion.yaml")])
     measured = runs["kd-ens-all-1ep-s1"][runs["kd-ens-all-1ep-s1"].index("--teacher") + 1]
     assert [Path(t).name[-2:] for t in shipped.teacher.split(",")] == [Path(t).name[-2:] for t in measured.split(",")]

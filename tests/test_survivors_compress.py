@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.onnx_files import STATIC_FILE
+from tweetcls.compress.onnx_files import STATIC_FILE
 
 # The design (compress/onnx_static.py's docstring), written out here rather than imported:
 # quantized are the query/key/value and FFN input projections; everything else stays fp32
@@ -29,8 +29,8 @@ def classifier(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def exported(classifier, tiny_model_dir, tmp_path_factory):
-    from compress.onnx_export import export_onnx
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.compress.onnx_export import export_onnx
+    from tweetcls.core.build import load_tokenizer
 
     folder = tmp_path_factory.mktemp("onnx")
     tokenizer = load_tokenizer(tiny_model_dir)
@@ -53,7 +53,7 @@ def _dequantized_inputs(graph) -> dict[str, bool]:
 
 
 def test_the_static_graph_quantizes_exactly_the_projections_the_design_names(exported):
-    from compress.onnx_static import quantize_onnx_static
+    from tweetcls.compress.onnx_static import quantize_onnx_static
 
     folder, tokenizer = exported
     path = quantize_onnx_static(folder, TEXTS, tokenizer)
@@ -68,7 +68,7 @@ def test_the_static_graph_quantizes_exactly_the_projections_the_design_names(exp
 def test_a_calibration_that_fails_midway_leaves_no_file_behind(exported, monkeypatch):
     import onnxruntime.quantization as quantization
 
-    from compress.onnx_static import quantize_onnx_static
+    from tweetcls.compress.onnx_static import quantize_onnx_static
 
     folder, tokenizer = exported
     (folder / STATIC_FILE).unlink(missing_ok=True)
@@ -86,7 +86,7 @@ def test_a_calibration_that_fails_midway_leaves_no_file_behind(exported, monkeyp
 
 
 def test_the_calibration_sample_is_seeded_and_the_seed_matters():
-    from compress.onnx_static import calibration_sample
+    from tweetcls.compress.onnx_static import calibration_sample
 
     texts = [f"text number {i}" for i in range(1000)]
     assert calibration_sample(texts) == calibration_sample(list(texts))
@@ -96,13 +96,13 @@ def test_the_calibration_sample_is_seeded_and_the_seed_matters():
 
 
 def _linears(model: nn.Module) -> dict[str, nn.Linear]:
-    from compress.unstructured import prunable_linears
+    from tweetcls.compress.unstructured import prunable_linears
 
     return prunable_linears(model)
 
 
 def test_global_pruning_uses_one_threshold_and_the_report_weights_layers_by_size(classifier):
-    from compress.unstructured import magnitude_prune, make_permanent, sparsity_report
+    from tweetcls.compress.unstructured import magnitude_prune, make_permanent, sparsity_report
 
     model = copy.deepcopy(classifier)
     with torch.no_grad():  # layers of very different magnitudes: one threshold prunes them unequally
@@ -125,8 +125,8 @@ def test_global_pruning_uses_one_threshold_and_the_report_weights_layers_by_size
 
 
 def test_pruning_one_hundred_percent_is_refused():
-    from compress.unstructured import check_amount
-    from tweetcls_core.errors import UsageError
+    from tweetcls.compress.unstructured import check_amount
+    from tweetcls.core.errors import UsageError
 
     check_amount(0.0)
     check_amount(0.99)
@@ -137,7 +137,7 @@ def test_pruning_one_hundred_percent_is_refused():
 def test_structured_pruning_keeps_the_most_important_neurons_and_shrinks_the_config(classifier, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from compress.structured import ffn_pairs, neuron_importance, prune_ffn_neurons
+    from tweetcls.compress.structured import ffn_pairs, neuron_importance, prune_ffn_neurons
 
     model = copy.deepcopy(classifier)
     importance = [neuron_importance(a, b).detach() for a, b in ffn_pairs(model)]
@@ -153,8 +153,8 @@ def test_structured_pruning_keeps_the_most_important_neurons_and_shrinks_the_con
 
 
 def test_the_ledger_counts_the_zeros_of_a_pruned_variant_and_prunes_globally(classifier):
-    from compress.ledger import build_variant, parse_variants
-    from compress.weight_counts import parameter_counts
+    from tweetcls.compress.ledger import build_variant, parse_variants
+    from tweetcls.compress.weight_counts import parameter_counts
 
     layer, global_ = (build_variant(classifier, steps) for steps in parse_variants("prune:0.5,prune-global:0.5"))
     zeros = {name: c["params_total"] - c["params_nonzero"]
@@ -166,7 +166,7 @@ def test_the_ledger_counts_the_zeros_of_a_pruned_variant_and_prunes_globally(cla
 
 
 def test_a_reloaded_int8_model_is_bit_identical_and_its_embeddings_are_int8(classifier, tmp_path):
-    from compress.dynamic_int8 import load_int8, quantize_int8, quantized_modules, save_int8
+    from tweetcls.compress.dynamic_int8 import load_int8, quantize_int8, quantized_modules, save_int8
 
     model = quantize_int8(classifier)
     assert any(isinstance(m, nn.Module) and "Embedding" in type(m).__name__ for m in quantized_modules(model).values())
@@ -190,7 +190,7 @@ def test_sparsity_is_weighted_by_layer_size_and_global_pruning_cuts_at_one_magni
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from compress.unstructured import magnitude_prune, make_permanent, sparsity_report
+    from tweetcls.compress.unstructured import magnitude_prune, make_permanent, sparsity_report
 
     @settings(max_examples=40, deadline=None, derandomize=True, database=None)
     @given(shapes=_layers_strategy(), amount=st.floats(0.0, 0.95), seed=st.integers(0, 1000))

@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-import pretrain
-import train
-import tune
-from tweetcls_core.errors import UsageError
-from tweetcls_core.options import NAME, OUTPUT_FILE, Number, check_value, declared
+from tweetcls.commands import pretrain
+from tweetcls.training import options as train_options
+from tweetcls.commands import tune
+from tweetcls.core.errors import UsageError
+from tweetcls.core.options import NAME, OUTPUT_FILE, Number, check_value, declared
 
-PARSERS = {"train.py": train.build_parser, "pretrain.py": pretrain.build_parser, "tune.py": tune.build_parser}
+PARSERS = {"train.py": train_options.build_parser, "pretrain.py": pretrain.build_parser, "tune.py": tune.build_parser}
 
 
 def _numpy_seed_bounds() -> tuple[int, int]:
@@ -53,13 +53,13 @@ def test_a_boolean_in_a_config_file_or_a_search_space_is_refused(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"lr": True}))
     with pytest.raises(UsageError, match="lr"):
-        train.parse_args(["--config", str(config)])
+        train_options.parse_args(["--config", str(config)])
     from tweetcls.search_space import load_space
 
     space = tmp_path / "space.yaml"
     space.write_text("lora_r: {type: categorical, choices: [4, true]}\n")
     with pytest.raises(UsageError, match="lora_r"):
-        load_space(space, {a.dest: a for a in train.build_parser()._actions})
+        load_space(space, {a.dest: a for a in train_options.build_parser()._actions})
 
 
 @pytest.mark.parametrize("flag, accepted, refused", [
@@ -69,7 +69,7 @@ def test_a_boolean_in_a_config_file_or_a_search_space_is_refused(tmp_path):
     ("--kd-alpha", ["0", "1"], ["1.0001", "-0.0001"]),  # a probability: [0, 1]
 ])
 def test_documented_bounds_of_train_options(flag, accepted, refused):
-    action = next(a for a in declared(train.build_parser()) if flag in a.option_strings)
+    action = next(a for a in declared(train_options.build_parser()) if flag in a.option_strings)
     for value in accepted:
         action.type(value)
     for value in refused:
@@ -87,7 +87,7 @@ def test_names_and_output_paths(tmp_path):
 
 
 def test_the_fitted_temperature_is_the_one_that_generated_the_labels():
-    from tweetcls_core.calibration import calibration_report, fit_temperature
+    from tweetcls.core.calibration import calibration_report, fit_temperature
 
     def sample(temperature: float, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
@@ -103,7 +103,7 @@ def test_the_fitted_temperature_is_the_one_that_generated_the_labels():
 
 
 def test_the_abstain_threshold_keeps_the_most_examples_that_reach_the_precision():
-    from tweetcls_core.calibration import threshold_for_precision
+    from tweetcls.core.calibration import threshold_for_precision
 
     confidence = torch.tensor([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
     correct = torch.tensor([1, 1, 1, 1, 0, 0])
@@ -112,7 +112,7 @@ def test_the_abstain_threshold_keeps_the_most_examples_that_reach_the_precision(
 
 
 def test_a_tie_between_thresholds_goes_to_the_one_nearest_a_half():
-    from tweetcls_core.threshold import tune_threshold
+    from tweetcls.core.threshold import tune_threshold
 
     probs = torch.tensor([[0.99, 0.01], [0.01, 0.99], [0.98, 0.02], [0.02, 0.98]])
     labels = torch.tensor([[1, 0], [0, 1], [1, 0], [0, 1]])
@@ -121,7 +121,7 @@ def test_a_tie_between_thresholds_goes_to_the_one_nearest_a_half():
 
 
 def test_the_prior_bias_gives_each_labels_frequency():
-    from tweetcls_core.prior_bias import label_prior_logits
+    from tweetcls.core.prior_bias import label_prior_logits
 
     labels = torch.zeros(100, 3)
     labels[:30, 0], labels[:5, 1], labels[:90, 2] = 1, 1, 1
@@ -129,7 +129,7 @@ def test_the_prior_bias_gives_each_labels_frequency():
 
 
 def test_a_failed_atomic_write_leaves_nothing_behind(tmp_path):
-    from tweetcls_core.atomic import write_text_atomic
+    from tweetcls.core.atomic import write_text_atomic
 
     target = tmp_path / "results.json"
     target.mkdir()
@@ -140,7 +140,7 @@ def test_a_failed_atomic_write_leaves_nothing_behind(tmp_path):
 
 
 def test_the_task_metric_of_a_class_metric_reads_those_classes_only():
-    from tweetcls_core.metrics import metric_scalars
+    from tweetcls.core.metrics import metric_scalars
 
     computed = {"per_class_f1": torch.tensor([0.2, 0.8]), "macro_f1": torch.tensor(0.5)}
     out = metric_scalars(computed, ["not_irony", "irony"], "f1", ["irony"])
@@ -150,7 +150,7 @@ def test_the_task_metric_of_a_class_metric_reads_those_classes_only():
 def test_berts_pooler_belongs_to_the_head(tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
-    from tweetcls_core.surgery import head_module_names
+    from tweetcls.core.surgery import head_module_names
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3)
     assert set(head_module_names(model)) == {"classifier", "bert.pooler"}
@@ -159,8 +159,8 @@ def test_berts_pooler_belongs_to_the_head(tiny_model_dir):
 def test_mean_pooling_of_a_padded_batch_equals_each_text_alone(tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
-    from tweetcls_core.build import load_tokenizer
-    from tweetcls_core.pooling import apply_pooling
+    from tweetcls.core.build import load_tokenizer
+    from tweetcls.core.pooling import apply_pooling
 
     model = apply_pooling(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3), "mean")
     model.eval()
@@ -177,7 +177,7 @@ def test_the_masked_mean_ignores_padding_whatever_it_holds():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tweetcls_core.pooling import masked_mean
+    from tweetcls.core.pooling import masked_mean
 
     @settings(max_examples=60, deadline=None, derandomize=True, database=None)
     @given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=5), seed=st.integers(0, 10_000),

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datamodules.corpus import evaluation_texts, normalised
-from datamodules.length_grouping import LengthGroupedSampler
-from datamodules.sources import label_text, load_labelled_data, make_split, to_ids
-from tweetcls_core.errors import UsageError
+from tweetcls.datamodules.corpus import evaluation_texts, normalised
+from tweetcls.datamodules.length_grouping import LengthGroupedSampler
+from tweetcls.datamodules.sources import label_text, load_labelled_data, make_split, to_ids
+from tweetcls.core.errors import UsageError
 
 FAST = settings(max_examples=15, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -90,8 +90,8 @@ def test_batches_change_every_epoch_and_a_resume_skips_exactly_what_was_trained(
 
 
 def test_a_training_subset_is_the_same_rows_for_every_seed(tiny_model_dir, tiny_csv):
-    from datamodules import TextClassificationDataModule
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.datamodules import TextClassificationDataModule
+    from tweetcls.core.build import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     texts = []

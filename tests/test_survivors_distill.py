@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from distill.layer_copy import copy_layers, select_layers
-from distill.losses import hidden_state_loss, kd_loss
-from distill.student import reorder_labels
-from distill.teacher_cache import align_labels
-from distill.token_alignment import alignment_matrix
-from distill.transfer_set import SHINGLE_WORDS, transfer_set
+from tweetcls.distill.layer_copy import copy_layers, select_layers
+from tweetcls.distill.losses import hidden_state_loss, kd_loss
+from tweetcls.distill.student import reorder_labels
+from tweetcls.distill.teacher_cache import align_labels
+from tweetcls.distill.token_alignment import alignment_matrix
+from tweetcls.distill.transfer_set import SHINGLE_WORDS, transfer_set
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -90,8 +90,8 @@ def test_reordering_a_head_moves_weights_and_biases_by_name(order):
 def test_teacher_logits_come_back_in_the_texts_order(tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
-    from distill.teacher_cache import teacher_logits
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.distill.teacher_cache import teacher_logits
+    from tweetcls.core.build import load_tokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3).eval()
     tokenizer = load_tokenizer(tiny_model_dir)

@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
-from lora.adapter_io import ADAPTER_WEIGHTS, load_adapter, save_adapter
-from lora.inject import find_target_linears
-from lora.layer import LoRALinear, check_lora_hyperparameters
-from tweetcls_core.errors import UsageError
+from tweetcls.lora import inject_lora, lora_layers, mark_only_lora_as_trainable, merge_lora
+from tweetcls.lora.adapter_io import ADAPTER_WEIGHTS, load_adapter, save_adapter
+from tweetcls.lora.inject import find_target_linears
+from tweetcls.lora.layer import LoRALinear, check_lora_hyperparameters
+from tweetcls.core.errors import UsageError
 
 
 def _trained(layer: LoRALinear, seed: int = 0) -> LoRALinear:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlm.data import MaskedLMDataModule
-from mlm.masking import IGNORE, NO_WORD, WholeWordMasking
-from mlm.module import MaskedLMModule
+from tweetcls.mlm.data import MaskedLMDataModule
+from tweetcls.mlm.masking import IGNORE, NO_WORD, WholeWordMasking
+from tweetcls.mlm.module import MaskedLMModule
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.core.build import load_tokenizer
 
     return load_tokenizer(tiny_model_dir)
 
@@ -90,7 +90,7 @@ def test_the_heldout_loss_is_weighted_by_each_batchs_targets(monkeypatch):
 
 
 def test_the_head_warmup_freezes_the_encoder_for_exactly_n_steps(tiny_model_dir, monkeypatch):
-    from mlm.encoder import masked_lm_for
+    from tweetcls.mlm.encoder import masked_lm_for
 
     model, _ = masked_lm_for(tiny_model_dir)
     module = MaskedLMModule(model, head_warmup_steps=2)

@@ -1,7 +1,7 @@
 """tune.py and pretrain.py, where hand-made mutants survived (issue 50): a resumed study with
 pruned and failed trials, two studies with the same seed, the pruning rules, and
 --mlm-probability / --seed / --lora reaching what they set. Trials run a stand-in for
-train.run, so these take seconds: what is tested is the study, not training."""
+pipeline.run, so these take seconds: what is tested is the study, not training."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-import pretrain
-import train
-import tune
+from tweetcls.commands import pretrain
+from tweetcls.training import pipeline
+from tweetcls.commands import tune
 
 SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\nlora_r: {type: categorical, choices: [2, 4]}\n"
 DISTRIBUTIONS = {"lr": FloatDistribution(1e-3, 1e-2, log=True), "lora_r": CategoricalDistribution([2, 4])}
@@ -25,7 +25,7 @@ DISTRIBUTIONS = {"lr": FloatDistribution(1e-3, 1e-2, log=True), "lora_r": Catego
 
 @pytest.fixture()
 def fake_training(monkeypatch, tmp_path):
-    """train.run replaced by a stand-in whose val metric is a fixed function of the options; records each call."""
+    """pipeline.run replaced by a stand-in whose val metric is a fixed function of the options; records each call."""
     calls = []
 
     def run(args, extra_callbacks=None, **_):
@@ -35,7 +35,7 @@ def fake_training(monkeypatch, tmp_path):
         return {"run_dir": str(run_dir), "val": {"task_metric": -abs(math.log10(args.lr) + 2.5) + 0.01 * args.lora_r},
                 "task_metric": "macro_f1", "test": {"task_metric": 0.0}}
 
-    monkeypatch.setattr(train, "run", run)
+    monkeypatch.setattr(pipeline, "run", run)
     return calls
 
 
@@ -137,12 +137,12 @@ class _Stop(Exception):
 
 def test_mlm_probability_and_seed_reach_the_masking(tiny_model_dir, tmp_path, monkeypatch):
     """The masking rate of the batches pretrain.py builds follows --mlm-probability; --seed seeds them."""
-    import mlm.data
+    import tweetcls.mlm.data
 
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"the {w} and {v} was so very {u} today" for w in "abcdefghij" for v in "klmnopqrst"
                                for u in ("great", "awful", "quiet")) + "\n")
-    real = mlm.data.MaskedLMDataModule
+    real = tweetcls.mlm.data.MaskedLMDataModule
     seen = {}
 
     def capture(*args, **kwargs):
@@ -158,7 +158,7 @@ def test_mlm_probability_and_seed_reach_the_masking(tiny_model_dir, tmp_path, mo
         seen["rate"] = targets_words / words
         raise _Stop
 
-    monkeypatch.setattr(mlm.data, "MaskedLMDataModule", capture)
+    monkeypatch.setattr(tweetcls.mlm.data, "MaskedLMDataModule", capture)
     for probability, seed in (("0.5", 7), ("0.1", 11)):
         args = pretrain.parse_args(["--model", str(tiny_model_dir), "--mlm-data", str(texts), "--heldout", "10",
                                     "--mlm-probability", probability, "--seed", str(seed),
@@ -173,7 +173,7 @@ def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_me
                                                                                            tmp_path):
     from transformers import AutoModel
 
-    from lora import lora_layers
+    from tweetcls.lora import lora_layers
 
     args = pretrain.parse_args(["--model", str(tiny_model_dir), "--lora", "--lora-r", "2", "--no-fast-dropout",
                                 "--output-dir", str(tmp_path)])
@@ -191,7 +191,7 @@ def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_me
         expected = model.base_model(input_ids=ids).last_hidden_state
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.core.build import load_tokenizer
 
     pretrain.export(model, load_tokenizer(tiny_model_dir), tiny_model_dir, run_dir, {"lora": info["lora"]})
     saved = AutoModel.from_pretrained(run_dir / "model").eval()

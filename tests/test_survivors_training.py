@@ -12,18 +12,18 @@ import pytest
 import torch
 import yaml
 
-import train
+from tweetcls.training import options as train_options
 from conftest import train_tiny_run
 from tweetcls import Predictor
 from tweetcls.loader import load_run_data
-from tweetcls_core.calibration import fit_temperature
-from tweetcls_core.errors import UsageError
+from tweetcls.core.calibration import fit_temperature
+from tweetcls.core.errors import UsageError
 
 
 @pytest.fixture()
 def saved_run(tmp_path, tiny_model_dir, tiny_csv):
     """A run directory as train.py leaves it for --resume: its options in config.yaml."""
-    args = train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--lora-r", "4",
+    args = train_options.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--lora-r", "4",
                              "--max-epochs", "2", "--output-dir", str(tmp_path), "--run-name", "r"])
     run_dir = tmp_path / "r"
     run_dir.mkdir()
@@ -32,20 +32,20 @@ def saved_run(tmp_path, tiny_model_dir, tiny_csv):
 
 
 def test_a_resume_continues_the_run_in_its_own_folder_and_refuses_new_training_options(saved_run):
-    args = train.parse_args(["--resume", str(saved_run), "--num-workers", "0"])
+    args = train_options.parse_args(["--resume", str(saved_run), "--num-workers", "0"])
     assert (args.output_dir, args.run_name, args.lora_r) == (str(saved_run.parent), "r", 4)
     for flag, value in (("--lora-r", "16"), ("--lr", "0.1"), ("--max-epochs", "3"), ("--method", "full")):
         with pytest.raises(UsageError, match="--resume continues the run"):
-            train.parse_args(["--resume", str(saved_run), flag, value])
+            train_options.parse_args(["--resume", str(saved_run), flag, value])
 
 
 def test_a_fractional_value_for_an_integer_option_in_yaml_is_refused(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("max_epochs: 2.5\n")
     with pytest.raises(UsageError, match="integer"):
-        train.parse_args(["--config", str(config)])
+        train_options.parse_args(["--config", str(config)])
     config.write_text("max_epochs: 2.0\n")
-    assert train.parse_args(["--config", str(config)]).max_epochs == 2
+    assert train_options.parse_args(["--config", str(config)]).max_epochs == 2
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -54,7 +54,7 @@ def test_a_fractional_value_for_an_integer_option_in_yaml_is_refused(tmp_path):
 ])
 def test_distillation_options_that_contradict_each_other_are_refused(extra, words):
     with pytest.raises(UsageError, match=words):
-        train.parse_args(["--method", "distill", "--teacher", "some-teacher", *extra])
+        train_options.parse_args(["--method", "distill", "--teacher", "some-teacher", *extra])
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ def predictor(tiny_model_dir, tmp_path_factory) -> Predictor:
     accuracy, so no training run is needed (the mutant catalogue runs this file once per mutant)."""
     from transformers import AutoModelForSequenceClassification
 
-    from tweetcls_core.build import load_tokenizer
-    from tweetcls_core.saved_model import save_classifier
+    from tweetcls.core.build import load_tokenizer
+    from tweetcls.core.saved_model import save_classifier
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -75,7 +75,7 @@ def test_mixed_lengths_in_one_padded_batch_answer_as_each_text_alone(predictor):
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from tweetcls_core.build import load_tokenizer
+    from tweetcls.core.build import load_tokenizer
 
     return load_tokenizer(tiny_model_dir)
 
@@ -137,12 +137,12 @@ def test_requests_batched_together_each_get_their_own_answers():
     ("lora_r: {type: int, low: 2, high: 0}", "empty range"),
 ])
 def test_a_search_range_must_be_non_empty_and_inside_the_option_at_both_ends(tmp_path, spec, words):
-    import train
+    from tweetcls.training import options as train_options
     from tweetcls.search_space import load_space
-    from tweetcls_core.errors import UsageError
+    from tweetcls.core.errors import UsageError
 
     path = tmp_path / "space.yaml"
     path.write_text(spec + "\n")
-    options = {a.dest: a for a in train.build_parser()._actions}
+    options = {a.dest: a for a in train_options.build_parser()._actions}
     with pytest.raises(UsageError, match=words):
         load_space(path, options)

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-import train
-from tweetcls_core.threshold import tune_threshold
+from tweetcls.commands import train
+from tweetcls.core.threshold import tune_threshold
 
 
 def test_the_threshold_separating_positives_from_negatives_wins():
@@ -21,7 +21,7 @@ def test_the_threshold_separating_positives_from_negatives_wins():
 
 
 def test_multi_label_readings_as_single_label_accuracy_and_support_weighted_f1():
-    from tweetcls_core.metrics import build_metrics
+    from tweetcls.core.metrics import build_metrics
 
     labels = torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
     # top labels: 1 (a true one), 1 (true), 0 (wrong), 0 (true); at 0.5: rows 1 and 3 exactly right

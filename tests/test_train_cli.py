@@ -9,8 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-import evaluate
-import train
+from tweetcls.commands import evaluate
+from tweetcls.commands import train
+from tweetcls.training import options as train_options
+from tweetcls.training import pipeline
 
 
 def train_args(model_dir, csv, out, *extra):
@@ -153,7 +155,7 @@ def test_full_fine_tuning_learns_the_tiny_task(tiny_model_dir, tiny_csv, tmp_pat
 def test_config_file_sets_defaults_and_flags_win(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("method: full\nlora-r: 4\nmax_epochs: 7\n")
-    args = train.parse_args(["--config", str(config), "--max-epochs", "2"])
+    args = train_options.parse_args(["--config", str(config), "--max-epochs", "2"])
     assert (args.method, args.lora_r, args.max_epochs, args.lr) == ("full", 4, 2, 5e-5)
 
 
@@ -202,7 +204,7 @@ def test_evaluate_on_a_directory_without_a_run(tmp_path, capsys):
 def test_shipped_configs_parse(config):
     import yaml
 
-    args = train.parse_args(["--config", str(config)])
+    args = train_options.parse_args(["--config", str(config)])
     for key, value in yaml.safe_load(config.read_text()).items():
         assert getattr(args, key.replace("-", "_")) == value
 
@@ -263,8 +265,8 @@ def test_patience_stays_in_epochs_when_validating_within_an_epoch(tiny_model_dir
                                                                   interval, validations):
     from lightning.pytorch.callbacks import EarlyStopping
 
-    args = train.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--patience", "3",
+    args = train_options.parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--patience", "3",
                              "--val-check-interval", str(interval)])
-    trainer, *_ = train.make_trainer(args, tmp_path / "run", None)
+    trainer, *_ = pipeline.make_trainer(args, tmp_path / "run", None, val_check_interval=interval)
     (stopper,) = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
     assert stopper.patience == validations and trainer.val_check_interval == interval

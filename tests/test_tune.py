@@ -16,8 +16,10 @@ import optuna
 import pytest
 import yaml
 
-import train
-import tune
+from tweetcls.training import options as train_options
+from tweetcls.commands import tune
+
+from conftest import REPO
 
 SPACE = "lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\nlora_r: {type: categorical, choices: [2, 4]}\n"
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "TWEETCLS_RUN_DIR"}
@@ -55,7 +57,7 @@ def test_a_study_of_runs_that_never_score_test_then_the_best_retrained(tiny_mode
         assert sorted(t.intermediate_values) == [0, 1]
     best = yaml.safe_load((study_dir / "best.yaml").read_text())
     assert best["lr"] == pytest.approx(study.best_params["lr"]) and best["dataset"] == str(tiny_csv)
-    args = train.parse_args(["--config", str(study_dir / "best.yaml")])  # train.py takes it as it is
+    args = train_options.parse_args(["--config", str(study_dir / "best.yaml")])  # train.py takes it as it is
     assert args.lora_r == study.best_params["lora_r"]
     retrained = json.loads((study_dir / "best" / "results.json").read_text())
     assert retrained["test"]["task_metric"] >= 0 and retrained["config"]["lora_r"] == study.best_params["lora_r"]
@@ -79,7 +81,7 @@ def test_a_worker_killed_mid_trial_loses_no_finished_trial_and_its_trial_is_retr
     argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--no-retrain", "--max-epochs", "150",
                      "--patience", "0", "--heartbeat-seconds", "1", "--pruner", "none",
                      "--checkpoint-every-n-steps", "5")
-    worker = subprocess.Popen([sys.executable, str(Path(tune.__file__)), *argv], env=CHILD_ENV,
+    worker = subprocess.Popen([sys.executable, str(REPO / "tune.py"), *argv], env=CHILD_ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim = None
     try:
@@ -115,7 +117,7 @@ def test_a_worker_killed_mid_trial_loses_no_finished_trial_and_its_trial_is_retr
 
 
 def two_workers(argv: list[str]) -> None:
-    workers = [subprocess.Popen([sys.executable, str(Path(tune.__file__)), *argv], env=CHILD_ENV,
+    workers = [subprocess.Popen([sys.executable, str(REPO / "tune.py"), *argv], env=CHILD_ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for w in workers:
         _, err = w.communicate(timeout=600)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import tweeteval, tweeteval_leaderboard as board, tweeteval_scoring as scoring
-from datamodules.sources import STANCE_TARGETS
+from tweetcls.datamodules.sources import STANCE_TARGETS
 
 REPO = Path(__file__).resolve().parents[1]
 STANCE = ("abortion", "atheism", "climate", "feminist", "hillary")

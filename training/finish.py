@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from training.options import Method
+from tweetcls.training.options import Method
 
 COMMAND_STARTED: list[float] = []  # set by train.main(): results.json's wall_seconds of the whole command
 
@@ -33,10 +33,10 @@ def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str
 
 def calibrate(trainer, module, datamodule, best: str | None) -> dict:
     """Temperature scaling fitted on val's logits, with ECE on test before and after
-    (tweetcls_core/calibration.py); predictions and metrics are unchanged by it."""
+    (core/calibration.py); predictions and metrics are unchanged by it."""
     import torch
 
-    from tweetcls_core.calibration import calibration_report
+    from tweetcls.core.calibration import calibration_report
 
     def logits_and_labels(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = trainer.predict(module, dataloaders=datamodule.split_dataloader(split), ckpt_path=best,
@@ -49,11 +49,11 @@ def calibrate(trainer, module, datamodule, best: str | None) -> dict:
 def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: Path, results: dict) -> None:
     """adapter/ (LoRA) and model/ (plain fp32, LoRA merged), each whole or not at all, and the
     CPU latency; results.json follows later (``mark_finished``)."""
-    from tweetcls_core.atomic import atomic_directory
-    from tweetcls_core.hub_card import CARD_FILE, model_card
-    from tweetcls_core.latency import cpu_latency
-    from tweetcls_core.saved_model import save_classifier
-    from tweetcls_core.runs import environment
+    from tweetcls.core.atomic import atomic_directory
+    from tweetcls.core.hub_card import CARD_FILE, model_card
+    from tweetcls.core.latency import cpu_latency
+    from tweetcls.core.saved_model import save_classifier
+    from tweetcls.core.runs import environment
 
     # the decision rule travels with every saved form (model/, int8 variants, ONNX)
     if results["multi_label"]:
@@ -61,7 +61,7 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     if results["calibration"]:
         model.config.calibration_temperature = results["calibration"]["temperature"]
     if method.adapters:
-        from lora import merge_lora, save_adapter
+        from tweetcls.lora import merge_lora, save_adapter
 
         if not args.layers:  # a layer-copied student's base exists only inside the run: model/ holds it merged
             with atomic_directory(run_dir / "adapter", "adapter") as folder:
@@ -72,7 +72,7 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
                     "temperature": (results["calibration"] or {}).get("temperature")})
         merge_lora(model)
     if method.int8_base:  # the saved model is plain fp32: dequantized base + update
-        from compress.int8_base import dequantize_linears
+        from tweetcls.compress.int8_base import dequantize_linears
 
         dequantize_linears(model)
     with atomic_directory(run_dir / "model", "model") as folder:  # what plain transformers loads, with its model card
@@ -89,17 +89,17 @@ def mark_finished(run_dir: Path, results: dict) -> None:
     TensorBoard events): its presence is what "finished" means to --resume, so a full disk or a
     file-size limit before it leaves a run that --resume completes, never one called finished
     with its events cut short."""
-    from tweetcls_core.runs import write_json
+    from tweetcls.core.runs import write_json
 
     write_json(run_dir / "results.json", results)
 
 
 def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:
     """The run's card (TIME SERIES' first screen), HPARAMS with the final metrics, the test pictures and
-    the summary, once (tweetcls_core/review.py)."""
+    the summary, once (core/review.py)."""
     import torch
 
-    from tweetcls_core.review import (final_metrics, log_hparams, log_pictures, log_run_card, log_summary,
+    from tweetcls.core.review import (final_metrics, log_hparams, log_pictures, log_run_card, log_summary,
                                       review_hparams)
 
     writer, step = trainer.logger.experiment, trainer.global_step
@@ -115,7 +115,7 @@ def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -
     """Set the module's multi-label threshold to the one with the best val metric."""
     import torch
 
-    from tweetcls_core.threshold import tune_threshold
+    from tweetcls.core.threshold import tune_threshold
 
     outputs = trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best, weights_only=True)
     probs = torch.cat([o["probs"] for o in outputs]).float().cpu()
@@ -127,7 +127,7 @@ def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -
 
 
 def print_summary(results: dict) -> None:
-    from tweetcls_core.review import summary_lines
+    from tweetcls.core.review import summary_lines
 
     print("\n" + "\n".join(summary_lines(results)))
     print(f"  TensorBoard: tensorboard --logdir {Path(results['run_dir']).parent}")

@@ -14,7 +14,7 @@ import argparse
 import os
 from datetime import timedelta
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK")  # what every node of a multi-node run needs
 

@@ -1,6 +1,6 @@
 """train.py's options: the method table, the parser, --config YAML and --resume's saved
 options, and the checks that tie options together. Every option declares its domain
-(tweetcls_core/options.py), so a bad value is one line before anything loads."""
+(core/options.py), so a bad value is one line before anything loads."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
+from tweetcls.core.errors import UsageError
+from tweetcls.core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
                                    NON_NEGATIVE_INT, Number, OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT,
                                    PROBABILITY, Parser, SEED, STEPS_OR_ALL, Text, check_value)
 
@@ -88,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "and report val and test with it")
     p.add_argument("--head-bias", choices=("prior", "zero"), default="prior",
                    help="multi-label data: start each label's output bias at its training frequency "
-                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see tweetcls_core/prior_bias.py)")
+                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see core/prior_bias.py)")
     p.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
                    help="score the test split when training ends (tune.py turns it off: a search never scores test)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=True,
-                   help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see tweetcls_core/dropout.py)")
+                   help="dropout masks from 15-bit uniforms, about half the cost of torch's on CPU (see core/dropout.py)")
     p.add_argument("--max-train-samples", type=POSITIVE_INT, default=None, help="train on a fixed subset of this size")
     p.add_argument("--max-eval-samples", type=POSITIVE_INT, default=None, help="validate and test on fixed subsets of this size")
     lora = p.add_argument_group("LoRA")
@@ -152,7 +152,7 @@ def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -
     """Flags over --config's values, or over a resumed run's own config.yaml; the precision resolved.
     Shared by train.py and pretrain.py (parsers with --config, --resume, --output-dir, --run-name,
     --precision and --accelerator)."""
-    from tweetcls_core.precision import resolve_precision
+    from tweetcls.core.precision import resolve_precision
 
     pre, _ = parser.parse_known_args(argv)
     if pre.resume:
@@ -169,7 +169,7 @@ def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -
     if args.resume:
         args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
     args.precision = resolve_precision(args.precision, args.accelerator)  # what config.yaml and results record
-    from training.hardware import check_hardware
+    from tweetcls.training.hardware import check_hardware
 
     check_hardware(args)  # before the run folder exists: a refused start leaves nothing to clean up
     return args
@@ -197,7 +197,7 @@ def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | 
     given, _ = explicit.parse_known_args(argv)
     for dest, value in vars(given).items():
         if dest == "precision":
-            from tweetcls_core.precision import resolve_precision
+            from tweetcls.core.precision import resolve_precision
 
             value = resolve_precision(value, getattr(given, "accelerator", saved.get("accelerator", "auto")))
         if dest not in CHANGEABLE_ON_RESUME and dest in saved and saved[dest] != value:

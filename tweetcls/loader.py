@@ -19,15 +19,15 @@ from pathlib import Path
 from torch import nn
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from compress.dynamic_int8 import QUANTIZATION_CONFIG, QUANTIZED_WEIGHTS, load_int8
-from compress.int8_base import quantize_frozen_linears
-from lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
-from lora.inject import mark_only_lora_as_trainable, merge_lora
-from tweetcls_core.build import load_classifier, load_tokenizer
-from tweetcls_core.errors import UsageError
-from tweetcls_core.resolve import resolve_model
-from tweetcls_core.runs import RESULTS_FILE, read_results
-from tweetcls_core.surgery import config_label_names
+from tweetcls.compress.dynamic_int8 import QUANTIZATION_CONFIG, QUANTIZED_WEIGHTS, load_int8
+from tweetcls.compress.int8_base import quantize_frozen_linears
+from tweetcls.lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
+from tweetcls.lora.inject import mark_only_lora_as_trainable, merge_lora
+from tweetcls.core.build import load_classifier, load_tokenizer
+from tweetcls.core.errors import UsageError
+from tweetcls.core.resolve import resolve_model
+from tweetcls.core.runs import RESULTS_FILE, read_results
+from tweetcls.core.surgery import config_label_names
 
 MULTI_LABEL = "multi_label_classification"
 
@@ -65,7 +65,7 @@ class LoadedRun:
 
 def load_run_data(results: dict, data_dir: str | None = None):
     """The labelled data a run was trained on, read as train.py read it (columns, encoding, data dir)."""
-    from datamodules.sources import load_labelled_data
+    from tweetcls.datamodules.sources import load_labelled_data
 
     config = results.get("config", {})
     return load_labelled_data(results["dataset"], data_dir or config.get("data_dir"), config.get("text_column", "text"),
@@ -153,7 +153,7 @@ def _from_adapter(folder: Path, merge: bool = True) -> LoadedRun:
     model = load_classifier(base_dir, labels, multi_label, pooling)
     if saved.get("method") == "qlora":
         # the factors were trained on an int8 copy of the base: rebuild that copy, as training had it
-        from lora.inject import inject_lora
+        from tweetcls.lora.inject import inject_lora
 
         inject_lora(model, saved["target_modules"], r=saved["r"], alpha=saved["alpha"],
                     dropout=saved.get("dropout", 0.0), use_rslora=saved.get("use_rslora", False))
@@ -163,7 +163,7 @@ def _from_adapter(folder: Path, merge: bool = True) -> LoadedRun:
     if merge:
         merge_lora(model)
     if merge and saved.get("method") == "qlora":
-        from compress.int8_base import dequantize_linears
+        from tweetcls.compress.int8_base import dequantize_linears
 
         dequantize_linears(model)
     threshold = saved.get("threshold", run.get("threshold") if multi_label else None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tweetcls_core.compare import model_label
-from tweetcls_core.runs import RESULTS_FILE, read_results
+from tweetcls.core.compare import model_label
+from tweetcls.core.runs import RESULTS_FILE, read_results
 
 
 def model_card(predictor, examples: int = 6, data_dir: str | None = None) -> dict:

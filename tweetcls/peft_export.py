@@ -15,12 +15,12 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from tweetcls_core.atomic import atomic_directory
-from tweetcls_core.errors import UsageError
-from tweetcls_core.hub_card import CARD_FILE, model_card
-from tweetcls_core.resolve import MODEL_TABLE
-from tweetcls_core.runs import RESULTS_FILE, read_results
+from tweetcls.lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from tweetcls.core.atomic import atomic_directory
+from tweetcls.core.errors import UsageError
+from tweetcls.core.hub_card import CARD_FILE, model_card
+from tweetcls.core.resolve import MODEL_TABLE
+from tweetcls.core.runs import RESULTS_FILE, read_results
 
 PEFT_PREFIX = "base_model.model."
 

@@ -11,7 +11,7 @@ by length (little padding) and returned in input order. Single-label probabiliti
 temperature-calibrated when the run fitted a temperature; a prediction below the abstain
 threshold (``min_confidence``, or the one ``abstain.json`` in the run holds) is ``uncertain``.
 Empty texts (nothing visible: whitespace, zero-width or control characters only, see
-``tweetcls_core.blank_text``) get a row marked empty, never a shifted one. Texts are a ``str`` (one
+``tweetcls.core.blank_text``) get a row marked empty, never a shifted one. Texts are a ``str`` (one
 text) or a list/tuple of ``str``; anything else is a TypeError. Logits and probabilities are numpy
 arrays; an ONNX backend on an existing export imports neither torch nor transformers.
 """
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from compress.onnx_files import FILE_OF_BACKEND, FP32_FILE, INT8_FILE, STATIC_FILE, onnx_session, read_metadata
+from tweetcls.compress.onnx_files import FILE_OF_BACKEND, FP32_FILE, INT8_FILE, STATIC_FILE, onnx_session, read_metadata
 from tweetcls.text_encoder import TextEncoder
-from tweetcls_core.backends import BACKENDS
-from tweetcls_core.blank_text import is_blank
-from tweetcls_core.errors import UsageError
+from tweetcls.core.backends import BACKENDS
+from tweetcls.core.blank_text import is_blank
+from tweetcls.core.errors import UsageError
 
 if TYPE_CHECKING:
     from tweetcls.loader import LoadedRun
@@ -73,7 +73,7 @@ class Predictor:
         import torch
 
         from tweetcls.loader import load_run
-        from tweetcls_core.precision import Bf16Autocast
+        from tweetcls.core.precision import Bf16Autocast
 
         if threads:
             torch.set_num_threads(threads)
@@ -195,7 +195,7 @@ def _torch_forward(model, names: list[str]) -> Callable[[dict], np.ndarray]:
 def _int8_model(run: "LoadedRun"):
     if run.kind == "int8":
         return run.model
-    from compress.dynamic_int8 import quantize_int8
+    from tweetcls.compress.dynamic_int8 import quantize_int8
 
     return quantize_int8(run.model)
 
@@ -216,7 +216,7 @@ def _exported(run: "LoadedRun", backend: str) -> Path:
     if backend == "onnx-int8-static" and not (folder / STATIC_FILE).is_file() and not run.results:
         raise UsageError(f"--backend onnx-int8-static calibrates on the training texts of a run; {run.path} is no "
                          "run directory (give the run, or use onnx-int8)")
-    from compress.onnx_export import export_onnx, quantize_onnx
+    from tweetcls.compress.onnx_export import export_onnx, quantize_onnx
 
     if not (folder / FP32_FILE).is_file():
         try:
@@ -226,7 +226,7 @@ def _exported(run: "LoadedRun", backend: str) -> Path:
     if backend == "onnx-int8" and not (folder / INT8_FILE).is_file():
         quantize_onnx(folder)
     if backend == "onnx-int8-static" and not (folder / STATIC_FILE).is_file():
-        from compress.onnx_static import calibration_sample, quantize_onnx_static
+        from tweetcls.compress.onnx_static import calibration_sample, quantize_onnx_static
         from tweetcls.loader import load_run_data
 
         train = list(load_run_data(run.results).splits["train"]["text"])

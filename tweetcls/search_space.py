@@ -5,7 +5,7 @@
     max_epochs: {type: int, low: 2, high: 5}
 
 Keys are train.py options (as in a --config file); each becomes an Optuna distribution. Its
-bounds and choices must lie in the option's declared domain (tweetcls_core/options.py): a
+bounds and choices must lie in the option's declared domain (core/options.py): a
 search never starts trials that train.py would refuse.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.options import Number, check_value
+from tweetcls.core.errors import UsageError
+from tweetcls.core.options import Number, check_value
 
 TYPES = ("float", "int", "categorical")
 

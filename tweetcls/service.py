@@ -33,7 +33,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
 
 from tweetcls.batching import MicroBatcher
-from tweetcls_core.backends import BATCH_DEPENDENT
+from tweetcls.core.backends import BATCH_DEPENDENT
 from tweetcls.prediction_files import predictions_csv
 
 STATIC = Path(__file__).with_name("static")

@@ -9,7 +9,7 @@ import io
 import statistics
 from pathlib import Path
 
-from tweetcls_core.atomic import write_text_atomic
+from tweetcls.core.atomic import write_text_atomic
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 

@@ -71,7 +71,7 @@ def pytest(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[int | No
 def check_imports_from(copy: Path) -> None:
     """The copy's packages, not the checkout's (an editable install points at the checkout)."""
     env = os.environ | {"PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-    where = subprocess.run([sys.executable, "-c", "import lora, tweetcls_core, tune; print(lora.__file__, tune.__file__)"],
+    where = subprocess.run([sys.executable, "-c", "import tweetcls.lora, tweetcls.commands.tune as t; print(tweetcls.lora.__file__, t.__file__)"],
                            cwd=copy, env=env, capture_output=True, text=True, check=True).stdout
     if str(REPO) + "/" in where and str(copy) not in where:
         raise SystemExit(f"the copy imports the checkout's modules ({where.strip()}); refusing to run mutants there")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from torch import nn
 
-from tweetcls_core.modeling_tweetcls import (MEAN_POOLED, install_mean_pooling,
+from tweetcls.core.modeling_tweetcls import (MEAN_POOLED, install_mean_pooling,
                                              masked_mean, register_mean_pooled_classes)  # noqa: F401 (masked_mean)
-from tweetcls_core.surgery import architecture
+from tweetcls.core.surgery import architecture
 
 register_mean_pooled_classes()  # saved mean-pooled models load here without running code from their folder
 

@@ -66,7 +66,7 @@ def cpu_latency(model: nn.Module, precision: str = "32-true", batch_size: int = 
     """The figure results.json records: forward latency on the CPU, batch 32 x 64 random tokens,
     in the run's precision (bf16 autocast for a bf16 run), ``rounds`` x ``iters`` timed passes,
     with what was measured (batch, length, threads, backend) and the load around it."""
-    from tweetcls_core.precision import Bf16Autocast, is_bf16
+    from tweetcls.core.precision import Bf16Autocast, is_bf16
 
     model = model.cpu()
     timed = Bf16Autocast(model) if is_bf16(precision) else model
@@ -102,7 +102,7 @@ def side_by_side(models: dict[str, tuple[nn.Module, str]], batch_size: int = 32,
                  rounds: int = 5, iters: int = 6) -> dict[str, dict]:
     """``cpu_latency`` of several models (name -> (model, precision)) in one process, their rounds
     taken in turn, so load that comes and goes falls on every model alike."""
-    from tweetcls_core.precision import Bf16Autocast, is_bf16
+    from tweetcls.core.precision import Bf16Autocast, is_bf16
 
     timed = {name: (Bf16Autocast(m.cpu()) if is_bf16(p) else m.cpu(), p,
                     random_inputs(m.config.vocab_size, batch_size, seq_len)) for name, (m, p) in models.items()}

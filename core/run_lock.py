@@ -14,7 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 LOCK_FILE = ".lock"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tweetcls_core.surgery import output_layer
+from tweetcls.core.surgery import output_layer
 
 EPS = 1e-4  # labels never (or always) on in the training data get a finite bias
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from tweetcls_core.metrics import build_metrics, metric_scalars
+from tweetcls.core.metrics import build_metrics, metric_scalars
 
 GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95
 

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from tweetcls_core.errors import StorageFull
+from tweetcls.core.errors import StorageFull
 
 
 def storage_error(err: OSError, target: str | Path) -> OSError | StorageFull:
     """A StorageFull naming ``target`` for ENOSPC/EDQUOT/EFBIG (a full disk, a quota, ``ulimit -f``);
     any other OSError with ``target`` as its path where it had none, for the one line
-    tweetcls_core/errors.py prints."""
+    core/errors.py prints."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(f"no space left on device writing {target}; free some space and run the command again")
     if err.errno == errno.EFBIG:
@@ -61,8 +61,8 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
     failure it is removed and ``path`` is left as it was.
 
     ``path`` must be absent, empty, or a ``kind`` folder this project wrote and nobody added to
-    (tweetcls_core/ownership.py); anything else is refused before a byte is written."""
-    from tweetcls_core.ownership import check_replaceable, mark
+    (core/ownership.py); anything else is refused before a byte is written."""
+    from tweetcls.core.ownership import check_replaceable, mark
 
     path = Path(path)
     check_replaceable(path, kind)

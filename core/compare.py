@@ -14,9 +14,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.atomic import write_text_atomic
-from tweetcls_core.runs import RESULTS_FILE, read_results, write_json
+from tweetcls.core.errors import UsageError
+from tweetcls.core.atomic import write_text_atomic
+from tweetcls.core.runs import RESULTS_FILE, read_results, write_json
 
 
 def run_record(path: Path) -> dict:

@@ -13,18 +13,32 @@ import argparse
 import codecs
 import math
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 INT_MAX = 2**31 - 1  # larger counts overflow torch's and the OS's int arguments
 
 
+INVOKED_AS: ContextVar[str | None] = ContextVar("invoked_as", default=None)
+"""How the running command was typed, where that is not its script's name: ``tweetcls train``
+(set by the ``tweetcls`` command). sys.argv stays as it is: Lightning re-runs it for DDP ranks."""
+
+
+def program(script: str) -> str:
+    """The name a command's messages and usage start with: ``train.py``, or ``tweetcls train``."""
+    return INVOKED_AS.get() or script
+
+
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are a UsageError, which each command prints as its one line
     (``prog: error: --flag must be ..., got ...``) with exit code 2, instead of a usage block."""
 
+    def __init__(self, *args, prog: str | None = None, **kwargs):
+        super().__init__(*args, prog=prog or INVOKED_AS.get(), **kwargs)
+
     def error(self, message: str):
-        from tweetcls_core.errors import UsageError
+        from tweetcls.core.errors import UsageError
 
         # argparse says "argument --batch-size: must be ..."; say "--batch-size must be ..."
         message = re.sub(r"^argument (\S+?)(/\S+)?: (?=must |expected |invalid choice)", r"\1 ", message)
@@ -193,7 +207,7 @@ DOMAINS = (Number, Text, PathTo)  # every option's type is one of these (or it h
 
 def check_value(action: argparse.Action, value, where: str):
     """A value from a YAML file checked as its flag would be: ``where`` names the file."""
-    from tweetcls_core.errors import UsageError
+    from tweetcls.core.errors import UsageError
 
     try:
         return action.type(value) if isinstance(action.type, DOMAINS) else value

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from torch import nn
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
                           PreTrainedTokenizerBase)
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.pooling import apply_checkpoint_pooling, apply_pooling
-from tweetcls_core.surgery import architecture, config_label_names, output_layer
+from tweetcls.core.errors import UsageError
+from tweetcls.core.pooling import apply_checkpoint_pooling, apply_pooling
+from tweetcls.core.surgery import architecture, config_label_names, output_layer
 
 
 # A tokenizer needs its vocabulary: one of these files (fast, WordPiece, BPE, SentencePiece).
@@ -46,7 +46,7 @@ def load_classifier(
     ``trained`` (a saved classifier to be used as it is): then a weight whose shape disagrees with
     config.json, or one missing from the folder, is refused (see ``check_all_loaded``).
     ``pooling`` "auto" classifies from what the checkpoint was trained with (see
-    tweetcls_core/pooling.py): the mean for sentence-transformers models, else the first token.
+    core/pooling.py): the mean for sentence-transformers models, else the first token.
     """
     try:
         model, loading = AutoModelForSequenceClassification.from_pretrained(

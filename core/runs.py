@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.ownership import foreign_entries, mark, owner_kind, some
-from tweetcls_core.run_lock import LOCK_FILE
+from tweetcls.core.errors import UsageError
+from tweetcls.core.ownership import foreign_entries, mark, owner_kind, some
+from tweetcls.core.run_lock import LOCK_FILE
 
 RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
@@ -37,7 +37,7 @@ def check_run_name(run_name: str) -> None:
 def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """``output_dir/run_name``, refused if it holds an earlier run (unless ``overwrite``), and
     refused whatever ``overwrite`` says unless train.py provably made it (its ownership marker,
-    tweetcls_core/ownership.py) and it holds nothing train.py and the other commands did not write.
+    core/ownership.py) and it holds nothing train.py and the other commands did not write.
     --overwrite never deletes a user's file: a folder that merely holds a config.yaml is not a run.
 
     Called before any slow work, so a name clash costs no time.
@@ -65,7 +65,7 @@ def _holds_more_than_a_lock(run_dir: Path) -> bool:
 
 def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """Create ``output_dir/run_name`` and mark it as a run; refuse to reuse an existing run unless
-    asked. The lock file of the process that holds the directory (tweetcls_core/run_lock.py) is kept."""
+    asked. The lock file of the process that holds the directory (core/run_lock.py) is kept."""
     run_dir = check_run_dir(output_dir, run_name, overwrite)
     if run_dir.exists():
         for entry in run_dir.iterdir():
@@ -136,7 +136,7 @@ def environment() -> dict:
 
 def write_json(path: str | Path, data: dict) -> None:
     """Write atomically: a crash or a full disk mid-write never leaves half a file."""
-    from tweetcls_core.atomic import write_text_atomic
+    from tweetcls.core.atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 

@@ -14,7 +14,7 @@ from torch import nn
 
 def architecture(model: nn.Module) -> str | None:
     """The model's transformers ``model_type``, a saved mean-pooled model's ``tweetcls_mean_`` prefix removed."""
-    from tweetcls_core.modeling_tweetcls import MODEL_TYPE_PREFIX
+    from tweetcls.core.modeling_tweetcls import MODEL_TYPE_PREFIX
 
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     return model_type.removeprefix(MODEL_TYPE_PREFIX) if isinstance(model_type, str) else model_type

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 from torch import nn
 
-from tweetcls_core.classifier import TextClassifier
+from tweetcls.core.classifier import TextClassifier
 
 
 def score_model(model: nn.Module, datamodule, data, split: str, threshold: float, accelerator: str = "auto",

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tweetcls_core.errors import UsageError
+from tweetcls.core.errors import UsageError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from tweetcls_core.errors import TrainingDiverged
-from tweetcls_core.metrics import build_metrics, loss_function, softmax_or_sigmoid, metric_scalars
+from tweetcls.core.errors import TrainingDiverged
+from tweetcls.core.metrics import build_metrics, loss_function, softmax_or_sigmoid, metric_scalars
 
 
 class TextClassifier(L.LightningModule):

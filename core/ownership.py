@@ -16,8 +16,8 @@ import os
 import re
 from pathlib import Path
 
-from tweetcls_core.errors import UsageError
-from tweetcls_core.run_lock import LOCK_FILE
+from tweetcls.core.errors import UsageError
+from tweetcls.core.run_lock import LOCK_FILE
 
 OWNER_FILE = ".tweetcls-owner.json"
 _TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?$")  # what an interrupted atomic write of ours leaves

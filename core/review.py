@@ -35,9 +35,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from tweetcls_core.compare import comparison_markdown, data_label, group_by_configuration, model_label, \
+from tweetcls.core.compare import comparison_markdown, data_label, group_by_configuration, model_label, \
     params_label, record_from_results
-from tweetcls_core.latency import latency_label, measured_label
+from tweetcls.core.latency import latency_label, measured_label
 
 LEVEL_POINTS = 10  # points per epoch of a per-epoch value: smoothing 0.6 ends within 0.6**10 of it
 

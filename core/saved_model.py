@@ -15,8 +15,8 @@ from pathlib import Path
 
 from torch import nn
 
-from tweetcls_core import modeling_tweetcls
-from tweetcls_core.modeling_tweetcls import MEAN_POOLED, MODEL_TYPE_PREFIX
+from tweetcls.core import modeling_tweetcls
+from tweetcls.core.modeling_tweetcls import MEAN_POOLED, MODEL_TYPE_PREFIX
 
 MODELING_FILE = "modeling_tweetcls.py"
 

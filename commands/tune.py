@@ -1,0 +1,317 @@
+"""Search hyperparameters with Optuna: TPE, pruned trials, a study in a database.
+
+    python tune.py --method lora --dataset disaster_tweets --trials 20
+    python tune.py --method lora --dataset my.csv --trials 10 --max-train-samples 2000 --space my_space.yaml
+    python tune.py ... --storage postgresql://user@dbhost/optuna --study-name disaster-lora   # a worker
+
+Every option tune.py does not know is a train.py option, fixed for every trial. Each trial
+is an ordinary train.py run (`<output-dir>/<study>/trials/trial-N`: TensorBoard, results.json)
+that never scores the test split; its objective is the validation task metric, reported
+each epoch to a median (or Hyperband) pruner that stops hopeless trials early. The study
+lives in SQLite in the study folder, or any SQLAlchemy URL (--storage): running the same
+command again continues it, a killed worker's trial is marked failed and retried, and any
+number of workers on one storage share the trials until --trials are finished.
+At the end: best.yaml (the best trial's options, for train.py --config), the best
+configuration retrained once and scored on test (best/), and the study summary
+(summary.md/.csv, Optuna's plots as PNG and in TensorBoard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from tweetcls.core.errors import REPORTED, Interrupted, UsageError, report
+from tweetcls.core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, SEED, Parser, Text, program
+
+PRUNERS = ("median", "percentile", "hyperband", "none")
+DEFAULT_SPACE = {"lora": "lora", "qlora": "lora", "full": "full", "teacher": "full", "distill": "distill",
+                 "distill-lora": "lora"}
+SPACES = Path(__file__).resolve().parent / "configs" / "search"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(description=__doc__.split("\n\n")[0],
+                                epilog="Other options are train.py's (python train.py --help), fixed for every trial.")
+    p.add_argument("--trials", type=POSITIVE_INT, required=True, help="finished (complete or pruned) trials the study needs")
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=None, help="stop starting trials after this many seconds")
+    p.add_argument("--space", type=EXISTING_FILE, default=None, help="search space YAML (default: configs/search/<method>.yaml)")
+    p.add_argument("--storage", type=Text("database URL"), default=None, help="SQLAlchemy URL of the study (default: SQLite in the study folder)")
+    p.add_argument("--study-name", type=NAME, default=None, help="default: <dataset>-<method>")
+    p.add_argument("--pruner", choices=PRUNERS, default="median")
+    p.add_argument("--sampler-seed", type=SEED, default=0,
+                   help="trial N draws from (seed, N): workers and restarts never repeat a trial, the same seed repeats a study")
+    p.add_argument("--heartbeat-seconds", type=POSITIVE_FLOAT, default=10.0,
+                   help="a worker's trial is declared dead after 3 heartbeats without news, then retried")
+    p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
+                   help="retrain the best configuration once and score it on test")
+    return p
+
+
+def parse(argv: list[str] | None):
+    """(tune's options, train.py's fixed options as a Namespace, their argv)."""
+    from tweetcls.training import options as train_options
+
+    args, train_argv = build_parser().parse_known_args(argv)
+    if any(flag in train_argv for flag in ("--resume", "--run-name", "--overwrite", "--test", "--no-test")):
+        raise UsageError("--resume, --run-name, --overwrite and --test are set by tune.py for each trial")
+    fixed = train_options.parse_args(train_argv)  # checks the fixed options once, before any trial
+    return args, fixed, train_argv
+
+
+def study_storage(url: str, heartbeat: float = 10.0):
+    """Optuna's RDB storage with heartbeats: a worker that dies mid-trial leaves a RUNNING trial whose
+    heartbeat stops; the next worker marks it FAIL and queues its parameters again."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat)),
+                              grace_period=max(3, round(3 * heartbeat)),
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as err:  # SQLAlchemy's ArgumentError, OperationalError, a missing driver...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            racing = ("already exists", "duplicate key", "UniqueViolation", "UNIQUE constraint", "database is locked")
+            if any(word in first for word in racing) and attempt < 4:  # another worker is creating the tables
+                time.sleep(0.5 + attempt)
+                continue
+            raise UsageError(f"cannot open the study storage {url}: {first[:200]}") from None
+
+
+def make_pruner(name: str):
+    """--pruner: the median rule; ``percentile``, stricter, goes on only with trials in the top
+    quarter at their step; Hyperband; or none."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=3, n_warmup_steps=0)
+    return optuna.pruners.HyperbandPruner() if name == "hyperband" else optuna.pruners.NopPruner()
+
+
+def make_sampler(seed: int):
+    """TPE whose random draws for trial N come from (``seed``, N), so workers never repeat each other.
+
+    One ``TPESampler(seed=seed)`` per worker gives every worker the same stream: two workers on one
+    study drew the same points (4 trials, 2 configurations), and a restarted worker drew trial 0's
+    again. Optuna reseeds only threads of one process (``n_jobs``; ``BaseSampler.reseed_rng``) and
+    has no rule for separate processes (optuna/optuna#1547). Keyed by the trial number, which the
+    storage hands out once, the draws differ between workers and restarts yet repeat exactly for
+    the same study run again with the same seed. TPE's constant liar (on by default in Optuna 5)
+    keeps workers away from points still training."""
+    import numpy as np
+    import optuna
+
+    class TrialSeededTPE(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self.by_trial: dict[int, optuna.samplers.TPESampler] = {}
+
+        def _tpe(self, trial) -> optuna.samplers.TPESampler:
+            if trial.number not in self.by_trial:
+                trial_seed = int(np.random.SeedSequence([seed, trial.number]).generate_state(1)[0])
+                self.by_trial[trial.number] = optuna.samplers.TPESampler(seed=trial_seed)
+            return self.by_trial[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._tpe(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._tpe(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial) -> None:
+            self._tpe(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self._tpe(trial).after_trial(study, trial, state, values)
+            self.by_trial.pop(trial.number, None)
+
+    return TrialSeededTPE()
+
+
+def finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def fit_only_pruning(trial, monitor: str = "val/task_metric"):
+    """Optuna's Lightning pruning callback, reporting each validation of ``fit`` as its own step.
+
+    Two changes to Optuna's: it reports the validation's index, not the epoch, so that with
+    ``--val-check-interval 0.25`` a trial can be pruned a quarter into its first epoch (Optuna's
+    would report four values under one step and keep only the first); and it ignores validations
+    outside ``fit``: train.py validates the best checkpoint once more after fitting, which Optuna's
+    took for one more epoch and which pruned a trial that had already finished (emotion study:
+    1 of its 12 pruned trials, its finished training thrown away)."""
+    import optuna
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    class FitOnlyPruning(PyTorchLightningPruningCallback):
+        validations = 0
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if trainer.state.fn != "fit" or trainer.sanity_checking:
+                return
+            score = trainer.callback_metrics.get(self.monitor)
+            if self.is_ddp_backend or score is None:  # Optuna's own path (per epoch) and its warning
+                return super().on_validation_end(trainer, pl_module)
+            step, self.validations = self.validations, self.validations + 1
+            self._trial.report(score.item(), step=step)
+            if self._trial.should_prune():
+                raise optuna.TrialPruned(f"Trial was pruned at validation {step}.")
+
+    return FitOnlyPruning(trial, monitor)
+
+
+class SurplusTrial(Exception):
+    """A trial started after the study already held ``--trials`` others; it stops its worker."""
+
+
+def beyond_budget(trial, n_trials: int) -> bool:
+    """Whether ``n_trials`` trials numbered before this one are running or finished.
+
+    Optuna's MaxTrialsCallback counts after a trial ends, so two workers that both see one
+    place left both start a trial (optuna/optuna#3518). The storage hands out trial numbers
+    atomically, so ranking by number has no such race: the lower number keeps the place."""
+    from optuna.trial import TrialState
+
+    ahead = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                           TrialState.RUNNING))
+    return sum(t.number < trial.number for t in ahead) >= n_trials
+
+
+class QuietSurplus(logging.Filter):
+    """Optuna logs a caught exception as a failed trial with its traceback; a surplus trial
+    is no failure, so its two warnings are dropped (tune.py prints one line instead)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
+
+
+def objective_for(space: dict, train_argv: list[str], trials_dir: Path, n_trials: int,
+                  surplus: QuietSurplus | None = None):
+    import optuna
+
+    from tweetcls.training import options as train_options, pipeline
+    from tweetcls.search_space import suggest
+
+    def objective(trial) -> float:
+        if beyond_budget(trial, n_trials):
+            trial.set_user_attr("surplus", True)  # no parameters, never trained; the report leaves it out
+            trial.study.stop()
+            if surplus is not None:
+                surplus.numbers.add(trial.number)
+            print(f"{program('tune.py')}: the study already has {n_trials} trials (another worker took the last place); "
+                  "this worker stops", file=sys.stderr)
+            raise SurplusTrial(f"the study already has {n_trials} trials")
+        values = suggest(trial, space)
+        argv = [*train_argv, *[f"--{k.replace('_', '-')}={v}" for k, v in values.items()],
+                "--output-dir", str(trials_dir), "--run-name", f"trial-{trial.number}", "--overwrite",
+                "--no-test", "--no-progress-bar"]
+        args = train_options.parse_args(argv)
+        start = time.perf_counter()
+        try:
+            results = pipeline.run(args, extra_callbacks=[fit_only_pruning(trial)])
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            raise
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        trial.set_user_attr("run_dir", results["run_dir"])
+        return results["val"]["task_metric"]
+
+    return objective
+
+
+def run(argv: list[str] | None) -> dict:
+    import optuna
+    import yaml
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from tweetcls.training import options as train_options, pipeline
+    from tweetcls.search_space import load_space
+    from tweetcls.study_report import write_study_report
+    from tweetcls.core.runs import dataset_slug
+
+    args, fixed, train_argv = parse(argv)
+    options = {a.dest: a for a in train_options.build_parser()._actions}
+    space = load_space(args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml", options)
+    name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
+    study_dir = Path(fixed.output_dir) / name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage = study_storage(args.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}", args.heartbeat_seconds)
+    pruner = make_pruner(args.pruner)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                                sampler=make_sampler(args.sampler_seed), pruner=pruner)
+    already = finished(study)
+    if already < args.trials:
+        print(f"{program('tune.py')}: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)
+        surplus = QuietSurplus()
+        optuna_log = logging.getLogger("optuna.study._optimize")
+        optuna_log.addFilter(surplus)
+        try:
+            study.optimize(objective_for(space, train_argv, study_dir / "trials", args.trials, surplus),
+                           timeout=args.timeout,
+                           # running trials count too, so workers sharing the study stop at --trials in all
+                           callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                             TrialState.RUNNING))],
+                           catch=(SurplusTrial,))
+        finally:
+            optuna_log.removeFilter(surplus)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")
+    best = study.best_trial
+    options = {k: v for k, v in vars(fixed).items() if k not in ("resume", "config", "run_name", "output_dir")}
+    best_options = options | best.params
+    (study_dir / "best.yaml").write_text(yaml.safe_dump(best_options, sort_keys=False))
+    summary = write_study_report(study, study_dir, fixed.max_epochs, pipeline.validations_in(1, fixed.val_check_interval))
+    retrained = None
+    if args.retrain and finished(study) >= args.trials and not (study_dir / "best" / "results.json").exists():
+        retrained = pipeline.run(train_options.parse_args(["--config", str(study_dir / "best.yaml"), "--output-dir",
+                                                str(study_dir), "--run-name", "best", "--overwrite",
+                                                "--no-progress-bar"]))
+    return {"study": name, "study_dir": str(study_dir), "best_trial": best.number, "best_value": best.value,
+            "best_params": best.params, "summary": summary, "retrained": retrained}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from tweetcls.core.quiet import quiet_libraries
+
+        quiet_libraries()
+        result = run(argv)
+    except REPORTED as err:  # bad input, a diverged trial, any OSError: one line naming the path
+        return report(program("tune.py"), err)
+    except Interrupted as err:  # SIGTERM or Ctrl-C in a trial: the study goes on when the command is run again
+        print(f"{program('tune.py')}: {err}; run the same tune.py command again to go on with the study", file=sys.stderr)
+        return err.exit_code
+    print(result["summary"]["markdown"])
+    print(f"best: trial {result['best_trial']}, val {result['best_value']:.4f}, {result['best_params']}")
+    print(f"  {result['study_dir']}/best.yaml: python train.py --config {result['study_dir']}/best.yaml")
+    if result["retrained"]:
+        r = result["retrained"]
+        print(f"  retrained on test: {r['task_metric']} {r['test']['task_metric']:.4f} ({r['run_dir']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
