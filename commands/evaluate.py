@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls.core.errors import REPORTED, UsageError, report
+from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
 from tweetcls.core.options import (EXISTING_DIR, Encoding, NAME, OPEN_PROBABILITY, OUTPUT_DIR, OUTPUT_FILE,
                                    POSITIVE_INT, Parser, Text, program)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" per variant
         result = run(args)
     except REPORTED as err:  # bad input, a full disk, any OSError: one line with the path
-        return report(program("evaluate.py"), err)
+        return report(program("evaluate.py"), err, flags_of(build_parser()))
     print_result(result)
     return 0
 

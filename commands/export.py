@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tweetcls.core.errors import REPORTED, UsageError, report
+from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
 from tweetcls.core.options import OUTPUT_DIR, Parser, Text, program
 
 FORMATS = ("onnx", "onnx-int8", "onnx-int8-static", "peft", "hf")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         written = run(args)
     except REPORTED as err:  # bad input, a full disk, any OSError: one line with the path
-        return report(program("export.py"), err)
+        return report(program("export.py"), err, flags_of(build_parser()))
     print(f"written: {written}")
     return 0
 

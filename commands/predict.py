@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tweetcls.core.backends import BACKENDS, backends_help
-from tweetcls.core.errors import REPORTED, UsageError, report
+from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
 from tweetcls.core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FREE_TEXT, NAME, OPEN_PROBABILITY,
                                    Number, OUTPUT_FILE, POSITIVE_INT, Parser, Text, program)
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries(load=False)
         run(args)
     except REPORTED as err:  # bad input, a full disk, any OSError: one line naming the path
-        return report(program("predict.py"), err)
+        return report(program("predict.py"), err, flags_of(build_parser()))
     except UnicodeDecodeError as err:
         print(f"{program('predict.py')}: error: standard input is not {args.encoding} (byte {err.start}); pass --encoding",
               file=sys.stderr)

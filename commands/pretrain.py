@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from tweetcls.core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
+from tweetcls.core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
 from tweetcls.core.options import (EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                                    OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         results = pipeline.run(args, body=pretrain_and_save)
     except (UsageError, TrainingDiverged, StorageFull) as err:
-        return report(PROGRAM, err)
+        return report(PROGRAM, err, flags_of(build_parser(), r="--lora-r", alpha="--lora-alpha", dropout="--lora-dropout"))
     except Interrupted as err:
         print(f"{PROGRAM}: {err}", file=sys.stderr)
         return err.exit_code

@@ -33,7 +33,7 @@ import os
 import sys
 
 from tweetcls.core.backends import BACKENDS, BATCH_DEPENDENT, backends_help
-from tweetcls.core.errors import REPORTED, UsageError, report  # noqa: F401
+from tweetcls.core.errors import REPORTED, UsageError, flags_of, report  # noqa: F401
 from tweetcls.core.options import EXISTING_DIR, NAME, NON_NEGATIVE_FLOAT, OPEN_PROBABILITY, POSITIVE_INT, Parser, Text, count, program
 
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         app = make_app(args)
     except REPORTED as err:  # bad input, any OSError (a read-only disk...): one line with the path
-        return report(program("serve.py"), err)
+        return report(program("serve.py"), err, flags_of(build_parser()))
     import uvicorn
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):

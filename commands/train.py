@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls.core.errors import REPORTED, Interrupted, report
+from tweetcls.core.errors import REPORTED, Interrupted, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
 from tweetcls.core.options import program
 from tweetcls.training.finish import COMMAND_STARTED, print_summary
-from tweetcls.training.options import parse_args
+from tweetcls.training.options import build_parser, parse_args
 from tweetcls.training.pipeline import run
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         results = run(args)
     except REPORTED as err:  # bad input, a diverged loss, any OSError: one line naming the path
-        return report(program("train.py"), err)
+        return report(program("train.py"), err, flags_of(build_parser(), r="--lora-r", alpha="--lora-alpha", dropout="--lora-dropout"))
     except Interrupted as err:
         print(f"{program('train.py')}: {err}", file=sys.stderr)
         return err.exit_code

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from tweetcls.core.errors import REPORTED, Interrupted, UsageError, report
+from tweetcls.core.errors import REPORTED, Interrupted, UsageError, flags_of, report
 from tweetcls.core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, SEED, Parser, Text, program
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         result = run(argv)
     except REPORTED as err:  # bad input, a diverged trial, any OSError: one line naming the path
-        return report(program("tune.py"), err)
+        return report(program("tune.py"), err, flags_of(build_parser()))
     except Interrupted as err:  # SIGTERM or Ctrl-C in a trial: the study goes on when the command is run again
         print(f"{program('tune.py')}: {err}; run the same tune.py command again to go on with the study", file=sys.stderr)
         return err.exit_code

@@ -72,7 +72,7 @@ def parse_variants(spec: str) -> list[list[Step]]:
             raise UsageError(f"{', '.join(LAST_STEPS)} must be the last step of a variant (got {text!r})")
         variants.append(steps)
     if not variants:
-        raise UsageError("--compress needs at least one variant, e.g. none,int8")
+        raise UsageError("the compression variants name at least one, e.g. none,int8")
     return variants
 
 

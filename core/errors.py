@@ -9,6 +9,17 @@ class UsageError(ValueError):
     """Bad input from the user: the message names the problem and the fix."""
 
 
+class ParameterError(UsageError):
+    """A bad argument of a library function, named as the library names it: ``batch_size must be
+    > 0, got 0`` (a Python user passed ``batch_size``). A command that filled the argument from a
+    flag names the flag instead (``report(..., flags=...)``): ``--batch-size must be > 0, got 0``."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter} {problem}")
+        self.parameter = parameter
+        self.problem = problem
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step."""
 
@@ -59,10 +70,20 @@ def os_error_line(err: OSError) -> tuple[int, str]:
     return code, f"{path}: {meaning}"
 
 
-def report(program: str, err: Exception) -> int:
-    """Print ``err`` as the one line a command ends with; return its exit code (2: usage, else 1)."""
+def flags_of(parser, **aliases: str) -> dict[str, str]:
+    """Library parameter -> the flag that fills it: each option's dest (``batch_size`` ->
+    ``--batch-size``), and ``aliases`` where the library's name differs (``r="--lora-r"``)."""
+    flags = {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings and a.dest != "help"}
+    return flags | aliases
+
+
+def report(program: str, err: Exception, flags: dict[str, str] | None = None) -> int:
+    """Print ``err`` as the one line a command ends with; return its exit code (2: usage, else 1).
+    A ParameterError whose parameter came from a flag (``flags``, see ``flags_of``) names the flag."""
     import sys
 
+    if isinstance(err, ParameterError) and err.parameter in (flags or {}):
+        err = UsageError(f"{flags[err.parameter]} {err.problem}")
     if isinstance(err, OSError):
         code, line = os_error_line(err)
         print(f"{program}: error: {' '.join(line.split())}", file=sys.stderr)

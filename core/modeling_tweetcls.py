@@ -43,7 +43,7 @@ def first_token_reader(model: nn.Module) -> nn.Module:
     head = getattr(model, "classifier", None)
     if head is not None and hasattr(head, "dense") and hasattr(head, "out_proj"):
         return head  # MPNet / RoBERTa: classifier(hidden) reads hidden[:, 0]
-    raise ValueError(f"mean pooling is not supported for {type(model).__name__}; use --pooling cls")
+    raise ValueError(f"mean pooling is not supported for {type(model).__name__}; pool the first token (pooling=\"cls\")")
 
 
 def _keep_mask(backbone: nn.Module, args: tuple, kwargs: dict) -> None:

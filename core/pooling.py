@@ -48,7 +48,7 @@ def apply_pooling(model: nn.Module, pooling: str) -> nn.Module:
         raise ValueError(f"pooling must be cls or mean, got {pooling!r}")
     if pooling == "cls":
         if getattr(model, "_mean_pooling", False):
-            raise ValueError("this model was saved mean-pooled; it cannot be switched to --pooling cls "
+            raise ValueError("this model was saved mean-pooled; it cannot be switched to first-token (cls) pooling "
                              "(start from its base model for first-token pooling)")
         model.config.pooling = pooling
         return model

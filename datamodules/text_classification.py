@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from tweetcls.core.errors import UsageError
+from tweetcls.core.errors import ParameterError, UsageError
 from tweetcls.datamodules.length_grouping import LengthGroupedSampler, longest_first
 from tweetcls.datamodules.sources import SPLIT_SEED, LabelledData, load_labelled_data
 
@@ -43,12 +43,12 @@ class TextClassificationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if max_length <= 0:
-            raise UsageError(f"--max-length must be > 0, got {max_length}")
+            raise ParameterError("max_length", f"must be > 0, got {max_length}")
         if batch_size <= 0:
-            raise UsageError(f"--batch-size must be > 0, got {batch_size}")
-        for flag, value in (("--max-train-samples", max_train_samples), ("--max-eval-samples", max_eval_samples)):
+            raise ParameterError("batch_size", f"must be > 0, got {batch_size}")
+        for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
             if value is not None and value <= 0:
-                raise UsageError(f"{flag} must be > 0, got {value}")
+                raise ParameterError(name, f"must be > 0, got {value}")
         self.dataset_name = dataset
         self.tokenizer = tokenizer
         self.data_dir = data_dir

@@ -17,7 +17,7 @@ import copy
 from torch import nn
 from transformers import PreTrainedModel
 
-from tweetcls.core.errors import UsageError
+from tweetcls.core.errors import ParameterError, UsageError
 
 STRATEGIES = ("odd", "even", "distilbert", "bottom", "top", "uniform")
 DISTILBERT_12_TO_6 = [0, 2, 4, 7, 9, 11]  # the choice in Sanh et al.'s DistilBERT training code
@@ -31,9 +31,9 @@ def select_layers(strategy: str | list[int], teacher_layers: int, num_layers: in
         if bad:
             raise UsageError(f"layer index {bad[0]} is out of range: the teacher has layers 0..{teacher_layers - 1}")
         if len(set(chosen)) != len(chosen):
-            raise UsageError(f"duplicate layer in --layers {','.join(map(str, chosen))}")
+            raise ParameterError("layers", f"name a layer twice: {','.join(map(str, chosen))}")
         if not chosen:
-            raise UsageError("--layers needs at least one layer index")
+            raise ParameterError("layers", "need at least one layer index")
         return chosen
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown layer strategy {strategy!r}; use {', '.join(STRATEGIES)} or a list like 0,3,6,9")

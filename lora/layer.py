@@ -14,18 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tweetcls.core.errors import UsageError
+from tweetcls.core.errors import ParameterError
 from tweetcls.core.dropout import FastDropout
 
 
 def check_lora_hyperparameters(r: int, alpha: float, dropout: float) -> None:
-    """Raise a UsageError naming the bad value and the valid range."""
+    """Raise a ParameterError naming the bad value, the valid range and a usual choice."""
     if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
-        raise UsageError(f"LoRA rank r must be a positive integer, got {r!r} (try --lora-r 8)")
+        raise ParameterError("r", f"must be a positive integer (the LoRA rank), got {r!r}; 8 is a common choice")
     if not alpha > 0:
-        raise UsageError(f"LoRA alpha must be > 0, got {alpha!r} (try --lora-alpha 16)")
+        raise ParameterError("alpha", f"must be > 0 (LoRA scales by alpha / r), got {alpha!r}; 16 is a common choice")
     if not 0.0 <= dropout < 1.0:
-        raise UsageError(f"LoRA dropout must be in [0, 1), got {dropout!r} (try --lora-dropout 0.1)")
+        raise ParameterError("dropout", f"must be in [0, 1) (dropout on the LoRA input), got {dropout!r}; 0.1 is a common choice")
 
 
 class LoRALinear(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from tweetcls.datamodules.sources import SPLIT_SEED
 from tweetcls.datamodules.text_classification import TextClassificationDataModule
 from tweetcls.mlm.masking import IGNORE, WholeWordMasking, pad, word_ids_of
-from tweetcls.core.errors import UsageError
+from tweetcls.core.errors import ParameterError
 
 
 def pad_masked(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -28,7 +28,7 @@ class MaskedLMDataModule(TextClassificationDataModule):
                  **loader_options) -> None:
         super().__init__("unlabelled text", tokenizer, **loader_options)
         if not 0 < heldout < len(texts):
-            raise UsageError(f"--heldout must be between 1 and the {len(texts)} texts, got {heldout}")
+            raise ParameterError("heldout", f"must be between 1 and the {len(texts)} texts, got {heldout}")
         self.corpus = list(texts)
         self.heldout = heldout
         self.masking = WholeWordMasking(tokenizer, mlm_probability)

@@ -144,3 +144,22 @@ def test_compare_skips_a_broken_run_with_a_warning(finished_run, tmp_path, capsy
     assert len(warnings) == 2 and any("broken" in w for w in warnings) and any("partial" in w for w in warnings)
     table = (runs / "comparison.md").read_text()
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2  # the header and the good run
+
+
+def test_a_library_error_names_the_parameter_and_a_command_names_the_flag(capsys):
+    """The library speaks in its own parameter names; a command maps those it filled from flags."""
+    from tweetcls.core.errors import ParameterError, flags_of, report
+    from tweetcls.lora.layer import check_lora_hyperparameters
+    from tweetcls.training.options import build_parser
+
+    with pytest.raises(ParameterError) as caught:
+        check_lora_hyperparameters(0, 16, 0.1)
+    assert str(caught.value).startswith("r must be a positive integer")
+    flags = flags_of(build_parser(), r="--lora-r")
+    assert flags["batch_size"] == "--batch-size" and flags["max_train_samples"] == "--max-train-samples"
+    assert report("train.py", caught.value, flags) == 2
+    assert capsys.readouterr().err.startswith("train.py: error: --lora-r must be a positive integer (the LoRA rank), got 0")
+    assert report("train.py", ParameterError("batch_size", "must be > 0, got 0"), flags) == 2
+    assert capsys.readouterr().err == "train.py: error: --batch-size must be > 0, got 0\n"
+    report("train.py", ParameterError("not_a_flag", "is wrong"), flags)  # no flag for it: the library's name stays
+    assert capsys.readouterr().err == "train.py: error: not_a_flag is wrong\n"

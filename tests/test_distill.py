@@ -364,7 +364,7 @@ def test_uniform_layer_choice_at_one_and_two_layers_and_an_empty_list():
     assert select_layers("uniform", 12, 1) == [11]  # one layer: the last, not a division by zero
     assert select_layers("uniform", 12, 2) == [0, 11]  # first and last
     assert select_layers("uniform", 12, 4) == [0, 4, 7, 11]
-    with pytest.raises(UsageError, match="^--layers needs at least one layer index$"):
+    with pytest.raises(UsageError, match="^layers need at least one layer index$"):
         select_layers([], 12)
 
 

@@ -53,7 +53,7 @@ def test_uniform_and_explicit_lists():
     (("bottom", 6, 8), "cannot take 8 layers from a teacher with 6"),
     (("uniform", 12, 0), "cannot take 0 layers"),
     (([0, 12], 12), "layer index 12 is out of range: the teacher has layers 0..11"),
-    (([1, 1, 2], 12), "duplicate layer"),
+    (([1, 1, 2], 12), "^layers name a layer twice: 1,1,2$"),
     (("sparse", 12), "unknown layer strategy 'sparse'"),
     (("distilbert", 6), "distilbert selects 6 of 12 layers"),
 ])

@@ -208,13 +208,15 @@ def test_adapter_for_another_model_is_refused(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"r": 0}, "rank r must be a positive integer"),
-    ({"r": -2}, "rank r must be a positive integer"),
-    ({"alpha": 0}, "alpha must be > 0"),
-    ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
-    ({"dropout": -0.1}, r"dropout must be in \[0, 1\)"),
+    ({"r": 0}, r"^r must be a positive integer \(the LoRA rank\), got 0"),
+    ({"r": -2}, "^r must be a positive integer"),
+    ({"alpha": 0}, "^alpha must be > 0"),
+    ({"dropout": 1.0}, r"^dropout must be in \[0, 1\)"),
+    ({"dropout": -0.1}, r"^dropout must be in \[0, 1\)"),
 ])
 def test_bad_hyperparameters_are_clear_errors(tiny_model_dir, kwargs, message):
+    """In the library's own parameter names (a Python user never typed --lora-r); train.py's
+    one line names the flag instead (tests/test_bad_input.py: report maps them)."""
     model = classifier(tiny_model_dir)
     with pytest.raises(UsageError, match=message):
         inject_lora(model, ["query"], **({"r": 4, "alpha": 8} | kwargs))

@@ -214,7 +214,7 @@ def _exported(run: "LoadedRun", backend: str) -> Path:
     """The run's ONNX export (made and kept on first use) and, if asked, its int8 variant."""
     folder = onnx_dir(run)
     if backend == "onnx-int8-static" and not (folder / STATIC_FILE).is_file() and not run.results:
-        raise UsageError(f"--backend onnx-int8-static calibrates on the training texts of a run; {run.path} is no "
+        raise UsageError(f"backend onnx-int8-static calibrates on the training texts of a run; {run.path} is no "
                          "run directory (give the run, or use onnx-int8)")
     from tweetcls.compress.onnx_export import export_onnx, quantize_onnx
 
