@@ -120,7 +120,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from tweetcls import Predictor
     from tweetcls.loader import load_run_data
-    from tweetcls.core.runs import read_results
+    from tweetcls.core.results_file import read_results
 
     results = read_results(args.run)
     data = load_run_data(results)

@@ -109,7 +109,7 @@ def main() -> None:
     from benchmarks.live_server import live_server
     from tweetcls import Predictor
     from tweetcls.loader import load_run_data
-    from tweetcls.core.runs import read_results
+    from tweetcls.core.results_file import read_results
 
     tweets = list(load_run_data(read_results(args.run)).splits["test"]["text"])
     rng = random.Random(0)

@@ -38,7 +38,7 @@ def main() -> None:
     args = p.parse_args()
     from tweetcls import Predictor
     from tweetcls.loader import load_run_data
-    from tweetcls.core.runs import read_results
+    from tweetcls.core.results_file import read_results
 
     tweets = list(load_run_data(read_results(args.run)).splits["test"]["text"])[:args.texts]
     rows = []

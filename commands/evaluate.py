@@ -167,7 +167,7 @@ def remeasure_latency(folder: str, threads: int) -> dict[str, dict]:
 
     from tweetcls.loader import load_run
     from tweetcls.core.latency import side_by_side
-    from tweetcls.core.runs import RESULTS_FILE, read_results
+    from tweetcls.core.results_file import RESULTS_FILE, read_results
 
     torch.set_num_threads(threads)
     models = {}

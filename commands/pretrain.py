@@ -166,7 +166,8 @@ def export(model, tokenizer, model_dir: Path, run_dir: Path, results: dict) -> N
     """model/ (the encoder, LoRA merged, with the original pooler and pooling), then results.json."""
     from tweetcls.mlm.encoder import save_encoder
     from tweetcls.core.atomic import atomic_directory
-    from tweetcls.core.runs import environment, write_json
+    from tweetcls.core.results_file import write_results
+    from tweetcls.core.runs import environment
 
     if results["lora"]:
         from tweetcls.lora import merge_lora
@@ -176,7 +177,7 @@ def export(model, tokenizer, model_dir: Path, run_dir: Path, results: dict) -> N
         save_encoder(model, model_dir, folder)
         tokenizer.save_pretrained(folder)
     results["environment"] = environment()
-    write_json(run_dir / "results.json", results)
+    write_results(run_dir, results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tweetcls.core.errors import UsageError
 from tweetcls.core.atomic import write_text_atomic
-from tweetcls.core.runs import RESULTS_FILE, read_results, write_json
+from tweetcls.core.runs import write_json
+from tweetcls.core.results_file import RESULTS_FILE, read_results
 
 
 def run_record(path: Path) -> dict:

@@ -158,7 +158,7 @@ def _decision_rule(results: dict, temperature: float | None, abstain: dict | Non
 
 def rewrite_run_card(run_dir: str | Path, abstain: dict | None) -> None:
     """Rewrite a run's ``model/README.md`` (after an abstain threshold was chosen for it)."""
-    from tweetcls.core.runs import read_results
+    from tweetcls.core.results_file import read_results
 
     folder = Path(run_dir) / "model"
     if (folder / CARD_FILE).is_file():

@@ -16,7 +16,6 @@ from tweetcls.core.errors import UsageError
 from tweetcls.core.ownership import foreign_entries, mark, owner_kind, some
 from tweetcls.core.run_lock import LOCK_FILE
 
-RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
 
 
@@ -139,18 +138,3 @@ def write_json(path: str | Path, data: dict) -> None:
     from tweetcls.core.atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def read_results(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise UsageError(f"{run_dir} holds no run ({RESULTS_FILE} missing); pass a directory written by train.py")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{path} is corrupt ({err.msg} at line {err.lineno})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read {path}: {err}") from None
-    if not isinstance(results, dict):
-        raise UsageError(f"{path} is not a JSON object; it was not written by train.py")
-    return results

@@ -14,7 +14,6 @@ Writes experiments/results/pool_labels.json (--name: another file).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -39,8 +38,9 @@ def transfer_logits(run_dir: Path) -> tuple[list[str], torch.Tensor, torch.Tenso
     from tweetcls.distill.teacher_cache import ensemble_teacher_logits
     from tweetcls.distill.transfer_set import transfer_set
     from tweetcls.core.build import load_tokenizer
+    from tweetcls.core.results_file import read_results
 
-    results = json.loads((run_dir / "results.json").read_text())
+    results = read_results(run_dir)
     config = results.get("config", {})
     if not config.get("transfer_data"):
         raise SystemExit(f"{run_dir}: not trained with --transfer-data")

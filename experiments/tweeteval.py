@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from tweetcls.datamodules.sources import STANCE_TARGETS
+from tweetcls.core.results_file import read_results
 from experiments.suites import drop_checkpoints, train_command
 from experiments.tweeteval_scoring import OFFLINE_TASKS, prediction_file, write_ids
 
@@ -90,7 +91,7 @@ def write_test_predictions(run: Path, tweeteval: Path) -> Path:
     out = run / PREDICTIONS
     if out.is_file():
         return out
-    results = json.loads((run / "results.json").read_text())
+    results = read_results(run)
     dataset = results["dataset"]
     texts = (tweeteval / dataset.removeprefix("tweet_eval/") / "test_text.txt").read_text(encoding="utf-8").split("\n")[:-1]
     predictor = Predictor.from_run(run)
@@ -109,7 +110,7 @@ def record_path(results_dir: Path, run: Path) -> Path:
 
 
 def write_record(run: Path, results_dir: Path) -> None:
-    results = json.loads((run / "results.json").read_text())
+    results = read_results(run)
     env = results.get("environment") or {}
     record = {key: results.get(key) for key in ("dataset", "method", "model", "seed", "fit_seconds", "params_total",
                                                 "params_trainable", "precision", "test")}
@@ -127,7 +128,7 @@ def read_record(root: Path, results_dir: Path, recipe: str, dataset: str, seed: 
     if committed.is_file():
         return json.loads(committed.read_text())
     if (run / "results.json").is_file():
-        return json.loads((run / "results.json").read_text())
+        return read_results(run)
     return None
 
 

@@ -19,7 +19,7 @@ from tweetcls.compress.dynamic_int8 import quantize_int8, save_int8
 from conftest import REPO, make_texts, train_tiny_run
 from tweetcls import Predictor, load_run
 from tweetcls.loader import load_run_data
-from tweetcls.core.runs import read_results
+from tweetcls.core.results_file import read_results
 
 TEXTS = [text for text, _ in make_texts(40, seed=3)]
 

@@ -89,9 +89,9 @@ def mark_finished(run_dir: Path, results: dict) -> None:
     TensorBoard events): its presence is what "finished" means to --resume, so a full disk or a
     file-size limit before it leaves a run that --resume completes, never one called finished
     with its events cut short."""
-    from tweetcls.core.runs import write_json
+    from tweetcls.core.results_file import write_results
 
-    write_json(run_dir / "results.json", results)
+    write_results(run_dir, results)
 
 
 def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:

@@ -28,7 +28,7 @@ RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
 def checkpoint_to_resume(run_dir: Path) -> str:
     """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code."""
     from tweetcls.core.checkpoint_io import load_checkpoint_safely
-    from tweetcls.core.runs import RESULTS_FILE
+    from tweetcls.core.results_file import RESULTS_FILE
 
     if (run_dir / RESULTS_FILE).exists():
         raise UsageError(f"{run_dir} already finished ({RESULTS_FILE} exists); nothing to resume")

@@ -26,7 +26,7 @@ from tweetcls.lora.inject import mark_only_lora_as_trainable, merge_lora
 from tweetcls.core.build import load_classifier, load_tokenizer
 from tweetcls.core.errors import UsageError
 from tweetcls.core.resolve import resolve_model
-from tweetcls.core.runs import RESULTS_FILE, read_results
+from tweetcls.core.results_file import RESULTS_FILE, read_results
 from tweetcls.core.surgery import config_label_names
 
 MULTI_LABEL = "multi_label_classification"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tweetcls.core.compare import model_label
-from tweetcls.core.runs import RESULTS_FILE, read_results
+from tweetcls.core.results_file import RESULTS_FILE, read_results
 
 
 def model_card(predictor, examples: int = 6, data_dir: str | None = None) -> dict:

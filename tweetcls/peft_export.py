@@ -20,7 +20,7 @@ from tweetcls.core.atomic import atomic_directory
 from tweetcls.core.errors import UsageError
 from tweetcls.core.hub_card import CARD_FILE, model_card
 from tweetcls.core.resolve import MODEL_TABLE
-from tweetcls.core.runs import RESULTS_FILE, read_results
+from tweetcls.core.results_file import RESULTS_FILE, read_results
 
 PEFT_PREFIX = "base_model.model."
 
