@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.compare:
-            from tweetcls.core.compare import compare_runs
+            from tweetcls.review.compare import compare_runs
 
             quiet_libraries()
             result = compare_runs(args.compare, latency=remeasure_latency(args.compare, args.threads)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> Path:
     folder = Path(args.out) if args.out else onnx_dir(loaded)
     export_onnx(loaded.model, loaded.tokenizer, folder, loaded.decision_rule())
     if loaded.results:
-        from tweetcls.core.hub_card import CARD_FILE, model_card
+        from tweetcls.review.hub_card import CARD_FILE, model_card
 
         from tweetcls.core.ownership import record
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> Path:
 def export_hf(loaded, folder: Path) -> Path:
     """The model as transformers loads it (mean-pooled: only with trust_remote_code), with its card."""
     from tweetcls.core.atomic import atomic_directory
-    from tweetcls.core.hub_card import CARD_FILE, model_card
+    from tweetcls.review.hub_card import CARD_FILE, model_card
     from tweetcls.core.saved_model import save_classifier
 
     if not loaded.results:

@@ -124,7 +124,7 @@ def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
     from tweetcls.loader import load_run_data
     from tweetcls.core.atomic import write_text_atomic
     from tweetcls.core.calibration import precision_at, threshold_for_precision
-    from tweetcls.core.hub_card import rewrite_run_card
+    from tweetcls.review.hub_card import rewrite_run_card
     from tweetcls.core.results_file import read_results
     from tweetcls.predictor import ABSTAIN_FILE
 

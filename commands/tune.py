@@ -53,14 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str] | None):
-    """(tune's options, train.py's fixed options as a Namespace, their argv)."""
+    """(tune's options, train.py's options fixed for every trial, checked once)."""
     from tweetcls.training import options as train_options
 
     args, train_argv = build_parser().parse_known_args(argv)
     if any(flag in train_argv for flag in ("--resume", "--run-name", "--overwrite", "--test", "--no-test")):
         raise UsageError("--resume, --run-name, --overwrite and --test are set by tune.py for each trial")
     fixed = train_options.parse_args(train_argv)  # checks the fixed options once, before any trial
-    return args, fixed, train_argv
+    return args, fixed
 
 
 def study_storage(url: str, heartbeat: float = 10.0):
@@ -205,7 +205,7 @@ class QuietSurplus(logging.Filter):
         return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
 
 
-def objective_for(space: dict, train_argv: list[str], trials_dir: Path, n_trials: int,
+def objective_for(space: dict, fixed: argparse.Namespace, trials_dir: Path, n_trials: int,
                   surplus: QuietSurplus | None = None):
     import optuna
 
@@ -221,11 +221,9 @@ def objective_for(space: dict, train_argv: list[str], trials_dir: Path, n_trials
             print(f"{program('tune.py')}: the study already has {n_trials} trials (another worker took the last place); "
                   "this worker stops", file=sys.stderr)
             raise SurplusTrial(f"the study already has {n_trials} trials")
-        values = suggest(trial, space)
-        argv = [*train_argv, *[f"--{k.replace('_', '-')}={v}" for k, v in values.items()],
-                "--output-dir", str(trials_dir), "--run-name", f"trial-{trial.number}", "--overwrite",
-                "--no-test", "--no-progress-bar"]
-        args = train_options.parse_args(argv)
+        args = train_options.with_options(fixed, f"trial {trial.number}", **suggest(trial, space),
+                                          output_dir=str(trials_dir), run_name=f"trial-{trial.number}",
+                                          overwrite=True, test=False, progress_bar=False)
         start = time.perf_counter()
         try:
             results = pipeline.run(args, extra_callbacks=[fit_only_pruning(trial)])
@@ -250,7 +248,7 @@ def run(argv: list[str] | None) -> dict:
     from tweetcls.study_report import write_study_report
     from tweetcls.core.runs import dataset_slug
 
-    args, fixed, train_argv = parse(argv)
+    args, fixed = parse(argv)
     options = {a.dest: a for a in train_options.build_parser()._actions}
     space = load_space(args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml", options)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
@@ -267,7 +265,7 @@ def run(argv: list[str] | None) -> dict:
         optuna_log = logging.getLogger("optuna.study._optimize")
         optuna_log.addFilter(surplus)
         try:
-            study.optimize(objective_for(space, train_argv, study_dir / "trials", args.trials, surplus),
+            study.optimize(objective_for(space, fixed, study_dir / "trials", args.trials, surplus),
                            timeout=args.timeout,
                            # running trials count too, so workers sharing the study stop at --trials in all
                            callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,

@@ -50,13 +50,13 @@ class RunResults(TypedDict, total=False):
     pooling: str  # cls or mean
     trainable_pct: float
     best_checkpoint: str | None
-    head_bias: list | None
+    head_bias: str | None  # multi-label: "prior" (bias at the training priors) or "zero"
     threshold: float | None  # multi-label decision threshold, tuned on validation
-    threshold_tuning: dict
+    threshold_tuning: dict | None
     calibration: dict | None  # temperature fitted on validation, NLL/ECE before and after
     val: dict  # split metrics: loss, accuracy, macro_f1, the task metric, ...
     test: dict | None  # None with --no-test
-    distill: dict
+    distill: dict | None
     inference: dict  # CPU latency: median and spread, batch, length, threads, the machine's load
     wall_seconds: float
     # pretrain.py

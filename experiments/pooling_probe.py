@@ -21,7 +21,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_f1_score, multilabel_f1_score
 
 from benchmarks.common import parser, write_result
-from tweetcls.core.compare import model_label
+from tweetcls.review.compare import model_label
 
 EXPERIMENT_RESULTS = Path(__file__).with_name("results")
 

@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tweetcls.core.compare import model_label
+from tweetcls.review.compare import model_label
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
 
-    from tweetcls.core.compare import compare_runs
+    from tweetcls.review.compare import compare_runs
 
     # the teacher lives outside this suite's folder: in layer-copy, or wherever --teacher points
     also = [teacher_dir(args)] if args.suite in ("cross-tokenizer", "domain-adaptive") or args.teacher else []

@@ -8,13 +8,13 @@ exception handlers.
 import os
 import signal
 import sys
+from pathlib import Path
 
 import lightning as L
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tweetcls, not an installed copy
 from tweetcls.commands import train
-
 from tweetcls.training import options as train_options
-
 from tweetcls.training import pipeline
 
 

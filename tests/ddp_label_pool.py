@@ -12,6 +12,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tweetcls, not an installed copy
 from tweetcls.distill import teacher_cache
 
 if __name__ == "__main__":

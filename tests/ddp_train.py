@@ -12,10 +12,9 @@ from pathlib import Path
 import lightning as L
 from safetensors.torch import save_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tweetcls, not an installed copy
 from tweetcls.commands import train
-
 from tweetcls.training import options as train_options
-
 from tweetcls.training import pipeline
 
 

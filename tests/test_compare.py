@@ -50,7 +50,7 @@ def test_seeds_are_averaged_and_configurations_kept_apart(runs, capsys):
 
 
 def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path):
-    from tweetcls.core.compare import run_record, group_by_configuration, comparison_markdown
+    from tweetcls.review.compare import run_record, group_by_configuration, comparison_markdown
 
     base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
             "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
@@ -66,7 +66,7 @@ def test_runs_differing_only_in_learning_rate_are_two_rows_that_say_so(tmp_path)
 
 
 def test_runs_differing_only_in_pooling_are_two_rows(tmp_path):
-    from tweetcls.core.compare import comparison_markdown, group_by_configuration, run_record
+    from tweetcls.review.compare import comparison_markdown, group_by_configuration, run_record
 
     base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
             "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
@@ -81,7 +81,7 @@ def test_runs_differing_only_in_pooling_are_two_rows(tmp_path):
 
 
 def test_precision_separates_rows_and_a_rerun_seed_counts_once(tmp_path):
-    from tweetcls.core.compare import comparison_markdown, group_by_configuration, run_record
+    from tweetcls.review.compare import comparison_markdown, group_by_configuration, run_record
 
     base = {"dataset": "d", "method": "lora", "model": "m", "seed": 0, "params_total": 10, "params_trainable": 1,
             "trainable_pct": 10.0, "fit_seconds": 1.0, "train_samples_per_sec": 1.0, "task_metric": "macro_f1",
@@ -118,7 +118,7 @@ def test_compare_on_a_folder_without_runs(tmp_path, capsys):
 
 
 def test_models_are_labelled_by_name_and_a_runs_model_folder_by_its_run():
-    from tweetcls.core.compare import model_label
+    from tweetcls.review.compare import model_label
 
     assert model_label("minilm-l6") == "minilm-l6"
     assert model_label("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
@@ -128,7 +128,7 @@ def test_models_are_labelled_by_name_and_a_runs_model_folder_by_its_run():
 
 
 def test_comparison_figure_names_every_row_of_a_large_table():
-    from tweetcls.core.compare import comparison_figure
+    from tweetcls.review.compare import comparison_figure
 
     rows = [{"method": "distill", "model": f"teacher-{i}", "layers": ",".join(map(str, range(i % 6 + 1))),
              "lora": "", "precision": "fp32", "kd": "logits T=2 a=0.5", "lr": 5e-5, "dataset": "tweet_eval/emotion",
@@ -145,7 +145,7 @@ def test_comparison_figure_names_every_row_of_a_large_table():
 
 def test_runs_outside_the_folder_join_the_table(runs, tmp_path):
     """--teacher's run lives in another suite's folder; compare_runs(folder, also=[it]) adds its row."""
-    from tweetcls.core.compare import compare_runs
+    from tweetcls.review.compare import compare_runs
 
     alone = tmp_path / "suite"
     alone.mkdir()

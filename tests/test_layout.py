@@ -231,3 +231,12 @@ def test_the_name_check_fails_on_a_stale_map(bad, monkeypatch, tmp_path):
     monkeypatch.setattr(__import__(__name__), "LAYOUT", stale)
     with pytest.raises(AssertionError, match="names what does not exist"):
         test_every_path_and_name_the_map_mentions_exists()
+
+
+def test_every_file_of_core_is_in_the_concern_table():
+    """core/ is what more than one layer needs; the page's table is where each file's room is named."""
+    text = LAYOUT.read_text()
+    table = text[text.index("| concern | files |"):]
+    listed = set(re.findall(r"`(\w+\.py)`", table.split("\n\n")[0]))
+    present = {p.name for p in (REPO / "core").glob("*.py") if p.name != "__init__.py"}
+    assert present - listed == set(), f"core/ files the table of docs/layout.md leaves out: {sorted(present - listed)}"

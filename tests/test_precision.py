@@ -106,7 +106,7 @@ def test_a_bf16_run_says_so_everywhere(bf16_run):
     results = json.loads((bf16_run / "results.json").read_text())
     assert results["precision"] == "bf16-mixed" and results["config"]["precision"] == "bf16-mixed"
     assert results["inference"]["precision"] == "bf16"
-    from tweetcls.core.review import review_hparams, summary_lines
+    from tweetcls.review.tensorboard import review_hparams, summary_lines
 
     assert review_hparams(results["config"], results)["precision"] == "bf16-mixed"
     assert "precision bf16-mixed" in "\n".join(summary_lines(results))

@@ -11,7 +11,7 @@ from transformers import BertConfig, BertForSequenceClassification, MPNetConfig,
 
 from tweetcls.commands import train
 from tweetcls.datamodules.sources import load_labelled_data
-from tweetcls.core.prior_bias import init_bias_to_label_prior, label_prior_logits, output_layer
+from tweetcls.training.prior_bias import init_bias_to_label_prior, label_prior_logits, output_layer
 
 LABELS = torch.tensor([[1, 0, 0, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1]])  # 25%, never, 25%, always
 

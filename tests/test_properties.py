@@ -181,7 +181,7 @@ def test_an_atomic_write_is_on_disk_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_write_that_fails_leaves_the_old_checkpoint_whole(tmp_path, monkeypatch):
-    from tweetcls.core.checkpoint_io import AtomicCheckpointIO
+    from tweetcls.training.checkpoint_io import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

@@ -83,12 +83,12 @@ def realise(line: str, world: dict) -> list[str]:
 @pytest.mark.parametrize("where, line", ALL, ids=[f"{n}:{i}" for i, (n, _) in enumerate(ALL)])
 def test_every_documented_command_parses(where, line, world, monkeypatch):
     monkeypatch.chdir(world["root"])
-    module = importlib.import_module(line.split()[1].removesuffix(".py"))
+    module = importlib.import_module("tweetcls.commands." + line.split()[1].removesuffix(".py"))
     argv = realise(line, world)
     parser = module.build_parser()
     if line.split()[1] == "tune.py":  # tune passes the rest to train.py
         argv, rest = parser.parse_known_args(argv)
-        importlib.import_module("train").build_parser().parse_args(rest)
+        importlib.import_module("tweetcls.training.options").build_parser().parse_args(rest)
     else:
         (parser.parse_intermixed_args if line.split()[1] == "predict.py" else parser.parse_args)(argv)
 

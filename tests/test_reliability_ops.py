@@ -143,7 +143,7 @@ def test_an_os_error_while_training_is_one_line_in_train_and_tune(tiny_model_dir
     from tweetcls.commands import train
     from tweetcls.commands import tune
     import tweetcls.study_report  # noqa: F401  imported now: their own names for write_text_atomic never bind the patch
-    import tweetcls.core.compare  # noqa: F401
+    import tweetcls.review.compare  # noqa: F401
 
     def refuse(*args, **kwargs):
         raise OSError(getattr(errno, errname), os.strerror(getattr(errno, errname)), str(tmp_path / "x" / "config.yaml"))

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from tweetcls.core.compare import comparison_markdown, group_by_configuration
+from tweetcls.review.compare import comparison_markdown, group_by_configuration
 
 
 def tensorboard_smoothed(values: list[float], weight: float = 0.6) -> list[float]:
@@ -52,7 +52,7 @@ def scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
 
 def test_a_per_epoch_curve_ends_where_its_value_is_under_default_smoothing(tmp_path):
     """A 3-epoch loss logged once an epoch smoothed to 0.557 where the value was 0.457 (issue 47)."""
-    from tweetcls.core.review import ReviewLogger
+    from tweetcls.review.tensorboard import ReviewLogger
 
     logger = ReviewLogger(save_dir=tmp_path, name="run", version="")
     epochs = [0.95, 0.60, 0.457]
@@ -69,7 +69,7 @@ def test_a_per_epoch_curve_ends_where_its_value_is_under_default_smoothing(tmp_p
 
 
 def test_the_recheck_of_the_best_checkpoint_adds_no_point(tmp_path):
-    from tweetcls.core.review import ReviewLogger
+    from tweetcls.review.tensorboard import ReviewLogger
 
     logger = ReviewLogger(save_dir=tmp_path, name="run", version="")
     logger.log_metrics({"val/loss": 0.5}, step=10)
@@ -85,7 +85,7 @@ def test_final_numbers_of_ten_runs_all_stay_on_the_chart_and_in_scalars(tmp_path
     0.8M-parameter LoRA runs, and SCALARS drew nothing. Every run must stay in view."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from tweetcls.core.review import log_hparams
+    from tweetcls.review.tensorboard import log_hparams
 
     params = [22_700_000] + [800_000 + 1_000 * i for i in range(9)]
     for i, count in enumerate(params):
@@ -115,7 +115,7 @@ def results_for(**changes) -> dict:
 
 
 def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
-    from tweetcls.core.review import FIRST_COLUMNS, ranked_name, review_hparams, run_card_rows
+    from tweetcls.review.tensorboard import FIRST_COLUMNS, ranked_name, review_hparams, run_card_rows
 
     results = results_for()
     card = dict(run_card_rows(results))
@@ -134,7 +134,7 @@ def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
 
 
 def record(seed: int, score: float, **changes) -> dict:
-    from tweetcls.core.compare import record_from_results
+    from tweetcls.review.compare import record_from_results
     from pathlib import Path
 
     return record_from_results(results_for(seed=seed, test={"task_metric": score}, **changes), Path(f"runs/s{seed}"))

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import suites
 
-from tweetcls.core.compare import distillation_label
+from tweetcls.review.compare import distillation_label
 
 
 def test_a_run_is_started_resumed_or_skipped_by_what_its_folder_holds(tmp_path):

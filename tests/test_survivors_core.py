@@ -121,7 +121,7 @@ def test_a_tie_between_thresholds_goes_to_the_one_nearest_a_half():
 
 
 def test_the_prior_bias_gives_each_labels_frequency():
-    from tweetcls.core.prior_bias import label_prior_logits
+    from tweetcls.training.prior_bias import label_prior_logits
 
     labels = torch.zeros(100, 3)
     labels[:30, 0], labels[:5, 1], labels[:90, 2] = 1, 1, 1

@@ -102,7 +102,7 @@ def page_png(browser, src: str) -> np.ndarray:
 def test_the_first_screen_compares_both_runs_as_results_json_has_them(runs, tensorboard, browser, tmp_path):
     from torch.utils.tensorboard._utils import figure_to_image
 
-    from tweetcls.core.review import run_card_figure, run_card_rows
+    from tweetcls.review.tensorboard import run_card_figure, run_card_rows
 
     browser.get(tensorboard + "/")  # no hash: the dashboard TensorBoard opens on by itself
     cards = wait_until(lambda: [c for c in browser.execute_script(IMAGE_CARDS)

@@ -302,3 +302,20 @@ def test_the_percentile_pruner_keeps_only_the_top_quarter_where_the_median_keeps
     assert not verdict("median", 0.3) and verdict("percentile", 0.3)  # above the median, below the top quarter
     assert not verdict("percentile", 0.38)  # in the top quarter
     assert verdict("median", 0.2) and not verdict("none", 0.0)
+
+
+def test_a_trial_gets_typed_settings_checked_as_flags_are(tiny_model_dir, tiny_csv):
+    """tune.py hands a trial its settings as values, not --k=v strings; each still meets its flag's domain."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.training.options import parse_args, with_options
+
+    fixed = parse_args(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv)])
+    trial = with_options(fixed, "trial 3", lr=3e-4, lora_r=4, test=False, run_name="trial-3")
+    assert (trial.lr, trial.lora_r, trial.test, trial.run_name) == (3e-4, 4, False, "trial-3")
+    assert (fixed.lr, fixed.test, fixed.run_name) != (3e-4, False, "trial-3")  # the fixed options stay as they were
+    with pytest.raises(UsageError, match=r"^trial 3: lr must be a number > 0, got -1.0"):
+        with_options(fixed, "trial 3", lr=-1.0)
+    with pytest.raises(UsageError, match="^trial 3: test must be true or false"):
+        with_options(fixed, "trial 3", test="no")
+    with pytest.raises(UsageError, match="^trial 3: unknown option"):
+        with_options(fixed, "trial 3", learning_rate=1e-3)

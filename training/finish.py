@@ -50,7 +50,7 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
     """adapter/ (LoRA) and model/ (plain fp32, LoRA merged), each whole or not at all, and the
     CPU latency; results.json follows later (``mark_finished``)."""
     from tweetcls.core.atomic import atomic_directory
-    from tweetcls.core.hub_card import CARD_FILE, model_card
+    from tweetcls.review.hub_card import CARD_FILE, model_card
     from tweetcls.core.latency import cpu_latency
     from tweetcls.core.saved_model import save_classifier
     from tweetcls.core.runs import environment
@@ -96,10 +96,10 @@ def mark_finished(run_dir: Path, results: dict) -> None:
 
 def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:
     """The run's card (TIME SERIES' first screen), HPARAMS with the final metrics, the test pictures and
-    the summary, once (core/review.py)."""
+    the summary, once (review/tensorboard.py)."""
     import torch
 
-    from tweetcls.core.review import (final_metrics, log_hparams, log_pictures, log_run_card, log_summary,
+    from tweetcls.review.tensorboard import (final_metrics, log_hparams, log_pictures, log_run_card, log_summary,
                                       review_hparams)
 
     writer, step = trainer.logger.experiment, trainer.global_step
@@ -127,7 +127,7 @@ def tune_threshold_on_val(trainer, module, datamodule, data, best: str | None) -
 
 
 def print_summary(results: dict) -> None:
-    from tweetcls.core.review import summary_lines
+    from tweetcls.review.tensorboard import summary_lines
 
     print("\n" + "\n".join(summary_lines(results)))
     print(f"  TensorBoard: tensorboard --logdir {Path(results['run_dir']).parent}")

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and report val and test with it")
     p.add_argument("--head-bias", choices=("prior", "zero"), default="prior",
                    help="multi-label data: start each label's output bias at its training frequency "
-                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see core/prior_bias.py)")
+                        "(prior) or at 0 as Hugging Face does (zero; learns far slower, see training/prior_bias.py)")
     p.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
                    help="score the test split when training ends (tune.py turns it off: a search never scores test)")
     p.add_argument("--seed", type=SEED, default=0)
@@ -215,26 +215,27 @@ def _without_default(action: argparse.Action) -> argparse.Action:
     return action
 
 
-def coerce_config_value(action: argparse.Action, value, path: str):
-    """A YAML value checked and converted as argparse would convert the flag's text."""
+def coerce_config_value(action: argparse.Action, value, where: str):
+    """A typed value (from YAML, or from code) checked and converted as argparse would convert the
+    flag's text; ``where`` starts each error line (``config file x.yaml``)."""
     flag = action.option_strings[-1] if action.option_strings else action.dest
     if value is None:
         return None
     if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):  # store_true and --x/--no-x
         if not isinstance(value, bool):
-            raise UsageError(f"config file {path}: {action.dest} must be true or false, got {value!r}")
+            raise UsageError(f"{where}: {action.dest} must be true or false, got {value!r}")
         return value
     if isinstance(value, (list, dict)) or isinstance(value, bool):
-        raise UsageError(f"config file {path}: {action.dest} must be a single value like {flag} takes, got {value!r}")
+        raise UsageError(f"{where}: {action.dest} must be a single value like {flag} takes, got {value!r}")
     if isinstance(value, float) and isinstance(action.type, Number) and action.type.kind is int:
         if not value.is_integer():  # YAML's 2.5 for an integer option: refused, not truncated
-            raise UsageError(f"config file {path}: {action.dest} must be an integer, got {value!r}")
+            raise UsageError(f"{where}: {action.dest} must be an integer, got {value!r}")
         value = int(value)
-    value = check_value(action, value, f"config file {path}")  # the same domain as the flag's
+    value = check_value(action, value, where)  # the same domain as the flag's
     if action.type is None and action.dest != "config":
         value = str(value)
     if action.choices is not None and value not in action.choices:
-        raise UsageError(f"config file {path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, "
+        raise UsageError(f"{where}: {action.dest} must be one of {', '.join(map(str, action.choices))}, "
                          f"got {value!r}")
     return value
 
@@ -256,7 +257,22 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
     if unknown:
         raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; see python train.py --help")
     actions = {a.dest: a for a in parser._actions}
-    return {k: coerce_config_value(actions[k], v, path) for k, v in config.items() if k != "config"}
+    return {k: coerce_config_value(actions[k], v, f"config file {path}") for k, v in config.items() if k != "config"}
+
+
+def with_options(args: argparse.Namespace, where: str, **values) -> argparse.Namespace:
+    """A copy of ``args`` with ``values`` set: typed values (``lr=3e-4``, ``test=False``), each checked
+    against its option's domain as its flag would be, then the whole checked again (``check_args``).
+    How tune.py makes a trial's settings; ``where`` names the source in an error (``trial 3``)."""
+    actions = {a.dest: a for a in build_parser()._actions}
+    unknown = sorted(set(values) - set(actions))
+    if unknown:
+        raise UsageError(f"{where}: unknown option(s) {', '.join(unknown)}; see python train.py --help")
+    changed = argparse.Namespace(**vars(args))
+    for dest, value in values.items():
+        setattr(changed, dest, coerce_config_value(actions[dest], value, where))
+    check_args(changed)
+    return changed
 
 
 def check_args(args: argparse.Namespace) -> None:

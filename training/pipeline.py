@@ -27,7 +27,7 @@ RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
 
 def checkpoint_to_resume(run_dir: Path) -> str:
     """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code."""
-    from tweetcls.core.checkpoint_io import load_checkpoint_safely
+    from tweetcls.training.checkpoint_io import load_checkpoint_safely
     from tweetcls.core.results_file import RESULTS_FILE
 
     if (run_dir / RESULTS_FILE).exists():
@@ -174,7 +174,7 @@ def load_data(args: argparse.Namespace, model_dir: Path):
 
 def build_model(args: argparse.Namespace, model_dir: Path, teacher_dir: Path | None, data, tokenizer):
     """(model with a head for the data's labels, teacher or None, info). Multi-label heads start
-    at the label priors (core/prior_bias.py)."""
+    at the label priors (training/prior_bias.py)."""
     import torch
 
     from tweetcls.core.build import load_classifier, max_model_length
@@ -190,7 +190,7 @@ def build_model(args: argparse.Namespace, model_dir: Path, teacher_dir: Path | N
     else:
         model = load_classifier(model_dir, data.label_names, data.multi_label, args.pooling)
     if data.multi_label and args.head_bias == "prior" and not args.resume:
-        from tweetcls.core.prior_bias import init_bias_to_label_prior
+        from tweetcls.training.prior_bias import init_bias_to_label_prior
 
         init_bias_to_label_prior(model, torch.tensor(data.splits["train"]["label"]))
     limit = max_model_length(model, tokenizer)
@@ -278,10 +278,10 @@ def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list 
     options training/options.py's ``add_run_options`` adds (train and pretrain both have them)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-    from tweetcls.core.checkpoint_io import AtomicCheckpointIO
-    from tweetcls.core.last_checkpoint import LastCheckpoint
-    from tweetcls.core.review import ReviewLogger
-    from tweetcls.core.timing import TrainingClock
+    from tweetcls.training.checkpoint_io import AtomicCheckpointIO
+    from tweetcls.training.last_checkpoint import LastCheckpoint
+    from tweetcls.review.tensorboard import ReviewLogger
+    from tweetcls.training.timing import TrainingClock
 
     logger = ReviewLogger(save_dir=run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
     metric, mode = monitor
@@ -319,8 +319,8 @@ def validations_in(epochs: int, val_check_interval: float) -> int:
 
 def log_run_start(logger, info: dict) -> None:
     """Parameter counts and the review layout, once, at the start of a new run (the hyperparameters
-    go in with the final metrics at the end: see core/review.py)."""
-    from tweetcls.core.review import log_layout
+    go in with the final metrics at the end: see review/tensorboard.py)."""
+    from tweetcls.review.tensorboard import log_layout
 
     total, trainable = info["params_total"], info["params_trainable"]
     logger.log_metrics({"params/total": total, "params/trainable": trainable,

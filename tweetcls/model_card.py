@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tweetcls.core.compare import model_label
+from tweetcls.review.compare import model_label
 from tweetcls.core.results_file import RESULTS_FILE, read_results
 
 

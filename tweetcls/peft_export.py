@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from tweetcls.lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from tweetcls.core.atomic import atomic_directory
 from tweetcls.core.errors import UsageError
-from tweetcls.core.hub_card import CARD_FILE, model_card
+from tweetcls.review.hub_card import CARD_FILE, model_card
 from tweetcls.core.resolve import MODEL_TABLE
 from tweetcls.core.results_file import RESULTS_FILE, read_results
 

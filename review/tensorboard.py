@@ -35,7 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from tweetcls.core.compare import comparison_markdown, data_label, group_by_configuration, model_label, \
+from tweetcls.review.compare import comparison_markdown, data_label, group_by_configuration, model_label, \
     params_label, record_from_results
 from tweetcls.core.latency import latency_label, measured_label
 
