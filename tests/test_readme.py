@@ -108,5 +108,5 @@ def test_readme_commands_run(line, world, monkeypatch):
         argv += ["--output-dir", str(world["root"] / "out")]
         if "--model" not in argv:
             argv += ["--model", str(world["model"])]
-    module = importlib.import_module(script.removesuffix(".py"))
+    module = importlib.import_module("tweetcls.commands." + script.removesuffix(".py"))
     assert module.main(argv) == 0, line

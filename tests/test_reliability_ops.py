@@ -267,12 +267,13 @@ def test_a_failure_while_writing_the_events_leaves_a_run_that_resume_finishes(ti
                                                                               capsys, monkeypatch):
     """ENOSPC after results.json cut the TensorBoard file short, and --resume said "already finished"."""
     from tweetcls.commands import train
+    from tweetcls.training import pipeline
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patch:
-        patch.setattr(train, "log_run_end", disk_full)
+        patch.setattr(pipeline, "log_run_end", disk_full)
         assert train.main(_train_argv(tiny_model_dir, tiny_csv, tmp_path / "runs")) == 1
     assert "no space left on device" in _one_line(capsys)
     run = tmp_path / "runs" / "r"
@@ -325,7 +326,7 @@ def test_a_read_only_disk_is_one_line_naming_the_path_in_every_command(run_dir, 
     """EROFS is no PermissionError: it was a traceback in each of these."""
     import importlib
 
-    module = importlib.import_module(command)
+    module = importlib.import_module(f"tweetcls.commands.{command}")
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "ro" / "out"))
