@@ -75,9 +75,27 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(message)
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"--output {args.output} is a folder; give a file name")
+    if args.output:  # never the input itself, nor a file predict.py did not write
+        from tweetcls_core.outputs import check_output_file, is_predictions
+
+        check_output_file(args.output, "--output", [args.input], is_predictions, "predict.py")
+    for text in args.texts:  # `predict.py RUN tweets.csv` would classify the file's name, not its rows
+        if looks_like_a_file(text):
+            raise UsageError(f"{text!r} looks like a file name: pass the file as --input {text} (texts given as arguments are "
+                             "classified as they are written)")
     cores = os.cpu_count() or 1
     if args.threads is not None and args.threads > cores:  # torch.set_num_threads(100000) segfaults
         raise UsageError(f"--threads {args.threads}: this machine has {cores} CPU cores; use at most --threads {cores}")
+
+
+def looks_like_a_file(text: str) -> bool:
+    """An argument that is an existing file, or one word ending in an input file type."""
+    if Path(text).suffix.lower() in INPUT_TYPES and not any(c.isspace() for c in text):
+        return True
+    try:
+        return os.path.isfile(text)
+    except (OSError, ValueError):
+        return False
 
 
 CHUNK = 4096  # texts read, classified and written at a time: memory stays bounded for any input length

@@ -1,0 +1,120 @@
+"""Issue 46, the fresh hostile pass (/tmp/h46/cases.md, docs/reliability.md): each test was red
+before its fix. Outputs never replace the user's data; labels are trained as the user wrote them."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import make_texts
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    from conftest import train_tiny_run
+
+    return train_tiny_run(tiny_model_dir, tiny_csv, tmp_path_factory.mktemp("round4"))
+
+
+def _csv(path: Path, rows, header=("text", "label")) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+# --- data loss ------------------------------------------------------------------------------------
+
+def test_overwrite_keeps_a_user_file_inside_the_runs_checkpoints_or_model(tiny_model_dir, tiny_csv, tmp_path, capsys):
+    """--overwrite deleted run/checkpoints/notes.txt and run/model/mine.md (only the top level was checked)."""
+    import train
+
+    argv = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path), "--run-name",
+            "r", "--batch-size", "16", "--max-epochs", "1", "--no-progress-bar", "--no-test"]
+    assert train.main(argv) == 0
+    for inside in ("checkpoints/notes.txt", "model/mine.md"):
+        (tmp_path / "r" / inside).write_text("mine")
+        capsys.readouterr()
+        assert train.main([*argv, "--overwrite"]) == 2
+        assert f"({inside})" in _one_line(capsys)
+        assert (tmp_path / "r" / inside).read_text() == "mine"
+        (tmp_path / "r" / inside).unlink()
+    assert train.main([*argv, "--overwrite"]) == 0  # a run holding only its own files is still replaced
+
+
+def test_predict_output_is_never_the_input_nor_a_user_file(run_dir, tmp_path, capsys):
+    """--input x.csv --output x.csv (or a symlink to it) replaced the user's data; an existing user
+    file at --output was replaced too. A file predict.py wrote may be rewritten."""
+    import predict
+
+    source = _csv(tmp_path / "in.csv", make_texts(5))
+    original = source.read_bytes()
+    (tmp_path / "link.csv").symlink_to(source)
+    user = tmp_path / "user.csv"
+    user.write_text("my,own\n1,2\n")
+    for out, words in ((source, "is the input file"), (tmp_path / "link.csv", "is the input file"),
+                       (user, "was not written by predict.py")):
+        assert predict.main([str(run_dir), "--input", str(source), "--output", str(out), "--no-progress-bar"]) == 2
+        assert words in _one_line(capsys)
+    assert source.read_bytes() == original and user.read_text() == "my,own\n1,2\n"
+    for name in ("ours.csv", "ours.jsonl"):
+        for _ in range(2):
+            assert predict.main([str(run_dir), "--input", str(source), "--output", str(tmp_path / name),
+                                 "--no-progress-bar"]) == 0
+
+
+def test_evaluate_output_is_never_the_data_nor_a_user_file(run_dir, tmp_path, capsys, tiny_csv):
+    import evaluate
+
+    data = tmp_path / "data.csv"
+    data.write_bytes(tiny_csv.read_bytes())
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}\n')
+    assert evaluate.main([str(run_dir), "--dataset", str(data), "--split", "test", "--output", str(data)]) == 2
+    assert "is the input file" in _one_line(capsys)
+    assert evaluate.main([str(run_dir), "--split", "test", "--output", str(notes)]) == 2
+    assert "was not written by evaluate.py" in _one_line(capsys)
+    assert data.read_bytes() == tiny_csv.read_bytes() and notes.read_text() == '{"mine": 1}\n'
+    for _ in range(2):
+        assert evaluate.main([str(run_dir), "--split", "test", "--output", str(tmp_path / "e.json")]) == 0
+
+
+def test_the_compression_ledger_never_deletes_a_user_folder_of_the_same_name(tmp_path):
+    """The ledger's TensorBoard folder <output's folder>/compression/<name> was rmtree'd whatever it held."""
+    from compress import ledger_run
+    from tweetcls_core.errors import UsageError
+
+    mine = tmp_path / "compression" / "ledger"
+    mine.mkdir(parents=True)
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(UsageError, match="did not write"):
+        ledger_run.fresh_log_dir(mine)
+    assert (mine / "thesis.tex").read_text() == "mine"
+    ours = tmp_path / "compression" / "ours"
+    ledger_run.fresh_log_dir(ours)
+    (ours / "events.out.tfevents.1").write_text("x")
+    ledger_run.mark(ours, "compression-log")
+    ledger_run.fresh_log_dir(ours)  # an earlier ledger's folder is replaced
+    assert not (ours / "events.out.tfevents.1").exists()
+
+
+# --- silently wrong -------------------------------------------------------------------------------
+
+def test_predict_refuses_a_file_name_given_as_a_text(run_dir, tmp_path, capsys):
+    """`predict.py RUN tweets.txt` classified the string 'tweets.txt' and exited 0."""
+    import predict
+
+    existing = tmp_path / "tweets.txt"
+    existing.write_text("happy\n")
+    for arg in (str(existing), "missing.csv"):
+        assert predict.main([str(run_dir), arg]) == 2
+        assert f"--input {arg}" in _one_line(capsys)
+    assert predict.main([str(run_dir), "see notes.txt later"]) == 0  # a sentence is a text
