@@ -118,3 +118,59 @@ def test_predict_refuses_a_file_name_given_as_a_text(run_dir, tmp_path, capsys):
         assert predict.main([str(run_dir), arg]) == 2
         assert f"--input {arg}" in _one_line(capsys)
     assert predict.main([str(run_dir), "see notes.txt later"]) == 0  # a sentence is a text
+
+
+def _load(path: Path, **kw):
+    from datamodules.sources import load_labelled_data
+
+    return load_labelled_data(str(path), data_dir=path.parent, **kw)
+
+
+def test_the_text_column_is_never_the_label_column(tmp_path):
+    """--text-column label --label-column label trained a model that reads its answer (exit 0)."""
+    from tweetcls_core.errors import UsageError
+
+    path = _csv(tmp_path / "d.csv", make_texts(60))
+    with pytest.raises(UsageError, match="both 'label'"):
+        _load(path, text_column="label", label_column="label")
+
+
+def test_a_split_file_is_never_the_training_file(tmp_path):
+    """--val-file/--test-file = the training file scored the model on its own training rows (exit 0)."""
+    from tweetcls_core.errors import UsageError
+
+    path = _csv(tmp_path / "d.csv", make_texts(60))
+    (tmp_path / "same.csv").symlink_to(path)
+    other = _csv(tmp_path / "v.csv", make_texts(12, seed=1))
+    with pytest.raises(UsageError, match="--val-file .* is the training file"):
+        _load(path, val_file=tmp_path / "same.csv")
+    with pytest.raises(UsageError, match="--test-file .* is the training file"):
+        _load(path, test_file=path)
+    with pytest.raises(UsageError, match="are the same file"):
+        _load(path, val_file=other, test_file=other)
+
+
+def test_labels_written_differently_stay_different_classes(tmp_path):
+    """'01' and '1' were merged into one class '1' (3 labels written, 2 trained); 1, 1.0 and '1.0' are one."""
+    rows = [(t, {"joy": "01", "anger": "1", "calm": "2.0"}[label]) for t, label in make_texts(60)]
+    assert _load(_csv(tmp_path / "d.csv", rows)).label_names == ["01", "1", "2"]
+
+
+def test_comma_joined_labels_are_refused_not_trained_as_classes(tmp_path):
+    """'joy,calm' (a multi-label row) became a class of its own beside 'joy' and 'calm'."""
+    from tweetcls_core.errors import UsageError
+
+    rows = [(t, label + ",calm" if i % 4 == 0 else label) for i, (t, label) in enumerate(make_texts(60))]
+    with pytest.raises(UsageError, match="joins labels that also occur alone"):
+        _load(_csv(tmp_path / "d.csv", rows))
+    rows = [(t, "happy, mostly" if label == "joy" else label) for t, label in make_texts(60)]
+    assert "happy, mostly" in _load(_csv(tmp_path / "e.csv", rows)).label_names  # a label with a comma is a label
+
+
+def test_a_label_column_of_texts_is_refused(tmp_path):
+    """A label column holding a different text per row trained 48 one-example classes (exit 0)."""
+    from tweetcls_core.errors import UsageError
+
+    rows = [(t, label, f"note {i}") for i, (t, label) in enumerate(make_texts(60))]
+    with pytest.raises(UsageError, match="is it a text column"):
+        _load(_csv(tmp_path / "d.csv", rows, header=("text", "label", "note")), label_column="note")
