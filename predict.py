@@ -38,7 +38,8 @@ OUTPUT_TYPES = (".csv", ".jsonl")
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("target", type=Text("run directory, model folder or name"), metavar="RUN_OR_MODEL")
-    p.add_argument("texts", type=FREE_TEXT, nargs="*", help="texts to classify (default: --input, else one per line on stdin)")
+    p.add_argument("texts", type=FREE_TEXT, nargs="*", help="texts to classify (default: --input, else one per line on stdin; stdin streams: rows before a bad "
+                        "line are printed, then the error and exit 2)")
     p.add_argument("--input", type=EXISTING_FILE, default=None, help=f"a file of texts: {', '.join(INPUT_TYPES)}")
     p.add_argument("--text-column", type=NAME, default="text", help="text column of a .csv/.tsv/.json/.jsonl input")
     p.add_argument("--id-column", type=NAME, default="id", help="row id column of the input, if it has one (else the row number)")
@@ -194,6 +195,11 @@ def run(args: argparse.Namespace) -> dict:
     from tweetcls.predictor import Predictor
 
     check_args(args)
+    if args.input and not args.output:
+        # stdout cannot be taken back: the whole file is read once first, so a bad row late in it is
+        # one line and nothing printed, as with --output (stdin, which cannot be read twice, streams)
+        for _ in read_inputs(args):
+            pass
     rows = chunks(read_inputs(args))
     first = next(rows, None)  # the input is checked (columns, encoding) before the model loads
     predictor = Predictor.from_run(args.target, args.backend, args.batch_size, args.min_confidence, args.threads)

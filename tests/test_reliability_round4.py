@@ -174,3 +174,16 @@ def test_a_label_column_of_texts_is_refused(tmp_path):
     rows = [(t, label, f"note {i}") for i, (t, label) in enumerate(make_texts(60))]
     with pytest.raises(UsageError, match="is it a text column"):
         _load(_csv(tmp_path / "d.csv", rows, header=("text", "label", "note")), label_column="note")
+
+
+def test_predict_to_stdout_prints_nothing_when_a_late_row_of_the_input_file_is_bad(run_dir, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """Leftover (c): to stdout, the rows before a bad one were printed, then the error (--output is atomic)."""
+    import predict
+
+    monkeypatch.setattr(predict, "CHUNK", 2)
+    source = tmp_path / "in.csv"
+    source.write_text("text\n" + "happy love\n" * 7 + "a,b\n", encoding="utf-8")
+    assert predict.main([str(run_dir), "--input", str(source), "--no-progress-bar"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "row 8 (line 9) has 2 fields" in err
