@@ -357,9 +357,29 @@ def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, las
         if not isinstance(err, torch.distributed.DistError):
             raise
         nodes = trainer.num_nodes
+        if resume_from is None and not is_ddp_child():
+            discard_untrained_run(run_dir)  # nothing was trained: a rerun finds no run in its way
         raise TimeoutError(f"--num-nodes {nodes}: not all nodes joined at {os.environ.get('MASTER_ADDR')}:"
                            f"{os.environ.get('MASTER_PORT')} ({' '.join(str(err).split())[:160]}); start {program} "
-                           f"on every node with NODE_RANK 0..{nodes - 1}, then run again with --overwrite") from None
+                           f"on every node with NODE_RANK 0..{nodes - 1}, then run the same command again") from None
+
+
+def discard_untrained_run(run_dir: Path) -> None:
+    """Empty a run this process just made (its marker proves it, and it holds only our files)
+    but never trained, keeping the lock; ``run`` then removes the folder it created."""
+    from tweetcls_core.ownership import owner_kind
+    from tweetcls_core.run_lock import LOCK_FILE
+    from tweetcls_core.runs import RUN_ENTRIES, foreign_entries, foreign_inside
+
+    if owner_kind(run_dir) != "run" or foreign_entries(run_dir, RUN_ENTRIES) or foreign_inside(run_dir):
+        return
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str, program: str = "train.py") -> Interrupted:
