@@ -4,7 +4,6 @@ before its fix. Outputs never replace the user's data; labels are trained as the
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
