@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tweetcls_core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, report
 from tweetcls_core.quiet import quiet_libraries
-from tweetcls_core.options import (EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+from tweetcls_core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                                    OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
                                    STEPS_OR_ALL, Text)
 
@@ -29,7 +29,7 @@ PROGRAM = "pretrain.py"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelp)
     p.add_argument("--config", type=EXISTING_FILE, help="YAML file of option values; flags on the command line win")
     p.add_argument("--model", type=Text("model name or folder"), default="minilm-l6", help="short name, Hugging Face hub id, or local folder of an encoder")
     p.add_argument("--mlm-data", type=Text("dataset name or file"), nargs="+", default=["tweets"],

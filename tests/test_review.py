@@ -5,6 +5,7 @@ a chart's points set its scale). And the latency a run records, and the comparis
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
@@ -198,3 +199,12 @@ def test_train_help_says_each_default_once(capsys):
     text = " ".join(build_parser().format_help().split())
     assert "(default: None)" not in text and "(default: minilm-l6) (default" not in text
     assert "(default: tweet_eval/emotion)" in text  # a real default is still shown
+
+
+@pytest.mark.parametrize("script", ["evaluate", "export", "predict", "pretrain", "serve", "tune"])
+def test_every_command_says_each_default_once(script):
+    """pretrain.py --help printed "(default: $TWEETCLS_DATA_DIR) (default: None)"."""
+    import importlib
+
+    text = " ".join(importlib.import_module(script).build_parser().format_help().split())
+    assert "(default: None)" not in text and not re.search(r"\(default: [^)]*\) \(default", text)
