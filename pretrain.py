@@ -152,12 +152,17 @@ def pretrain_and_save(args: argparse.Namespace, extra_callbacks: list | None = N
         "heldout_mlm_loss_before": before, "heldout_mlm_loss_per_epoch": module.heldout_losses,
         "params_total": info["params_total"], "params_trainable": info["params_trainable"],
         "mlm_head_created": info["mlm_head_created"], "lora": info.get("lora"),
-        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
+        "fit_seconds": clock.fit_seconds, "train_step_seconds": clock.step_seconds,
+        "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step, "precision": args.precision,
         "run_dir": str(run_dir), "config": vars(args),
     }
     if trainer.is_global_zero:
         export(model, tokenizer, model_dir, run_dir, results)
+        from tweetcls_core.review import parameter_counts
+
+        for tag, value in parameter_counts(info["params_total"], info["params_trainable"]).items():
+            trainer.logger.experiment.add_scalar(tag, value, trainer.global_step)  # the level's end
     trainer.logger.finalize("success")
     return results
 
