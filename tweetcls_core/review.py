@@ -176,11 +176,12 @@ def run_card_title(results: dict) -> str:
 
 
 def run_card_figure(results: dict):
-    """The card as a figure no wider than a TIME SERIES image card at 1280 px with classic scrollbars
-    (about 268 x 215 px), so it is shown at its own size, not scaled down; text 11 px."""
+    """The card as a figure of the height of a TIME SERIES image card's box at 1280 px (215 px; it
+    fits an image to that height, so a 203 px card was scaled up, blurred) and narrower than
+    its width (319 px), so it is shown at its own size; text 11 px."""
     plt = _plt()
     rows = run_card_rows(results)
-    height = 0.36 + 0.185 * len(rows)  # 9 rows: 203 px, under the card's 215
+    height = max(2.15, 0.36 + 0.185 * len(rows))  # 9 rows: 203 px of text
     fig = plt.figure(figsize=(2.6, height), dpi=100)
     fig.text(0.03, 1 - 0.16 / height, run_card_title(results), fontsize=8.5, weight="bold", va="center")
     for i, (label, value) in enumerate(rows):
