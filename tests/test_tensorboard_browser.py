@@ -221,7 +221,7 @@ def test_hparams_reads_at_1280_without_scrolling_sideways(runs, tensorboard, bro
     each row says what results.json says."""
     browser.get(tensorboard + "/#hparams")
     found = wait_until(lambda: (f := browser.execute_script(HPARAMS_TABLE)) and
-                       sum(not c["header"] and c["text"] in ("lora", "full") for c in f["cells"]) == 2 and f)
+                       sum(not c["header"] and c["text"] in ("lora", "full") for c in f["cells"]) >= 2 and f)
     assert found["scroll"] <= found["width"], found  # no sideways scrolling
     assert [c["text"] for c in found["cells"] if c["cut"]] == []  # no cell ends in '...'
     assert all(c["right"] <= WIDTH for c in found["cells"])
