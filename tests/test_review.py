@@ -130,7 +130,10 @@ def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
     values = review_hparams(results["config"], results)  # HPARAMS' text columns, in TensorBoard's order
     assert [COLUMNS[k] for k in sorted(values)] == ["run", "lr, epochs, seed", "data, precision"]
     assert [values[k] for k in sorted(values)] == ["lora minilm-l6 r=8", "5e-5, 3 ep, seed 0",  # not 0.000050000
-                                                   "emotion, first 500, fp32"]  # a subset run is not a full-data one
+                                                   "emotion[:500], fp32"]  # a subset run is not a full-data one
+    # a column holds about 22 characters at 1280 px ('emotion, first 200, bf16' was cut with '...')
+    assert max(len(v) for v in review_hparams(results["config"] | {"max_train_samples": 10_000, "seed": 42},
+                                              results).values()) <= 22
 
 
 def record(seed: int, score: float, **changes) -> dict:

@@ -119,9 +119,9 @@ def test_hparams_open_with_method_model_and_dataset_and_leave_paths_out(lora_run
     assert [h.display_name for h in infos] == ["run", "lr, epochs, seed", "data, precision"]
     assert [m.display_name for m in experiments[0].metric_infos] == ["test metric"]
     results = json.loads((lora_run / "results.json").read_text())
-    start = [HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-             for content in map(safe_content, event_accumulators(lora_run))
-             if "_hparams_/session_start_info" in content][0]
+    start = next(HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+                 for content in map(safe_content, event_accumulators(lora_run))
+                 if "_hparams_/session_start_info" in content)
     assert start.hparams["1_run"].string_value == f"lora {Path(results['model']).name} r=8"
     assert start.hparams["3_data"].string_value.startswith(Path(results["dataset"]).name)
     assert not any("/" in v.string_value for v in start.hparams.values())  # no paths

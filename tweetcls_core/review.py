@@ -18,9 +18,10 @@ scalar or an image, with "Ignore outliers in chart scaling" on and smoothing 0.6
 - HPARAMS: one row per run written once at the end (no placeholder at the start). Its table
   (2.21's legacy plugin) gives every column at least 160 px beside Trial ID and "Show Metrics",
   shows the first 5 hparams and the first 5 metrics declared, and cuts a longer cell with "...":
-  at 1280 px four columns fit without scrolling sideways. So a run declares four: ``run``
-  (method, model, LoRA rank), ``lr, epochs, seed``, ``data, precision`` (how much of which data:
-  a subset run is not comparable with a full one) as text, and the test metric (the val metric
+  at 1280 px four columns of 157 px (about 22 characters) fit without scrolling sideways. So a
+  run declares four: ``run`` (method, model, LoRA rank), ``lr, epochs, seed``, ``data,
+  precision`` (``emotion[:200]``, Hugging Face's slice of a split, for a run on the first 200
+  training texts: not comparable with one on all) as text, and the test metric (the val metric
   for a search trial, which scores no test). Text, because TensorBoard prints numbers with 5
   significant digits (lr 0.000050000, epochs 3.0000). Parameters, time and latency are on the
   run's card and in ``hp/*``.
@@ -99,10 +100,12 @@ def review_hparams(config: dict, results: dict) -> dict[str, str]:
     if results.get("lora"):
         run += f" r={config['lora_r']}"
     name = Path(config["dataset"]).name if Path(config["dataset"]).suffix else config["dataset"].split("/")[-1]
+    subset = config.get("max_train_samples")
     precision = precision_label(str(results.get("precision") or config.get("precision") or "32-true"))
     return {"1_run": run,
             "2_training": f"{short_number(config['lr'])}, {config['max_epochs']} ep, seed {config['seed']}",
-            "3_data": f"{data_label(name, config.get('max_train_samples'))}, {precision}"}
+            # a subset as Hugging Face slices a split, emotion[:200]: 'emotion, first 200, bf16' was cut at 157 px
+            "3_data": f"{name}{f'[:{subset}]' if subset else ''}, {precision}"}
 
 
 def final_metrics(results: dict) -> dict[str, float]:
