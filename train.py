@@ -128,7 +128,8 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         "label_names": data.label_names, "multi_label": data.multi_label, "pooling": model.config.pooling,
         "params_total": info["params_total"], "params_trainable": info["params_trainable"],
         "trainable_pct": 100.0 * info["params_trainable"] / info["params_total"],
-        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
+        "fit_seconds": clock.fit_seconds, "train_step_seconds": clock.step_seconds,
+        "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
         "head_bias": args.head_bias if data.multi_label else None,
@@ -328,11 +329,9 @@ def validations_in(epochs: int, val_check_interval: float) -> int:
 def log_run_start(logger, info: dict) -> None:
     """Parameter counts and the review layout, once, at the start of a new run (the hyperparameters
     go in with the final metrics at the end: see tweetcls_core/review.py)."""
-    from tweetcls_core.review import log_layout
+    from tweetcls_core.review import log_layout, parameter_counts
 
-    total, trainable = info["params_total"], info["params_trainable"]
-    logger.log_metrics({"params/total": total, "params/trainable": trainable,
-                        "params/trainable_pct": 100.0 * trainable / total}, step=0)
+    logger.log_metrics(parameter_counts(info["params_total"], info["params_trainable"]), step=0)  # the level's start
     log_layout(logger.experiment)
 
 
