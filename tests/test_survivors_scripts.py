@@ -198,3 +198,21 @@ def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_me
     with torch.no_grad():
         got = saved(input_ids=ids).last_hidden_state
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_serve_port_is_accepted_exactly_on_the_range_the_os_binds():
+    """--port's bounds come from the socket API (a TCP port is 16 bits; 0 means "any port", which a
+    server announced by its --port cannot use), never from the option's own constant."""
+    import argparse
+    import socket
+
+    import serve
+    from tweetcls_core.options import declared
+
+    with socket.socket() as s, pytest.raises(OverflowError):
+        s.bind(("127.0.0.1", 65536))
+    action = next(a for a in declared(serve.build_parser()) if "--port" in a.option_strings)
+    assert action.type("1") == 1 and action.type("65535") == 65535
+    for outside in ("0", "65536", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            action.type(outside)
