@@ -80,6 +80,7 @@ def test_two_studies_with_one_seed_draw_the_same_trials_and_never_see_test(tiny_
         drawn[name] = [(t.params["lr"], t.params["lora_r"]) for t in study.trials]
     assert drawn["a"] == drawn["b"]
     assert drawn["a"] != drawn["c"]  # the seed is what makes them equal
+    assert len(set(drawn["a"])) == len(drawn["a"])  # trial N draws from (seed, N): no trial repeats another
     assert all(args.test is False for args in fake_training)  # trials never score the test split
     # best.yaml holds the best trial's values over the fixed options
     study = optuna.load_study(study_name="a", storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}")
