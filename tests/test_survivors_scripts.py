@@ -136,8 +136,9 @@ class _Stop(Exception):
     pass
 
 
-def test_mlm_probability_and_seed_reach_the_masking(tiny_model_dir, tmp_path, monkeypatch):
-    """The masking rate of the batches pretrain.py builds follows --mlm-probability; --seed seeds them."""
+def test_mlm_probability_seed_and_max_length_reach_the_masking(tiny_model_dir, tmp_path, monkeypatch):
+    """The masking rate of the batches pretrain.py builds follows --mlm-probability; --seed seeds them;
+    --max-length cuts their texts (a short one truncates, a long one does not)."""
     import mlm.data
 
     texts = tmp_path / "texts.txt"
@@ -157,17 +158,20 @@ def test_mlm_probability_and_seed_reach_the_masking(tiny_model_dir, tmp_path, mo
         targets_words = sum(len({f["word_ids"][i] for i in range(len(f["word_ids"]))
                                  if batch["labels"][row, i] != -100}) for row, f in enumerate(features))
         seen["rate"] = targets_words / words
+        seen["longest"] = max(len(f["input_ids"]) for f in features)
         raise _Stop
 
     monkeypatch.setattr(mlm.data, "MaskedLMDataModule", capture)
-    for probability, seed in (("0.5", 7), ("0.1", 11)):
+    for probability, seed, max_length in (("0.5", 7, 6), ("0.1", 11, 64)):
         args = pretrain.parse_args(["--model", str(tiny_model_dir), "--mlm-data", str(texts), "--heldout", "10",
                                     "--mlm-probability", probability, "--seed", str(seed),
+                                    "--max-length", str(max_length),
                                     "--output-dir", str(tmp_path / "runs")])
         with pytest.raises(_Stop):
             pretrain.pretrain_and_save(args)
         assert seen["rate"] == pytest.approx(float(probability), abs=0.05)
         assert seen["seed"] == seed
+        assert seen["longest"] == 6 if max_length == 6 else 6 < seen["longest"] < max_length
 
 
 def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_merged_encoder(tiny_model_dir,
