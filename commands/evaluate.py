@@ -72,6 +72,22 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--save-variants {args.save_variants} is a file; give a folder to keep the variants in")
 
 
+def check_outputs(args: argparse.Namespace, dataset: str, config: dict, ledger: bool) -> None:
+    """--output never replaces the data scored nor a file evaluate.py did not write (one line, before any work)."""
+    from tweetcls.core.outputs import check_output_file, is_evaluation
+
+    if not args.output:
+        return
+    inputs = [dataset, config.get("val_file"), config.get("test_file")]
+    if not ledger:
+        check_output_file(args.output, "--output", inputs, is_evaluation, "evaluate.py")
+        return
+    stem = Path(args.output).with_suffix("")
+    check_output_file(stem.with_suffix(".json"), "--output", inputs, is_evaluation, "evaluate.py")
+    check_output_file(stem.with_suffix(".csv"), "--output (its .csv)", inputs,
+                      lambda start: start.startswith("variant,"), "evaluate.py")
+
+
 def check_trained_labels(run, dataset: str, data) -> None:
     """Refuse to score a head on labels it was not trained for: its outputs would be read as
     another task's classes (or, loaded for another label set, come from a fresh random head)."""
@@ -111,6 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     dataset = args.dataset or loaded.results.get("dataset")
     if not dataset:
         raise UsageError("pass --dataset: a saved model does not say what data it was trained on")
+    check_outputs(args, dataset, config, variants is not None)
     datamodule = TextClassificationDataModule(
         dataset, loaded.tokenizer, data_dir=args.data_dir or config.get("data_dir"),
         max_length=args.max_length if args.max_length is not None else loaded.max_length,

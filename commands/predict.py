@@ -38,7 +38,8 @@ OUTPUT_TYPES = (".csv", ".jsonl")
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("target", type=Text("run directory, model folder or name"), metavar="RUN_OR_MODEL")
-    p.add_argument("texts", type=FREE_TEXT, nargs="*", help="texts to classify (default: --input, else one per line on stdin)")
+    p.add_argument("texts", type=FREE_TEXT, nargs="*", help="texts to classify (default: --input, else one per line on stdin; stdin streams: rows before a bad "
+                        "line are printed, then the error and exit 2)")
     p.add_argument("--input", type=EXISTING_FILE, default=None, help=f"a file of texts: {', '.join(INPUT_TYPES)}")
     p.add_argument("--text-column", type=NAME, default="text", help="text column of a .csv/.tsv/.json/.jsonl input")
     p.add_argument("--id-column", type=NAME, default="id", help="row id column of the input, if it has one (else the row number)")
@@ -75,9 +76,27 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(message)
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"--output {args.output} is a folder; give a file name")
+    if args.output:  # never the input itself, nor a file predict.py did not write
+        from tweetcls.core.outputs import check_output_file, is_predictions
+
+        check_output_file(args.output, "--output", [args.input], is_predictions, "predict.py")
+    for text in args.texts:  # `predict.py RUN tweets.csv` would classify the file's name, not its rows
+        if looks_like_a_file(text):
+            raise UsageError(f"{text!r} looks like a file name: pass the file as --input {text} (texts given as arguments are "
+                             "classified as they are written)")
     cores = os.cpu_count() or 1
     if args.threads is not None and args.threads > cores:  # torch.set_num_threads(100000) segfaults
         raise UsageError(f"--threads {args.threads}: this machine has {cores} CPU cores; use at most --threads {cores}")
+
+
+def looks_like_a_file(text: str) -> bool:
+    """An argument that is an existing file, or one word ending in an input file type."""
+    if Path(text).suffix.lower() in INPUT_TYPES and not any(c.isspace() for c in text):
+        return True
+    try:
+        return os.path.isfile(text)
+    except (OSError, ValueError):
+        return False
 
 
 CHUNK = 4096  # texts read, classified and written at a time: memory stays bounded for any input length
@@ -176,6 +195,11 @@ def run(args: argparse.Namespace) -> dict:
     from tweetcls.predictor import Predictor
 
     check_args(args)
+    if args.input and not args.output:
+        # stdout cannot be taken back: the whole file is read once first, so a bad row late in it is
+        # one line and nothing printed, as with --output (stdin, which cannot be read twice, streams)
+        for _ in read_inputs(args):
+            pass
     rows = chunks(read_inputs(args))
     first = next(rows, None)  # the input is checked (columns, encoding) before the model loads
     predictor = Predictor.from_run(args.target, args.backend, args.batch_size, args.min_confidence, args.threads)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tweetcls.core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
-from tweetcls.core.options import (EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                                    OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
                                    STEPS_OR_ALL, Text)
 
@@ -29,7 +29,7 @@ PROGRAM = "pretrain.py"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelp)
     p.add_argument("--config", type=EXISTING_FILE, help="YAML file of option values; flags on the command line win")
     p.add_argument("--model", type=Text("model name or folder"), default="minilm-l6", help="short name, Hugging Face hub id, or local folder of an encoder")
     p.add_argument("--mlm-data", type=Text("dataset name or file"), nargs="+", default=["tweets"],
@@ -152,12 +152,17 @@ def pretrain_and_save(args: argparse.Namespace, extra_callbacks: list | None = N
         "heldout_mlm_loss_before": before, "heldout_mlm_loss_per_epoch": module.heldout_losses,
         "params_total": info["params_total"], "params_trainable": info["params_trainable"],
         "mlm_head_created": info["mlm_head_created"], "lora": info.get("lora"),
-        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
+        "fit_seconds": clock.fit_seconds, "train_step_seconds": clock.step_seconds,
+        "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step, "precision": args.precision,
         "run_dir": str(run_dir), "config": vars(args),
     }
     if trainer.is_global_zero:
         export(model, tokenizer, model_dir, run_dir, results)
+        from tweetcls.review.tensorboard import parameter_counts
+
+        for tag, value in parameter_counts(info["params_total"], info["params_trainable"]).items():
+            trainer.logger.experiment.add_scalar(tag, value, trainer.global_step)  # the level's end
     trainer.logger.finalize("success")
     return results
 

@@ -17,6 +17,7 @@ from tweetcls.compress.ledger import Step, build_variant, save_variant, size_on_
 from tweetcls.compress.weight_counts import parameter_counts
 from tweetcls.compress.ledger_report import ledger_markdown, log_to_tensorboard, write_files
 from tweetcls.core.atomic import atomic_directory
+from tweetcls.core.ownership import check_replaceable, mark
 from tweetcls.core.latency import measure_latency
 from tweetcls.core.scoring import score_model
 
@@ -63,7 +64,17 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
     csv_path, json_path = write_files(rows, stem, meta)
     # one TensorBoard folder per ledger, rewritten whole, so a re-run never doubles its rows
     tb_dir = stem.parent / "compression" / stem.name.removeprefix("compression-")
-    shutil.rmtree(tb_dir, ignore_errors=True)
+    fresh_log_dir(tb_dir)
     log_to_tensorboard(rows, tb_dir, data.metric_name, meta)
+    mark(tb_dir, "compression-log")  # what it holds now is ours: a re-run may replace it
     return {"ledger": rows, "markdown": ledger_markdown(rows, data.metric_name),
             "files": [str(csv_path), str(json_path)], "tensorboard": str(tb_dir), **meta}
+
+
+def fresh_log_dir(tb_dir: Path) -> None:
+    """An empty ``tb_dir`` marked as ours; an earlier ledger's is replaced, a folder of the user's own
+    by that name never (one line, nothing deleted)."""
+    check_replaceable(tb_dir, "compression-log")
+    shutil.rmtree(tb_dir, ignore_errors=True)
+    tb_dir.mkdir(parents=True)
+    mark(tb_dir, "compression-log", files=[])

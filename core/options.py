@@ -45,6 +45,15 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(" ".join(message.split()))
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """'(default: X)' only where there is a default and the help does not already say it
+    (--help once printed "(default: minilm-l6) (default: None)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if action.default is None or "default" in text else super()._get_help_string(action)
+
+
 @dataclass(frozen=True)
 class Number:
     """An int or float in [low, high] (an end marked open excludes it); NaN and inf never pass."""

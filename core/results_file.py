@@ -37,6 +37,7 @@ class RunResults(TypedDict, total=False):
     params_total: int
     params_trainable: int
     fit_seconds: float
+    train_step_seconds: float  # the fit's training steps alone (validation and checkpoints left out)
     train_samples_per_sec: float | None
     epochs: int
     steps: int

@@ -51,11 +51,32 @@ def check_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False
         if owner_kind(run_dir) != "run":
             raise UsageError(f"{run_dir} is not a run directory written by train.py (it holds no marker of one); "
                              "--overwrite only replaces runs, choose another --run-name")
-        foreign = foreign_entries(run_dir, RUN_ENTRIES)
+        foreign = foreign_entries(run_dir, RUN_ENTRIES) + foreign_inside(run_dir)
         if foreign:
             raise UsageError(f"{run_dir} holds files train.py did not write ({some(foreign)}); --overwrite "
                              "would delete them: move them out or choose another --run-name")
     return run_dir
+
+
+CHECKPOINT_ENTRIES = re.compile(r"^.+\.ckpt$")
+
+
+def foreign_inside(run_dir: Path) -> list[str]:
+    """What --overwrite would delete inside the run's folders that this project did not write
+    (a note in checkpoints/, a file added to model/): each as run-relative path."""
+    found = []
+    for entry in sorted(run_dir.iterdir()):
+        if not entry.is_dir() or entry.is_symlink() or not RUN_ENTRIES.match(entry.name):
+            continue
+        if entry.name == "checkpoints":
+            inner = foreign_entries(entry, CHECKPOINT_ENTRIES)
+        elif owner_kind(entry) is not None:
+            inner = foreign_entries(entry)
+        else:  # a folder of ours that carries no marker (TensorBoard's, a ledger's): only our kinds of files
+            inner = [str(p.relative_to(entry)) for p in entry.rglob("*")
+                     if p.is_file() and not RUN_ENTRIES.match(p.name) and p.suffix not in (".json", ".csv", ".md")]
+        found += [f"{entry.name}/{name}" for name in inner]
+    return found
 
 
 def _holds_more_than_a_lock(run_dir: Path) -> bool:

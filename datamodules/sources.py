@@ -83,7 +83,10 @@ def label_text(raw) -> str | None:
         number = float(key)
     except ValueError:
         return key
-    return str(int(number)) if number.is_integer() and key.lstrip("+-").replace(".", "", 1).isdigit() else key
+    digits = key.lstrip("+-")
+    if digits[:1] == "0" and digits[1:2].isdigit():  # "01" is not "1": a code, kept as written
+        return key
+    return str(int(number)) if number.is_integer() and digits.replace(".", "", 1).isdigit() else key
 
 
 def label_texts(labels: list, where: str, column_name: str = "label") -> list[str]:
@@ -309,10 +312,30 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
     validation or test file given beside it (same columns) is used as that split, and only the
     missing splits are taken from the file (10% of it each)."""
     files = {"train": path, "validation": val_file, "test": test_file}
+    if text_column == label_column:
+        raise UsageError(f"--text-column and --label-column are both {text_column!r}: the model would read its answer; "
+                         "name the column of texts and the column of labels")
+    for split, f in files.items():
+        if split != "train" and f is not None and same_file(f, path):
+            option = "--val-file" if split == "validation" else "--test-file"
+            raise UsageError(f"{option} {f} is the training file: its scores would be on rows the model trained on; "
+                             f"give a held-out file, or leave {option} out to split one off")
+    if val_file is not None and test_file is not None and same_file(val_file, test_file):
+        raise UsageError(f"--val-file and --test-file are the same file ({val_file}): the test score would be on "
+                         "the rows that chose the checkpoint; give two different files")
     read = {split: _file_rows(f, text_column, label_column, encoding) for split, f in files.items() if f is not None}
     names = sorted(set(read["train"][1]), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
     if len(names) < 2:
         raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct label(s); need at least 2")
+    train_labels = read["train"][1]
+    if len(names) > 10 and len(names) > len(train_labels) / 2:
+        raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct labels in {len(train_labels)} rows, "
+                         "most seen once: is it a text column? pass the column of labels as --label-column")
+    joined = next((name for name in names if "," in name
+                   and all(part.strip() in set(names) for part in name.split(","))), None)
+    if joined is not None:
+        raise UsageError(f"{path}: label {joined!r} joins labels that also occur alone; a local file holds one label "
+                         "a row (multi-label files are not supported): give each row one label")
     index = {name: i for i, name in enumerate(names)}
     for split, (_, labels) in read.items():
         unseen = sorted(set(labels) - set(index))
@@ -332,6 +355,13 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
         rest, splits["validation"] = split_off(rest, 1 / 9 if "test" in missing else 0.1, stratify=_can_stratify(rest))
     splits["train"] = rest
     return LabelledData({s: splits[s] for s in ("train", "validation", "test")}, names)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _can_stratify(ds: datasets.Dataset) -> bool:

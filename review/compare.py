@@ -266,14 +266,87 @@ def comparison_figure(rows: list[dict]):
     return fig
 
 
+CARD_PX = (319, 215)  # a TIME SERIES image card at 1280 px fits an image into this box; IMAGES scales it to 350 wide
+CARD_TAGS = ("comparison/1_metric_vs_params", "comparison/2_metric_vs_latency", "comparison/3_rows")
+
+
+def card_figures(rows: list[dict]) -> dict[str, object]:
+    """The comparison as three images of ``CARD_PX``, so TIME SERIES shows each at its own size (a
+    1500 x 500 figure was a 319 x 106 thumbnail there, 350 x 117 in IMAGES): test metric against
+    trainable parameters, against CPU latency (each row a numbered point), and what each number is."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width, height = CARD_PX[0] / 100, CARD_PX[1] / 100
+    metrics = {r["metric_name"] for r in rows}
+    metric = metrics.pop() if len(metrics) == 1 else "task metric"
+    figures = {}
+    for tag, key, label in ((CARD_TAGS[0], "params_trainable", "trainable parameters"),
+                            (CARD_TAGS[1], "latency_ms", "CPU ms per batch of 32 x 64 (p50)")):
+        fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+        for number, r in enumerate(rows, start=1):
+            if r[key] is None or r["test_metric"] is None:
+                continue
+            ax.errorbar(r[key], r["test_metric"], yerr=r["test_metric_sd"], fmt="o", markersize=4,
+                        color=plt.get_cmap("tab10").colors[(number - 1) % 10])
+            ax.annotate(str(number), (r[key], r["test_metric"]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        readable_x_axis(ax, [r[key] for r in rows if r[key] is not None and r["test_metric"] is not None])
+        ax.margins(x=0.15, y=0.2)
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel(f"test {metric}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout(pad=0.4)
+        figures[tag] = fig
+    fig = plt.figure(figsize=(width, height), dpi=100)
+    lines = []
+    for number, label in enumerate(row_labels(rows), start=1):
+        lines += textwrap.wrap(f"{number}. {label}", 50, subsequent_indent="    ")
+    shown = lines if len(lines) <= 14 else lines[:13] + [f"... {len(rows)} rows: comparison.md"]
+    fig.text(0.03, 0.97, "\n".join(shown), fontsize=8, va="top", linespacing=1.5, family="DejaVu Sans")
+    figures[CARD_TAGS[2]] = fig
+    return figures
+
+
+def compact_number(value: float) -> str:
+    """Tick labels: 800, 7.8k, 22.7M, 0.5."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def readable_x_axis(ax, values: list[float]) -> None:
+    """A log axis where the values span a factor of 10 or more (LoRA's 0.1M against a full 22.7M),
+    else linear; ticks at 1, 2 and 5 per decade, labelled 7.8k or 22.7M (matplotlib's log labels
+    read '2 x 10^4' at a size that overlapped)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    positive = [v for v in values if v and v > 0]
+    if positive and max(positive) / min(positive) >= 10:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
+
+
 def log_comparison(rows: list[dict], log_dir: Path, markdown: str) -> None:
-    """The table as text, and the comparison figure (also saved as PNG beside the table)."""
+    """The table as text and the comparison as three card-sized images; the wide figure (all rows in
+    a legend beside the plots) goes beside the table as comparison.png."""
     import matplotlib.pyplot as plt
     from torch.utils.tensorboard import SummaryWriter
 
     fig = comparison_figure(rows)
     fig.savefig(log_dir.parent / "comparison.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
     with SummaryWriter(str(log_dir)) as writer:
         writer.add_text("comparison/table", comparison_markdown(rows, br="<br>"))
-        writer.add_figure("comparison/metric_vs_params_and_latency", fig)
-    plt.close(fig)
+        for tag, figure in card_figures(rows).items():
+            writer.add_figure(tag, figure)
+            plt.close(figure)

@@ -5,20 +5,26 @@ scalar or an image, with "Ignore outliers in chart scaling" on and smoothing 0.6
   metric, trainable parameters (count and share), training time, CPU latency with its spread
   and what was timed, training data and precision. Cards of two runs stand side by side, so
   the first screen (1280x900) compares them without a click.
-- ``hp/*``: the final numbers as a level from step 0 to the last step (two equal points).
-  A single point is hidden in SCALARS and, being an "outlier" to TensorBoard's 5th-95th
-  percentile scaling, drawn off the chart (a 22.7M-parameter run against 0.8M LoRA runs);
-  two points per run keep every run inside the scale for up to 10 runs, and a constant is
-  left as it is by smoothing.
+- ``hp/*``, ``params/*``, ``time/*``: the final numbers as a level from step 0 to the last step
+  (two equal points). A single point is a dot, easy to miss, hidden in SCALARS and, being an
+  "outlier" to TensorBoard's 5th-95th percentile scaling, drawn off the chart (a 22.7M-parameter
+  run against 0.8M LoRA runs); two points per run keep every run inside the scale for up to 10
+  runs, and a constant is left as it is by smoothing.
 - Per-epoch values (``val/*``, ``*_epoch``) are drawn as a level across the steps of the
   epoch they describe (``LEVEL_POINTS`` points), so the default smoothing ends within
   0.6**10 = 0.6% of the last change of the value; with one point per epoch the smoothed end
   of a 3-epoch loss read 0.557 where the value was 0.457. The re-check of the best
   checkpoint after fit logs nothing (it repeated val's last point one step later).
-- HPARAMS: one row per run written once at the end (no placeholder at the start), opening
-  with method, model, data (and how much of it), trainable parameters and latency as text
-  columns: TensorBoard prints numbers with 5 significant digits (lr 0.000050000, 2.2700e+7
-  parameters), so lr, epochs and seed are text too; the numeric metrics follow.
+- HPARAMS: one row per run written once at the end (no placeholder at the start). Its table
+  (2.21's legacy plugin) gives every column at least 160 px beside Trial ID and "Show Metrics",
+  shows the first 5 hparams and the first 5 metrics declared, and cuts a longer cell with "...":
+  at 1280 px four columns of 157 px (about 22 characters) fit without scrolling sideways. So a
+  run declares four: ``run`` (method, model, LoRA rank), ``lr, epochs, seed``, ``data,
+  precision`` (``emotion[:200]``, Hugging Face's slice of a split, for a run on the first 200
+  training texts: not comparable with one on all) as text, and the test metric (the val metric
+  for a search trial, which scores no test). Text, because TensorBoard prints numbers with 5
+  significant digits (lr 0.000050000, epochs 3.0000). Parameters, time and latency are on the
+  run's card and in ``hp/*``.
 - CUSTOM SCALARS: train loss against val loss, and the val task metric, side by side.
 - IMAGES: the test confusion matrix and per-class F1 (multi-label: F1 against frequency).
 - TEXT: the run's row of the comparison table (the columns of ``evaluate.py --compare``)
@@ -36,7 +42,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from tweetcls.review.compare import comparison_markdown, data_label, group_by_configuration, model_label, \
-    params_label, record_from_results
+    params_label, precision_label, record_from_results
 from tweetcls.core.latency import latency_label, measured_label
 
 LEVEL_POINTS = 10  # points per epoch of a per-epoch value: smoothing 0.6 ends within 0.6**10 of it
@@ -74,38 +80,32 @@ def level_steps(previous: int, step: int, points: int = LEVEL_POINTS) -> list[in
     return sorted({previous + round((step - previous) * i / points) for i in range(1, points)} - {previous, step})
 
 
-FIRST_COLUMNS = ("method", "data", "trainable", "latency", "model")  # the columns HPARAMS opens with (the 5th is cut at 1280 px)
-FINAL_METRICS = ("hp/test_task_metric", "hp/val_task_metric", "hp/params_trainable", "hp/fit_seconds",
-                 "hp/cpu_latency_ms")
-METRIC_NAMES = {"hp/test_task_metric": "test metric", "hp/val_task_metric": "val metric",
-                "hp/params_trainable": "trainable params", "hp/fit_seconds": "train seconds",
-                "hp/cpu_latency_ms": "CPU ms (p50)"}
+COLUMNS = {"1_run": "run", "2_training": "lr, epochs, seed", "3_data": "data, precision"}  # HPARAMS' columns, in order
+METRIC_NAMES = {"hp/test_task_metric": "test metric", "hp/val_task_metric": "val metric"}
 
 
-def review_hparams(config: dict, results: dict) -> dict[str, object]:
-    """The hyperparameters that distinguish this run from others, in review order; numbers that
-    TensorBoard would print as 0.000050000 or 3.0000 go in as text."""
-    inference = results.get("inference") or {}
-    values = {"method": config["method"], "model": model_label(config["model"]),
-              "data": data_label(config["dataset"], config.get("max_train_samples")),
-              "trainable": params_label(results["params_trainable"], results["trainable_pct"]),
-              "latency": latency_label(inference) if inference else "not measured",
-              "lr": format(config["lr"], "g"), "epochs": str(config["max_epochs"]), "seed": str(config["seed"]),
-              "precision": results.get("precision") or config.get("precision", "32-true"),
-              "threads": str(inference.get("threads", ""))}
+def short_number(value: float) -> str:
+    """A learning rate as people write it: 5e-05 -> '5e-5', 0.0005 -> '5e-4', 0.01 -> '0.01'
+    (TensorBoard prints a number as 0.000050000)."""
+    if value and abs(value) < 0.01:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{float(mantissa):.3g}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def review_hparams(config: dict, results: dict) -> dict[str, str]:
+    """HPARAMS' three text columns, which with the test metric fill the table at 1280 px (see the
+    module's docstring): what was trained, how, and on what. Text, so lr reads 5e-5, not 0.000050000."""
+    run = f"{config['method']} {model_label(config['model'])}"
     if results.get("lora"):
-        values |= {"lora_r": config["lora_r"], "lora_alpha": config["lora_alpha"],
-                   "lora_targets": config["lora_targets"], "lora_dropout": config["lora_dropout"]}
-    if results.get("distill"):
-        values |= {"teacher": model_label(config["teacher"]), "layers": config["layers"] or "",
-                   "student": model_label(config["student"]) if config["student"] else "",
-                   "kd_temperature": config["kd_temperature"], "kd_alpha": config["kd_alpha"],
-                   "hidden_loss": config["hidden_loss"], "transfer_data": config["transfer_data"] or ""}
-    return values
-
-
-def ranked_name(name: str) -> str:
-    return f"{FIRST_COLUMNS.index(name) + 1}_{name}" if name in FIRST_COLUMNS else name
+        run += f" r={config['lora_r']}"
+    name = Path(config["dataset"]).name if Path(config["dataset"]).suffix else config["dataset"].split("/")[-1]
+    subset = config.get("max_train_samples")
+    precision = precision_label(str(results.get("precision") or config.get("precision") or "32-true"))
+    return {"1_run": run,
+            "2_training": f"{short_number(config['lr'])}, {config['max_epochs']} ep, seed {config['seed']}",
+            # a subset as Hugging Face slices a split, emotion[:200]: 'emotion, first 200, bf16' was cut at 157 px
+            "3_data": f"{name}{f'[:{subset}]' if subset else ''}, {precision}"}
 
 
 def final_metrics(results: dict) -> dict[str, float]:
@@ -116,16 +116,27 @@ def final_metrics(results: dict) -> dict[str, float]:
                       "hp/cpu_latency_ms": (results.get("inference") or {}).get("latency_p50_ms", 0.0)}
 
 
-def log_hparams(writer, values: dict, metrics: dict, step: int) -> None:
-    """Each metric as a level (the same value at step 0 and ``step``: see the module's docstring),
-    and the HPARAMS row (ranked names, plain display names)."""
-    for tag, value in metrics.items():
+def parameter_counts(total: int, trainable: int) -> dict[str, float]:
+    """``params/*``: logged at step 0 when a run starts and again at its last step, a level."""
+    return {"params/total": total, "params/trainable": trainable, "params/trainable_pct": 100.0 * trainable / total}
+
+
+def log_levels(writer, values: dict[str, float], step: int) -> None:
+    """Each value as a level: the same value at step 0 and ``step`` (see the module's docstring)."""
+    for tag, value in values.items():
         for at in sorted({0, step}):
             writer.add_scalar(tag, value, at)
-    exp, start, end = hparams_summaries({ranked_name(k): v for k, v in values.items()}, metrics)
+
+
+def log_hparams(writer, values: dict, metrics: dict, step: int) -> None:
+    """The metrics as levels, and the HPARAMS row: the ``values`` columns (display names from
+    ``COLUMNS``) and one metric column, the test metric (the val metric for a run that scored no test)."""
+    log_levels(writer, metrics, step)
+    shown = next(({tag: metrics[tag]} for tag in METRIC_NAMES if tag in metrics), dict(list(metrics.items())[:1]))
+    exp, start, end = hparams_summaries(values, shown)
     data = HParamsPluginData.FromString(exp.value[0].metadata.plugin_data.content)
     for info in data.experiment.hparam_infos:
-        info.display_name = info.name.split("_", 1)[1] if info.name[0].isdigit() else info.name
+        info.display_name = COLUMNS.get(info.name, info.name)
     for info in data.experiment.metric_infos:
         info.display_name = METRIC_NAMES.get(info.name.tag, info.name.tag)
     exp.value[0].metadata.plugin_data.content = data.SerializeToString()
@@ -168,11 +179,12 @@ def run_card_title(results: dict) -> str:
 
 
 def run_card_figure(results: dict):
-    """The card as a figure no wider than a TIME SERIES image card at 1280 px with classic scrollbars
-    (about 268 x 215 px), so it is shown at its own size, not scaled down; text 11 px."""
+    """The card as a figure of the height of a TIME SERIES image card's box at 1280 px (215 px; it
+    fits an image to that height, so a 203 px card was scaled up, blurred) and narrower than
+    its width (319 px), so it is shown at its own size; text 11 px."""
     plt = _plt()
     rows = run_card_rows(results)
-    height = 0.36 + 0.185 * len(rows)  # 9 rows: 203 px, under the card's 215
+    height = max(2.15, 0.36 + 0.185 * len(rows))  # 9 rows: 203 px of text
     fig = plt.figure(figsize=(2.6, height), dpi=100)
     fig.text(0.03, 1 - 0.16 / height, run_card_title(results), fontsize=8.5, weight="bold", va="center")
     for i, (label, value) in enumerate(rows):

@@ -109,7 +109,13 @@ def test_comparison_is_in_tensorboard(runs):
         acc = EventAccumulator(str(events))
         acc.Reload()
         tags |= set(acc.Tags()["images"]) | set(acc.Tags()["tensors"])
-    assert "comparison/metric_vs_params_and_latency" in tags and "comparison/table/text_summary" in tags
+    assert {"comparison/1_metric_vs_params", "comparison/2_metric_vs_latency", "comparison/3_rows",
+            "comparison/table/text_summary"} <= tags
+    images = [acc for events in (runs / "_comparison").glob("events.out.tfevents.*")
+              if (acc := EventAccumulator(str(events))).Reload() and acc.Tags()["images"]]
+    for tag in ("comparison/1_metric_vs_params", "comparison/3_rows"):
+        image = images[-1].Images(tag)[-1]
+        assert (image.width, image.height) == (319, 215)  # a TIME SERIES card's box at 1280 px: shown 1:1
 
 
 def test_compare_on_a_folder_without_runs(tmp_path, capsys):
@@ -141,6 +147,24 @@ def test_comparison_figure_names_every_row_of_a_large_table():
     assert texts[0].startswith("1. distill teacher-0 0 ") and texts[11].startswith("12. ")
     numbers = {a.get_text() for ax in fig.axes for a in ax.texts}
     assert numbers == {str(i) for i in range(1, 13)}
+
+
+def test_the_card_sized_comparison_names_every_row_and_labels_ticks_plainly():
+    from tweetcls.review.compare import card_figures, compact_number
+
+    rows = [{"method": "lora" if i else "full", "model": "minilm-l6", "layers": "", "lora": "r=8 query,value" if i else "",
+             "precision": "fp32", "kd": "", "lr": 5e-4 if i else 5e-5, "epochs": 3, "dataset": "tweet_eval/emotion",
+             "metric_name": "macro_f1", "params_trainable": 22_714_756 if i == 0 else 147_456 * i,
+             "latency_ms": 80.0 + i, "test_metric": 0.7 + i / 100, "test_metric_sd": 0.0, "seeds": [0], "runs": 1}
+            for i in range(3)]
+    figures = card_figures(rows)
+    legend = figures["comparison/3_rows"].texts[0].get_text()
+    assert [line.split(".")[0] for line in legend.splitlines() if line[0].isdigit()] == ["1", "2", "3"]
+    params = figures["comparison/1_metric_vs_params"].axes[0]
+    params.figure.canvas.draw()
+    assert params.get_xscale() == "log"  # 0.15M and 22.7M on one axis
+    assert {t.get_text() for t in params.get_xticklabels() if t.get_text()} >= {"1M", "10M"}
+    assert compact_number(22_714_756) == "22.7M" and compact_number(7811) == "7.81k" and compact_number(85.8) == "85.8"
 
 
 def test_runs_outside_the_folder_join_the_table(runs, tmp_path):

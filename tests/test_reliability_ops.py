@@ -112,6 +112,10 @@ def test_a_multi_node_run_says_what_it_waits_for_and_times_out(tiny_model_dir, t
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train.py:")]
     assert "waits up to 2 s for the others at 127.0.0.1" in err[0], err
     assert err[-1].startswith("train.py: error: --num-nodes 2: not all nodes joined"), err
+    assert not (tmp_path / "runs").exists()  # nothing was trained: nothing left in a rerun's way (issue 46 leftover b)
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    assert train.main(argv) == 1  # the same command again is not refused as 'already exists'
+    assert "not all nodes joined" in capsys.readouterr().err
 
 
 # --- 3. every OSError is one line with its path -----------------------------------------------------

@@ -5,6 +5,7 @@ a chart's points set its scale). And the latency a run records, and the comparis
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
@@ -115,7 +116,7 @@ def results_for(**changes) -> dict:
 
 
 def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
-    from tweetcls.review.tensorboard import FIRST_COLUMNS, ranked_name, review_hparams, run_card_rows
+    from tweetcls.review.tensorboard import COLUMNS, review_hparams, run_card_rows
 
     results = results_for()
     card = dict(run_card_rows(results))
@@ -126,11 +127,13 @@ def test_the_run_card_and_hparams_say_the_numbers_as_results_json_has_them():
     assert card["timed on"] == "batch 32x64, 2 threads" and card["backend"] == "torch fp32"
     assert card["load"] == "1.5 on 2 CPUs"
     assert card["data"] == "tweet_eval/emotion, first 500"  # a subset run is not a full-data one
-    values = review_hparams(results["config"], results)
-    assert values["lr"] == "5e-05" and values["epochs"] == "3"  # not 0.000050000 and 3.0000
-    assert sorted(ranked_name(k) for k in values)[:5] == [ranked_name(k) for k in FIRST_COLUMNS]
-    assert {values[k] for k in ("trainable", "latency", "data")} == {"147,456 (0.6%)", "86 ms (80-98)",
-                                                                     "tweet_eval/emotion, first 500"}
+    values = review_hparams(results["config"], results)  # HPARAMS' text columns, in TensorBoard's order
+    assert [COLUMNS[k] for k in sorted(values)] == ["run", "lr, epochs, seed", "data, precision"]
+    assert [values[k] for k in sorted(values)] == ["lora minilm-l6 r=8", "5e-5, 3 ep, seed 0",  # not 0.000050000
+                                                   "emotion[:500], fp32"]  # a subset run is not a full-data one
+    # a column holds about 22 characters at 1280 px ('emotion, first 200, bf16' was cut with '...')
+    assert max(len(v) for v in review_hparams(results["config"] | {"max_train_samples": 10_000, "seed": 42},
+                                              results).values()) <= 22
 
 
 def record(seed: int, score: float, **changes) -> dict:
@@ -198,3 +201,12 @@ def test_train_help_says_each_default_once(capsys):
     text = " ".join(build_parser().format_help().split())
     assert "(default: None)" not in text and "(default: minilm-l6) (default" not in text
     assert "(default: tweet_eval/emotion)" in text  # a real default is still shown
+
+
+@pytest.mark.parametrize("script", ["evaluate", "export", "predict", "pretrain", "serve", "tune"])
+def test_every_command_says_each_default_once(script):
+    """pretrain.py --help printed "(default: $TWEETCLS_DATA_DIR) (default: None)"."""
+    import importlib
+
+    text = " ".join(importlib.import_module(script).build_parser().format_help().split())
+    assert "(default: None)" not in text and not re.search(r"\(default: [^)]*\) \(default", text)

@@ -49,6 +49,17 @@ def test_no_number_option_takes_a_yaml_boolean(program):
                 check_value(action, value, "config.yaml")
 
 
+@pytest.mark.parametrize("program", sorted(PARSERS))
+def test_no_number_option_takes_nan_or_infinity(program):
+    """Every number option's domain is a range of finite numbers, so NaN (which fails every comparison,
+    so passes any bound checked by comparing) and infinities are refused, as text and as YAML floats."""
+    numbers = [a for a in declared(PARSERS[program]()) if isinstance(a.type, Number)]
+    for action in numbers:
+        for value in ("nan", "NaN", "inf", "-inf", float("nan"), float("inf")):
+            with pytest.raises((argparse.ArgumentTypeError, UsageError), match="must be"):
+                check_value(action, value, "config.yaml") if not isinstance(value, str) else action.type(value)
+
+
 def test_a_boolean_in_a_config_file_or_a_search_space_is_refused(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"lr": True}))

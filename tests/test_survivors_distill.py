@@ -143,3 +143,16 @@ def test_a_limited_transfer_set_is_the_same_prefix_every_time(tmp_path):
     assert first == transfer_set(str(path), None, 20, {"train": ["x"]}).texts
     assert first == transfer_set(str(path), None, 50, {"train": ["x"]}).texts[:20]
     assert first != [f"text number {i} of the pool" for i in range(20)]  # shuffled, not the file's order
+
+
+def test_texts_without_words_are_told_apart_and_excluded_one_by_one(tmp_path):
+    """An emoji-only text has no words to key on: it keys on itself, so two different ones are not
+    duplicates, and a held-out one excludes only itself, not every text without words."""
+    from tweetcls.distill.transfer_set import near_duplicate_key
+
+    assert near_duplicate_key("😂😂") != near_duplicate_key("🔥") != near_duplicate_key("!!!")
+    path = tmp_path / "pool.txt"
+    path.write_text("😂😂\n🔥🔥🔥\n🙏\nsome words here\n🙏\n", encoding="utf-8")
+    got = transfer_set(str(path), None, None, {"train": ["x"], "test": ["🙏"]})
+    assert sorted(got.texts) == sorted(["😂😂", "🔥🔥🔥", "some words here"])
+    assert got.dropped["task_eval_same"] == 2 and got.dropped["duplicate"] == 0

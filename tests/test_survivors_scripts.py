@@ -80,6 +80,7 @@ def test_two_studies_with_one_seed_draw_the_same_trials_and_never_see_test(tiny_
         drawn[name] = [(t.params["lr"], t.params["lora_r"]) for t in study.trials]
     assert drawn["a"] == drawn["b"]
     assert drawn["a"] != drawn["c"]  # the seed is what makes them equal
+    assert len(set(drawn["a"])) == len(drawn["a"])  # trial N draws from (seed, N): no trial repeats another
     assert all(args.test is False for args in fake_training)  # trials never score the test split
     # best.yaml holds the best trial's values over the fixed options
     study = optuna.load_study(study_name="a", storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}")
@@ -135,8 +136,9 @@ class _Stop(Exception):
     pass
 
 
-def test_mlm_probability_and_seed_reach_the_masking(tiny_model_dir, tmp_path, monkeypatch):
-    """The masking rate of the batches pretrain.py builds follows --mlm-probability; --seed seeds them."""
+def test_mlm_probability_seed_and_max_length_reach_the_masking(tiny_model_dir, tmp_path, monkeypatch):
+    """The masking rate of the batches pretrain.py builds follows --mlm-probability; --seed seeds them;
+    --max-length cuts their texts (a short one truncates, a long one does not)."""
     import tweetcls.mlm.data
 
     texts = tmp_path / "texts.txt"
@@ -156,17 +158,20 @@ def test_mlm_probability_and_seed_reach_the_masking(tiny_model_dir, tmp_path, mo
         targets_words = sum(len({f["word_ids"][i] for i in range(len(f["word_ids"]))
                                  if batch["labels"][row, i] != -100}) for row, f in enumerate(features))
         seen["rate"] = targets_words / words
+        seen["longest"] = max(len(f["input_ids"]) for f in features)
         raise _Stop
 
     monkeypatch.setattr(tweetcls.mlm.data, "MaskedLMDataModule", capture)
-    for probability, seed in (("0.5", 7), ("0.1", 11)):
+    for probability, seed, max_length in (("0.5", 7, 6), ("0.1", 11, 64)):
         args = pretrain.parse_args(["--model", str(tiny_model_dir), "--mlm-data", str(texts), "--heldout", "10",
                                     "--mlm-probability", probability, "--seed", str(seed),
+                                    "--max-length", str(max_length),
                                     "--output-dir", str(tmp_path / "runs")])
         with pytest.raises(_Stop):
             pretrain.pretrain_and_save(args)
         assert seen["rate"] == pytest.approx(float(probability), abs=0.05)
         assert seen["seed"] == seed
+        assert seen["longest"] == 6 if max_length == 6 else 6 < seen["longest"] < max_length
 
 
 def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_merged_encoder(tiny_model_dir,
@@ -198,3 +203,21 @@ def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_me
     with torch.no_grad():
         got = saved(input_ids=ids).last_hidden_state
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_serve_port_is_accepted_exactly_on_the_range_the_os_binds():
+    """--port's bounds come from the socket API (a TCP port is 16 bits; 0 means "any port", which a
+    server announced by its --port cannot use), never from the option's own constant."""
+    import argparse
+    import socket
+
+    from tweetcls.commands import serve
+    from tweetcls.core.options import declared
+
+    with socket.socket() as s, pytest.raises(OverflowError):
+        s.bind(("127.0.0.1", 65536))
+    action = next(a for a in declared(serve.build_parser()) if "--port" in a.option_strings)
+    assert action.type("1") == 1 and action.type("65535") == 65535
+    for outside in ("0", "65536", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            action.type(outside)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,16 @@ def test_a_resume_continues_the_run_in_its_own_folder_and_refuses_new_training_o
     for flag, value in (("--lora-r", "16"), ("--lr", "0.1"), ("--max-epochs", "3"), ("--method", "full")):
         with pytest.raises(UsageError, match="--resume continues the run"):
             train_options.parse_args(["--resume", str(saved_run), flag, value])
+
+
+def test_a_resume_of_a_moved_or_renamed_run_continues_in_the_folder_it_was_given(saved_run, tmp_path):
+    """Where a resumed run writes is the folder named by --resume, not the name and place its config.yaml
+    remembers: a run copied or renamed (runs/r -> elsewhere/r-old) must not write into a new runs/r."""
+    moved = tmp_path / "elsewhere" / "r-old"
+    moved.parent.mkdir()
+    saved_run.rename(moved)
+    args = train_options.parse_args(["--resume", str(moved), "--num-workers", "0"])
+    assert Path(args.output_dir) / args.run_name == moved
 
 
 def test_a_fractional_value_for_an_integer_option_in_yaml_is_refused(tmp_path):

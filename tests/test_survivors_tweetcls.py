@@ -61,6 +61,21 @@ def test_every_upload_form_numbers_its_rows_from_one(client, name, body):
     assert [r["text"] for r in rows] == ["first text", "second text", "third"]  # no carriage return left
 
 
+@pytest.mark.parametrize("name, body, ids", [
+    ("tweets.txt", "first text\n\n   \nfourth\n", ["1", "2", "3", "4"]),  # blank lines keep their line number
+    ("tweets.csv", "id,text\na7,first text\n,second text\nb9,\n", ["a7", "2", "b9"]),  # an empty id cell: row number
+])
+def test_upload_ids_are_line_or_row_numbers_even_with_blank_texts_and_blank_ids(client, name, body, ids):
+    """Every line or row of an upload gets one output row whose id says where it came from: a blank text
+    is answered with an empty row, not skipped (the ids after it would shift), an empty id cell is not an id."""
+    response = client.post("/predict/file", files={"file": (name, body.encode(), "text/plain")})
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["id"] for r in rows] == ids
+    texts = [r["text"] for r in rows]
+    assert texts[0] == "first text" and texts[-1] == ("fourth" if name.endswith(".txt") else "")
+
+
 def test_mixed_lengths_in_one_padded_batch_answer_as_each_text_alone(predictor):
     """Each text's probabilities are those it gets alone, in input order, whatever pads it in its batch."""
     together = predictor.predict(MIXED)

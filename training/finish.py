@@ -100,9 +100,11 @@ def log_run_end(trainer, results: dict, test_tensors: dict, data) -> None:
     import torch
 
     from tweetcls.review.tensorboard import (final_metrics, log_hparams, log_pictures, log_run_card, log_summary,
-                                      review_hparams)
+                                      parameter_counts, review_hparams)
 
     writer, step = trainer.logger.experiment, trainer.global_step
+    for tag, value in parameter_counts(results["params_total"], results["params_trainable"]).items():
+        writer.add_scalar(tag, value, step)  # the level's end (its start: log_run_start, step 0)
     log_run_card(writer, results, step)
     log_hparams(writer, review_hparams(results["config"], results), final_metrics(results), step)
     frequency = torch.tensor(data.splits["train"]["label"]).float().mean(dim=0) if data.multi_label else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from tweetcls.core.errors import UsageError
-from tweetcls.core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
+from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
                                    NON_NEGATIVE_INT, Number, OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT,
                                    PROBABILITY, Parser, SEED, STEPS_OR_ALL, Text, check_value)
 
@@ -38,15 +38,6 @@ METHODS = {
                            adapters=True, distill=True),
 }
 POOLINGS = ("auto", "cls", "mean")
-
-
-class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
-    """'(default: X)' only where there is a default and the help does not already say it
-    (--help once printed "(default: minilm-l6) (default: None)")."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        return text if action.default is None or "default" in text else super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:

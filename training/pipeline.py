@@ -119,7 +119,8 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         "label_names": data.label_names, "multi_label": data.multi_label, "pooling": model.config.pooling,
         "params_total": info["params_total"], "params_trainable": info["params_trainable"],
         "trainable_pct": 100.0 * info["params_trainable"] / info["params_total"],
-        "fit_seconds": clock.fit_seconds, "train_samples_per_sec": clock.samples_per_second,
+        "fit_seconds": clock.fit_seconds, "train_step_seconds": clock.step_seconds,
+        "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
         "head_bias": args.head_bias if data.multi_label else None,
@@ -320,11 +321,9 @@ def validations_in(epochs: int, val_check_interval: float) -> int:
 def log_run_start(logger, info: dict) -> None:
     """Parameter counts and the review layout, once, at the start of a new run (the hyperparameters
     go in with the final metrics at the end: see review/tensorboard.py)."""
-    from tweetcls.review.tensorboard import log_layout
+    from tweetcls.review.tensorboard import log_layout, parameter_counts
 
-    total, trainable = info["params_total"], info["params_trainable"]
-    logger.log_metrics({"params/total": total, "params/trainable": trainable,
-                        "params/trainable_pct": 100.0 * trainable / total}, step=0)
+    logger.log_metrics(parameter_counts(info["params_total"], info["params_trainable"]), step=0)  # the level's start
     log_layout(logger.experiment)
 
 
@@ -349,9 +348,29 @@ def fit(trainer, module, datamodule, resume_from: str | None, run_dir: Path, las
         if not isinstance(err, torch.distributed.DistError):
             raise
         nodes = trainer.num_nodes
+        if resume_from is None and not is_ddp_child():
+            discard_untrained_run(run_dir)  # nothing was trained: a rerun finds no run in its way
         raise TimeoutError(f"--num-nodes {nodes}: not all nodes joined at {os.environ.get('MASTER_ADDR')}:"
                            f"{os.environ.get('MASTER_PORT')} ({' '.join(str(err).split())[:160]}); start {program} "
-                           f"on every node with NODE_RANK 0..{nodes - 1}, then run again with --overwrite") from None
+                           f"on every node with NODE_RANK 0..{nodes - 1}, then run the same command again") from None
+
+
+def discard_untrained_run(run_dir: Path) -> None:
+    """Empty a run this process just made (its marker proves it, and it holds only our files)
+    but never trained, keeping the lock; ``run`` then removes the folder it created."""
+    from tweetcls.core.ownership import owner_kind
+    from tweetcls.core.run_lock import LOCK_FILE
+    from tweetcls.core.runs import RUN_ENTRIES, foreign_entries, foreign_inside
+
+    if owner_kind(run_dir) != "run" or foreign_entries(run_dir, RUN_ENTRIES) or foreign_inside(run_dir):
+        return
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str, program: str = "train.py") -> Interrupted:

@@ -21,6 +21,7 @@ class TrainingClock(L.Callback):
         self._fit_start = 0.0
         self._batch_start = 0.0
         self._seconds_before_resume = 0.0
+        self._finished = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_start = time.perf_counter()
@@ -34,8 +35,10 @@ class TrainingClock(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_seconds = self._elapsed()
-        if trainer.logger is not None:
-            trainer.logger.log_metrics(self.summary(), step=trainer.global_step)
+        self._finished = True
+        if trainer.logger is not None:  # a level from step 0 to the last step: one point is a dot, easy to miss
+            for step in sorted({0, trainer.global_step}):
+                trainer.logger.log_metrics(self.summary(), step=step)
 
     def _elapsed(self) -> float:
         return self._seconds_before_resume + time.perf_counter() - self._fit_start
@@ -46,6 +49,8 @@ class TrainingClock(L.Callback):
                 "step_seconds": self.step_seconds, "samples": self.samples}
 
     def load_state_dict(self, state: dict) -> None:
+        if self._finished:  # scoring the best checkpoint after fit restores its (earlier) state: keep the fit's
+            return
         self._seconds_before_resume = state.get("fit_seconds", 0.0)
         self.step_seconds = state.get("step_seconds", 0.0)
         self.samples = state.get("samples", 0)
