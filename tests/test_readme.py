@@ -58,10 +58,13 @@ def realise(line: str, world: dict) -> list[str]:
     """argv of a documented line with its placeholders made real (files created in world['root'])."""
     argv = []
     for token in shlex.split(line)[2:]:
+        is_output = bool(argv) and argv[-1] in ("--output", "--out")  # a file the command writes: not made here
         token = token.replace("runs/<run>", str(world["run"]))
         if re.search(r"<\w+>", token) or token in ("runs/T", "runs/T0,runs/T1,runs/T2"):
             token = str(world["run"]) if token.startswith("runs/") else token
-        if DATA_FILE.match(token) and not (REPO / token).exists() and not Path(token).is_absolute():
+        if is_output and not Path(token).is_absolute():
+            token = str(world["root"] / token)
+        elif DATA_FILE.match(token) and not (REPO / token).exists() and not Path(token).is_absolute():
             target = world["root"] / token
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.suffix == ".yaml":

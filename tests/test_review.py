@@ -208,5 +208,5 @@ def test_every_command_says_each_default_once(script):
     """pretrain.py --help printed "(default: $TWEETCLS_DATA_DIR) (default: None)"."""
     import importlib
 
-    text = " ".join(importlib.import_module(script).build_parser().format_help().split())
+    text = " ".join(importlib.import_module(f"tweetcls.commands.{script}").build_parser().format_help().split())
     assert "(default: None)" not in text and not re.search(r"\(default: [^)]*\) \(default", text)

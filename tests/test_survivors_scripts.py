@@ -198,7 +198,9 @@ def test_pretrain_lora_trains_adapters_and_the_untied_head_only_and_saves_the_me
     run_dir.mkdir()
     from tweetcls.core.build import load_tokenizer
 
-    pretrain.export(model, load_tokenizer(tiny_model_dir), tiny_model_dir, run_dir, {"lora": info["lora"]})
+    record = {"method": "mlm-lora", "model": str(tiny_model_dir), "dataset": "texts", "seed": 0, "run_dir": str(run_dir),
+              "lora": info["lora"]}  # what pretrain.py records (results.json's schema refuses less)
+    pretrain.export(model, load_tokenizer(tiny_model_dir), tiny_model_dir, run_dir, record)
     saved = AutoModel.from_pretrained(run_dir / "model").eval()
     with torch.no_grad():
         got = saved(input_ids=ids).last_hidden_state
