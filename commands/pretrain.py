@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from tweetcls.core.errors import Interrupted, StorageFull, TrainingDiverged, UsageError, flags_of, report
+from tweetcls.core.errors import REPORTED, Interrupted, UsageError, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
 from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                                    OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         quiet_libraries()
         results = pipeline.run(args, body=pretrain_and_save)
-    except (UsageError, TrainingDiverged, StorageFull) as err:
+    except REPORTED as err:  # bad input, a diverged loss, a full disk, any OSError: one line naming the path
         return report(PROGRAM, err, flags_of(build_parser(), r="--lora-r", alpha="--lora-alpha", dropout="--lora-dropout"))
     except Interrupted as err:
         print(f"{PROGRAM}: {err}", file=sys.stderr)

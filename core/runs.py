@@ -83,18 +83,24 @@ def _holds_more_than_a_lock(run_dir: Path) -> bool:
     return any(p.name != LOCK_FILE for p in run_dir.iterdir())
 
 
+def empty_run_dir(run_dir: Path) -> None:
+    """Remove everything in a run directory but the lock of the process that holds it (callers
+    have checked that it holds only what the commands write there)."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def new_run_dir(output_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """Create ``output_dir/run_name`` and mark it as a run; refuse to reuse an existing run unless
     asked. The lock file of the process that holds the directory (core/run_lock.py) is kept."""
     run_dir = check_run_dir(output_dir, run_name, overwrite)
     if run_dir.exists():
-        for entry in run_dir.iterdir():
-            if entry.name == LOCK_FILE:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        empty_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     mark(run_dir, "run", files=[])
     return run_dir

@@ -359,18 +359,11 @@ def discard_untrained_run(run_dir: Path) -> None:
     """Empty a run this process just made (its marker proves it, and it holds only our files)
     but never trained, keeping the lock; ``run`` then removes the folder it created."""
     from tweetcls.core.ownership import owner_kind
-    from tweetcls.core.run_lock import LOCK_FILE
-    from tweetcls.core.runs import RUN_ENTRIES, foreign_entries, foreign_inside
+    from tweetcls.core.runs import RUN_ENTRIES, empty_run_dir, foreign_entries, foreign_inside
 
     if owner_kind(run_dir) != "run" or foreign_entries(run_dir, RUN_ENTRIES) or foreign_inside(run_dir):
         return
-    for entry in run_dir.iterdir():
-        if entry.name == LOCK_FILE:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    empty_run_dir(run_dir)
 
 
 def interrupted(stop: SystemExit, trainer, run_dir: Path, last_checkpoint: str, program: str = "train.py") -> Interrupted:
