@@ -95,14 +95,13 @@ def build(args: argparse.Namespace, model_dir: Path):
     model, created = masked_lm_for(model_dir)
     info = {"mlm_head_created": bool(created), "created_weights": created}
     if args.lora:
-        from tweetcls.lora import inject_lora
+        from tweetcls.lora import inject_lora, mark_only_lora_as_trainable
 
         targets = args.lora_targets.split(",") if args.lora_targets else None
         # the encoder's Linears only: the head is trained whole
         wrapped = inject_lora(model.base_model, targets, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout)
         tied = model.get_input_embeddings().weight
-        for name, param in model.named_parameters():
-            param.requires_grad = "lora_" in name
+        mark_only_lora_as_trainable(model, train_head=False)  # the classifier's rule; the MLM head follows
         for param in mlm_head(model).parameters():
             param.requires_grad = param is not tied  # the tied decoder is the (frozen) word embedding table
         info["lora"] = {"targets": wrapped, "r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import random
 
 import lightning as L
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from tweetcls.core.errors import TrainingDiverged
 from tweetcls.core.metrics import build_metrics, loss_function, softmax_or_sigmoid, metric_scalars
+from tweetcls.core.training_recipe import adamw_with_warmup, restore_rng, save_training_state
 
 
 class TextClassifier(L.LightningModule):
@@ -127,29 +126,10 @@ class TextClassifier(L.LightningModule):
         self.test_metrics = build_metrics(n, self.multi_label, threshold).to(self.device)
 
     def configure_optimizers(self):
-        # No weight decay on biases and LayerNorm weights, as in BERT's recipe.
-        decay, no_decay = [], []
-        for name, param in self.named_parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr,
-        )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_warmup(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_ratio)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # RNG states, so a resumed run draws the same dropout masks as an uninterrupted one
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if self.adapter_only_checkpoints:
-            trainable = {f"{n}" for n, p in self.named_parameters() if p.requires_grad}
-            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        save_training_state(self, checkpoint, self.adapter_only_checkpoints)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        states = checkpoint.get("rng_states")
-        if states and self.trainer.state.fn == "fit":
-            torch.set_rng_state(states["torch"])
-            random.setstate(states["python"])
+        restore_rng(self, checkpoint)

@@ -4,17 +4,16 @@ loss and perplexity per epoch, AdamW with linear warm-up and decay."""
 from __future__ import annotations
 
 import math
-import random
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from tweetcls.mlm.encoder import masked_positions_logits
 from tweetcls.mlm.masking import IGNORE
 from tweetcls.core.errors import TrainingDiverged
+from tweetcls.core.training_recipe import adamw_with_warmup, restore_rng, save_training_state
 
 
 class MaskedLMModule(L.LightningModule):
@@ -75,28 +74,13 @@ class MaskedLMModule(L.LightningModule):
             self.heldout_losses.append(mean)
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for param in self.parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_warmup(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_ratio)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # the global RNG draws the masks and dropout: a resumed run continues the same stream
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        save_training_state(self, checkpoint, self.adapter_only_checkpoints)  # the global RNG draws masks and dropout
         checkpoint["heldout_losses"] = list(self.heldout_losses)
-        if self.adapter_only_checkpoints:
-            trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.heldout_losses = list(checkpoint.get("heldout_losses", []))
-        states = checkpoint.get("rng_states")
-        if states and self.trainer.state.fn == "fit":
-            torch.set_rng_state(states["torch"])
-            random.setstate(states["python"])
+        restore_rng(self, checkpoint)
 
