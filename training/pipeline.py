@@ -16,10 +16,8 @@ import sys
 from pathlib import Path
 
 from tweetcls.core.errors import Interrupted, TrainingDiverged, UsageError
-from tweetcls.training.finish import (COMMAND_STARTED, calibrate, export, log_run_end, mark_finished, print_summary,  # noqa: F401
-                             score)
-from tweetcls.training.options import (METHODS, POOLINGS, Method, build_parser, check_args, coerce_config_value,  # noqa: F401
-                              load_config, parse_args, parse_run_options, refuse_changes_on_resume)
+from tweetcls.training.finish import calibrate, export, log_run_end, mark_finished, score
+from tweetcls.training.options import METHODS, Method
 
 
 RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
