@@ -59,6 +59,11 @@ def iter_table(path: Path, delimiter: str, encoding: str = "utf-8") -> Iterator[
             raise not_encoded(path, encoding, err) from None
 
 
+def table_rows(stream: IO[str], path: Path | str, delimiter: str) -> Iterator[dict[str, str]]:
+    """Rows of a CSV/TSV text already open (an upload), read and refused as a file's are."""
+    return _table_rows(stream, path, delimiter)
+
+
 def _table_rows(stream: IO[str], path: Path, delimiter: str) -> Iterator[dict[str, str]]:
     """Rows of a CSV/TSV text with a header, as dicts. Refused, with the first bad row and how many
     there are: a header naming a column twice (which copy is the label?) and rows whose field

@@ -281,7 +281,13 @@ def check_args(args: argparse.Namespace) -> None:
                              "from, and hidden states matched against, one teacher")
         if args.transfer_data and args.kd_alpha == 0:
             raise UsageError("--transfer-data texts have no labels, only the teacher's: use --kd-alpha > 0")
-        args.model = args.model or args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
+        derived = args.student or f"{Path(args.teacher.rstrip('/')).name}-{args.layers}"
+        if args.model and args.model != derived:  # (checked again by with_options: the derived name passes)
+            # the weights come from --student or the teacher's blocks: a --model beside them was recorded as
+            # the run's model in results.json while another model was trained
+            raise UsageError(f"--method {args.method} trains " + (f"--student {args.student}" if args.student else
+                             "a copy of the teacher's --layers") + f", not --model {args.model}; drop --model")
+        args.model = args.model or derived
     elif args.teacher or args.layers or args.student or args.hidden_loss != "none" or args.transfer_data:
         raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to "
                          "--method distill or distill-lora")

@@ -17,7 +17,6 @@ text is a 4xx too, never a 500, and never affects another request.
 """
 
 
-import csv
 import io
 import os
 from contextlib import asynccontextmanager
@@ -162,7 +161,7 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
         return PredictResponse(predictions=[_prediction(r) for r in results])
 
     @app.post("/predict/file", responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
-    async def predict_file(file: UploadFile = File(description="UTF-8 text: a .csv with a 'text' column, or one "
+    async def predict_file(file: UploadFile = File(description="UTF-8 text: a .csv or .tsv with a 'text' column, or one "
                                                                "text a line")):
         raw = await file.read()
         try:
@@ -170,10 +169,22 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
         except UnicodeDecodeError:
             return JSONResponse({"error": "the file is not UTF-8 text"}, status_code=400)
         name = (file.filename or "").lower()
-        if name.endswith(".csv"):
-            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        if name.endswith((".json", ".jsonl")):
+            return JSONResponse({"error": "a .json/.jsonl upload is not read here (each line would be classified as "
+                                          "raw JSON); send a .csv or .tsv with a 'text' column, or one text a line"},
+                                status_code=400)
+        if name.endswith((".csv", ".tsv")):
+            from tweetcls.datamodules.files import table_rows
+            from tweetcls.core.errors import UsageError
+
+            try:  # the CLI's reader: a row whose field count differs from the header's, or a column named
+                # twice, is refused (csv.DictReader cut "hello, world" to "hello" without a word)
+                rows = list(table_rows(io.StringIO(text, newline=""), file.filename or "the file",
+                                       "\t" if name.endswith(".tsv") else ","))
+            except UsageError as err:
+                return JSONResponse({"error": str(err)}, status_code=400)
             if rows and "text" not in rows[0]:
-                return JSONResponse({"error": f"the CSV has no 'text' column (columns: {', '.join(rows[0])})"},
+                return JSONResponse({"error": f"the table has no 'text' column (columns: {', '.join(rows[0])})"},
                                     status_code=400)
             texts = [r.get("text") or "" for r in rows]
             ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]
