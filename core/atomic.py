@@ -81,5 +81,20 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
             os.replace(tmp, path)
     except OSError as err:
         raise storage_error(err, path) from None
+    except Exception as err:  # safetensors reports a failed write as its own error, "... (os error 27)"
+        code = _os_error_code(err)
+        if code is None:
+            raise
+        raise storage_error(OSError(code, os.strerror(code)), path) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _os_error_code(err: Exception) -> int | None:
+    """The errno inside a safetensors write error (not an OSError), or None."""
+    import re
+
+    if type(err).__name__ != "SafetensorError":
+        return None
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    return int(found.group(1)) if found else None

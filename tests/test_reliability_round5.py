@@ -74,3 +74,25 @@ def test_a_distill_trial_is_checked_again_without_refusing_its_own_model_name(ti
                                       "--dataset", "x.csv"])
     check_args(args)
     assert with_options(args, "trial 0", lr=1e-4).model == args.model == "teacher-0"
+
+
+def test_a_file_size_limit_while_saving_variants_is_one_line_not_a_traceback(tmp_path):
+    """evaluate.py --compress ... --save-variants under `ulimit -f`: safetensors' own SafetensorError
+    (not an OSError) escaped as a traceback; now the same one line as every other EFBIG."""
+    import resource
+
+    import torch
+    from safetensors.torch import save_file
+
+    from tweetcls.core.atomic import atomic_directory
+    from tweetcls.core.errors import StorageFull
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, hard))
+    try:
+        with pytest.raises(StorageFull, match="file-size limit"):
+            with atomic_directory(tmp_path / "int8", "variant") as folder:
+                save_file({"w": torch.zeros(100_000)}, str(folder / "model.safetensors"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert list(tmp_path.iterdir()) == []
