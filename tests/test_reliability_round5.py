@@ -96,3 +96,11 @@ def test_a_file_size_limit_while_saving_variants_is_one_line_not_a_traceback(tmp
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_json_body_naming_a_field_twice_is_refused(client):
+    """{"texts": ["a"], "texts": ["b", "c"]} was answered for b and c (HTTP 200): json keeps the last copy."""
+    body = b'{"texts": ["a"], "texts": ["b", "c"]}'
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "'texts' twice" in response.json()["error"], response.text
+    assert client.post("/predict", json={"texts": ["still fine"]}).status_code == 200

@@ -18,6 +18,7 @@ text is a 4xx too, never a 500, and never affects another request.
 
 
 import io
+import json
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -151,6 +152,10 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
             if kind != "application/json":
                 return JSONResponse({"error": f"send the texts as JSON (Content-Type: application/json), "
                                               f"not {kind or 'no content type'}"}, status_code=415)
+            repeated = _repeated_key(await request.body())
+            if repeated:  # json keeps the last copy without a word: {"texts": [a], "texts": [b, c]} answered b, c
+                return JSONResponse({"error": f"the body names {repeated!r} twice; send each field once"},
+                                    status_code=422)
         return await call_next(request)
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
@@ -225,6 +230,23 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     return app
+
+
+def _repeated_key(body: bytes) -> str | None:
+    """The first key a JSON object in ``body`` names twice, or None (also for a body that is not JSON:
+    the request's own validation answers that)."""
+    found: list[str] = []
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        found.extend(k for k in keys if keys.count(k) > 1)
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except ValueError:
+        return None
+    return found[0] if found else None
 
 
 def attachment(name: str) -> str:
