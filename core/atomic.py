@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,7 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
 
     path = Path(path)
     check_replaceable(path, kind)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -88,6 +90,39 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
         raise storage_error(OSError(code, os.strerror(code)), path) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary folders ``.NAME.tmp-PID`` beside ``path`` that a killed writer left
+    (``kill -9`` skips every ``finally``), so they do not pile up; returns what was removed.
+
+    Only a folder named exactly so whose process is gone: a live PID's folder is another writer's
+    work in progress, and anything else by a similar name is not ours."""
+    pattern = re.compile(re.escape(f".{path.name}.tmp-") + r"([0-9]+)")
+    removed = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:  # no folder yet (mkdir makes it) or unreadable: nothing of ours to clean
+        return removed
+    for sibling in siblings:
+        found = pattern.fullmatch(sibling.name)
+        if found and sibling.is_dir() and not sibling.is_symlink() and not _alive(int(found.group(1))):
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts: signal 0 is refused, not missing)."""
+    if pid == os.getpid():
+        return True  # ours: removed by its own writer
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists but not ours; a PID too large to ask about is left alone too
+    return True
 
 
 def _os_error_code(err: Exception) -> int | None:
