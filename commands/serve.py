@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", type=NAME, default="127.0.0.1")
     p.add_argument("--port", type=count(1, 65535), default=8000)
     p.add_argument("--max-texts", type=POSITIVE_INT, default=64, help="texts per request")
-    p.add_argument("--max-chars", type=POSITIVE_INT, default=2000, help="characters per text")
+    p.add_argument("--max-chars", type=POSITIVE_INT, default=2000, help="characters per text; a longer text is refused (4xx), in JSON and in uploaded files alike")
     p.add_argument("--max-body-bytes", type=POSITIVE_INT, default=1_000_000)
     p.add_argument("--batch-window-ms", type=NON_NEGATIVE_FLOAT, default=5.0, help="collect concurrent requests this long")
     p.add_argument("--min-confidence", type=OPEN_PROBABILITY, default=None, help="abstain below this (default: the run's)")

@@ -34,12 +34,19 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         raise UsageError(f"cannot read data file {path}: {err.strerror}") from None
 
 
-def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
-    # split on "\n" only: str.splitlines would also break at U+2028 and friends inside tweets
-    lines = read_text(path, encoding).split("\n")
+def split_lines(text: str) -> list[str]:
+    """The lines of a text of one item a line: "\\n", "\\r\\n" and a lone "\\r" (old Mac) each end one,
+    as Python's universal newlines read them; a last line end adds no empty line. Not
+    str.splitlines: it would also break at U+2028, form feeds and friends inside tweets."""
+    lines = io.StringIO(text, newline=None).read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return lines
+
+
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The file's lines (split_lines)."""
+    return split_lines(read_text(path, encoding))
 
 
 MAX_CELL = 16 * 1024 * 1024  # csv's default limit (128 KB) is below a long review; far beyond any max_length
@@ -100,10 +107,10 @@ def _table_rows(stream: IO[str], path: Path, delimiter: str) -> Iterator[dict[st
 
 
 @contextmanager
-def open_text(path: Path, encoding: str = "utf-8", newline: str = "\n") -> Iterator[IO[str]]:
+def open_text(path: Path, encoding: str = "utf-8", newline: str | None = None) -> Iterator[IO[str]]:
     """The file as a text stream (a UTF-8 byte-order mark dropped), with read_text's one-line errors
-    for a missing file, an unknown encoding or an unreadable file; ``newline="\\n"``: lines end at
-    "\\n" only, as in read_lines."""
+    for a missing file, an unknown encoding or an unreadable file; ``newline=None`` (universal
+    newlines, as in read_lines), ``""`` for the csv module, which finds line ends inside quotes itself."""
     if not path.is_file():
         raise UsageError(f"data file {path} not found; check the path, --data-dir (or ${DATA_DIR_ENV})")
     try:
@@ -124,11 +131,11 @@ def not_encoded(path: Path, encoding: str, err: UnicodeDecodeError) -> UsageErro
 
 
 def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
-    """read_lines, one line at a time (split on "\\n" only, a trailing "\\r" dropped)."""
-    with open_text(path, encoding) as stream:
+    """read_lines, one line at a time: universal newlines, so "\\r", "\\n" and "\\r\\n" each end a line."""
+    with open_text(path, encoding, newline=None) as stream:
         try:
             for line in stream:
-                yield line.removesuffix("\n").rstrip("\r")
+                yield line.removesuffix("\n")
         except UnicodeDecodeError as err:
             raise not_encoded(path, encoding, err) from None
 
@@ -187,7 +194,7 @@ def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
     if suffix in (".json", ".jsonl"):
         text = read_text(path, encoding)
         if suffix == ".jsonl":
-            data = [json_line(line, path, number) for number, line in enumerate(text.split("\n"), start=1)
+            data = [json_line(line, path, number) for number, line in enumerate(split_lines(text), start=1)
                     if line.strip()]
         else:
             try:

@@ -64,3 +64,91 @@ def test_the_temporary_folder_of_a_killed_writer_is_removed_by_the_next_write(tm
     assert (target / "model.onnx").read_text() == "whole"
     assert all(folder.is_dir() for folder in kept)
     assert (tmp_path / f".onnx.tmp-{writer.pid + 1}").is_file()
+
+
+# --- 2. serve.py --max-chars: one rule for JSON and uploads -----------------------------------------
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    from conftest import train_tiny_run
+
+    return train_tiny_run(tiny_model_dir, tiny_csv, tmp_path_factory.mktemp("round6"))
+
+
+@pytest.fixture(scope="module")
+def client(run_dir):
+    from fastapi.testclient import TestClient
+
+    from tweetcls import Predictor
+    from tweetcls.service import Limits, create_app
+
+    with TestClient(create_app(Predictor.from_run(run_dir), {}, Limits(max_chars=10))) as c:
+        yield c
+
+
+def _upload(client, name: str, body: str):
+    return client.post("/predict/file", files={"file": (name, body.encode(), "text/plain")})
+
+
+@pytest.mark.parametrize("name, body, where", [
+    ("a.txt", "ok\nhappy love wonderful\n", "line 2:"),
+    ("a.txt", "ok\nhappy love wonderful\nsmile sunshine party\n", "line 2 (and 1 more texts):"),
+    ("a.csv", "id,text\na,ok\nb,happy love wonderful\n", "row 2 (id b):"),
+    ("a.tsv", "text\nok\nhappy love wonderful\n", "row 2:"),
+])
+def test_an_uploaded_text_over_max_chars_is_refused_as_a_json_one_is(client, name, body, where):
+    """Uploads cut a text over --max-chars to its first 10 characters and classified that (HTTP 200),
+    while the same text sent as JSON was a 422."""
+    response = _upload(client, name, body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error.startswith(where) and "longer than 10 characters is refused" in error, error
+    assert "(this one has 20)" in error and "serve.py with a larger --max-chars" in error
+    as_json = client.post("/predict", json={"texts": ["ok", "happy love wonderful"]}).json()["error"]
+    assert as_json.split(": ", 1) == ["text 2", error.split(": ", 1)[1]]  # one rule, in one sentence
+    short = body.replace("happy love wonderful", "happy love").replace("smile sunshine party", "smile")
+    assert _upload(client, name, short).status_code == 200  # 10 characters: the limit is inclusive
+
+
+def test_the_page_states_the_upload_rule(client):
+    limits = client.get("/model").json()["limits"]
+    assert "cut" not in limits["file"] and "longer than 10 characters is refused" in limits["file"]
+
+
+# --- 3. "\r", "\n" and "\r\n" end a line wherever a file holds one text a line ----------------------
+
+def _predicted_texts(run_dir: Path, source: Path, out: Path) -> list[str]:
+    import json
+
+    from tweetcls.commands import predict
+
+    assert predict.main([str(run_dir), "--input", str(source), "--output", str(out), "--no-progress-bar"]) == 0
+    return [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").split("\n") if line]
+
+
+def test_old_mac_line_ends_end_a_text_but_not_a_quoted_csv_field(run_dir, tmp_path):
+    """A .txt or .jsonl whose lines end in a lone "\\r" was read as one text (predict.py: 1 row for 3)."""
+    texts = ["happy love", "angry\u2028hate", "quiet table"]  # U+2028 is inside a tweet, not a line end
+    (tmp_path / "mac.txt").write_bytes("happy love\rangry\u2028hate\r\nquiet table\r".encode())
+    assert _predicted_texts(run_dir, tmp_path / "mac.txt", tmp_path / "a.jsonl") == texts
+    (tmp_path / "mac.jsonl").write_bytes("".join(f'{{"text": "{t}"}}\r' for t in texts).encode())
+    assert _predicted_texts(run_dir, tmp_path / "mac.jsonl", tmp_path / "b.jsonl") == texts
+    (tmp_path / "mac.csv").write_bytes(b'id,text\r1,"two\rlines"\r2,"two\r\nlines"\r3,plain\r')
+    assert _predicted_texts(run_dir, tmp_path / "mac.csv", tmp_path / "c.jsonl") == ["two\rlines", "two\r\nlines",
+                                                                                      "plain"]
+
+
+def test_an_old_mac_txt_upload_is_one_text_a_line(client):
+    response = _upload(client, "mac.txt", "happy\rangry\r\ncalm\n")
+    assert response.status_code == 200, response.text
+    assert [r["text"] for r in csv.DictReader(response.text.splitlines())] == ["happy", "angry", "calm"]
+
+
+def test_the_training_readers_split_lines_the_same_way(tmp_path):
+    from tweetcls.datamodules.files import iter_lines, read_lines, read_records
+
+    (tmp_path / "a.txt").write_bytes("one\rtwo\u2028half\r\nthree\n\rfive".encode())
+    assert read_lines(tmp_path / "a.txt") == list(iter_lines(tmp_path / "a.txt")) == ["one", "two\u2028half", "three",
+                                                                                      "", "five"]
+    (tmp_path / "a.jsonl").write_bytes(b'{"text": "a", "label": "x"}\r{"text": "b", "label": "y"}\r')
+    assert [r["text"] for r in read_records(tmp_path / "a.jsonl")] == ["a", "b"]

@@ -60,7 +60,7 @@ def test_model_card_health_page_and_docs(client, run_dir):
     assert card["size_mb"] > 0 and card["trained_utc"]
     assert card["limits"] == {"texts": "at most 8 texts per request", "chars": "a text longer than 100 characters is "
                               "refused; the model reads the first 128 tokens", "file": "a file of at most 50 texts and "
-                              "4,000 bytes (its texts are cut to 100 characters)"}  # what the page states
+                              "4,000 bytes (a text longer than 100 characters is refused there too)"}  # what the page states
     assert client.get("/health").json() == {"status": "ok", "worker": os.getpid()}
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text and "http" not in page.text.split("<body>")[1]

@@ -194,15 +194,24 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
             texts = [r.get("text") or "" for r in rows]
             ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]
         else:  # .txt, or any other name: one text a line
-            texts = text.split("\n")
-            if texts and texts[-1] == "":
-                texts.pop()
-            texts = [t.rstrip("\r") for t in texts]
+            from tweetcls.datamodules.files import split_lines
+
+            texts = split_lines(text)  # "\r", "\n" and "\r\n" end a line, as in predict.py's .txt input
             ids = list(range(1, len(texts) + 1))
         if len(texts) > limits.max_file_texts:
             return JSONResponse({"error": f"the file has {len(texts)} texts; the limit is {limits.max_file_texts}"},
                                 status_code=413)
-        texts = [t[:limits.max_chars] for t in texts]
+        too_long = [n for n, t in enumerate(texts) if len(t) > limits.max_chars]
+        if too_long:  # the JSON rule: refused, never cut (a cut text's answer is for a text nobody wrote)
+            n = too_long[0]
+            if name.endswith((".csv", ".tsv")):
+                where = f"row {n + 1}" + (f" (id {ids[n]})" if ids[n] != n + 1 else "")
+            else:
+                where = f"line {n + 1}"
+            if len(too_long) > 1:
+                where += f" (and {len(too_long) - 1} more texts)"
+            return JSONResponse({"error": f"{where}: {too_long_in_words(limits, predictor.max_length, len(texts[n]))}"},
+                                status_code=422)
         results = await batcher.submit(texts) if texts else []
         body = predictions_csv(ids, texts, results, predictor.label_names)
         stem = Path(file.filename or "texts").stem or "texts"
@@ -262,7 +271,14 @@ def limits_in_words(limits: Limits, max_tokens: int) -> dict[str, str]:
             "chars": f"a text longer than {limits.max_chars:,} characters is refused; "
                      f"the model reads the first {max_tokens:,} tokens",
             "file": f"a file of at most {limits.max_file_texts:,} texts and {limits.max_body_bytes:,} bytes "
-                    f"(its texts are cut to {limits.max_chars:,} characters)"}
+                    f"(a text longer than {limits.max_chars:,} characters is refused there too)"}
+
+
+def too_long_in_words(limits: Limits, max_tokens: int, length: int) -> str:
+    """The one answer to a text over --max-chars, sent as JSON or in a file: the limit, the text's
+    length, and the two ways out (the limit is the server's, set when it starts)."""
+    return (f"{limits_in_words(limits, max_tokens)['chars']} (this one has {length:,}); shorten or split it, "
+            f"or start serve.py with a larger --max-chars")
 
 
 def _in_words(error: dict, limits: Limits, max_tokens: int) -> str:
@@ -277,7 +293,7 @@ def _in_words(error: dict, limits: Limits, max_tokens: int) -> str:
     if loc == ["texts"] and kind == "too_short":
         return "texts: send at least one text"
     if len(loc) == 2 and loc[0] == "texts" and kind == "string_too_long":
-        return f"text {loc[1] + 1}: {words['chars']} (this one has {len(error.get('input', '')):,})"
+        return f"text {loc[1] + 1}: {too_long_in_words(limits, max_tokens, len(error.get('input', '')))}"
     return f"{'.'.join(map(str, loc)) or 'body'}: {error.get('msg', 'invalid request')}"
 
 

@@ -463,9 +463,9 @@ MUTANTS: list[Mutant] = [
              'ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]',
              'ids = [r.get("id") or n for n, r in enumerate(rows)]',
              "ids of a CSV upload without an id column start at 0."),
-    tweetcls("crlf-kept", "tweetcls/service.py",
-             'texts = [t.rstrip("\\r") for t in texts]',
-             "texts = list(texts)",
+    tweetcls("crlf-kept", "datamodules/files.py",  # the .txt upload's reader (split_lines) since issue 46
+             "lines = io.StringIO(text, newline=None).read().split(\"\\n\")",
+             "lines = text.split(\"\\n\")",
              "a Windows .txt upload keeps the carriage return in every text."),
     tweetcls("batch-answers-first-request", "tweetcls/batching.py",
              "future.set_result(results[start:start + len(request)])",
@@ -591,9 +591,9 @@ MUTANTS: list[Mutant] = [
     # first against the suite of commit 5659d38 (RESULTS.md, "fresh mutants"); the tests that kill the
     # survivors came afterwards. Kept here as evidence that the classes, not the mutants, are covered.
     tweetcls('txt-blank-lines-dropped',
-             'tweetcls/service.py',
-             'texts = text.split("\\n")',
-             'texts = [t for t in text.split("\\n") if t.strip()]',
+             'datamodules/files.py',  # the .txt upload's reader (split_lines) since issue 46
+             'lines = io.StringIO(text, newline=None).read().split("\\n")',
+             'lines = [t for t in io.StringIO(text, newline=None).read().split("\\n") if t.strip()]',
              'blank lines of a .txt upload are skipped: ids stop being line numbers.'),
     tweetcls('csv-empty-id-kept',
              'tweetcls/service.py',
