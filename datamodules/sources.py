@@ -325,6 +325,7 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
                          "the rows that chose the checkpoint; give two different files")
     read = {split: _file_rows(f, text_column, label_column, encoding) for split, f in files.items() if f is not None}
     names = sorted(set(read["train"][1]), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
+    check_one_spelling(read["train"][1], path, label_column)
     if len(names) < 2:
         raise UsageError(f"{path}: column {label_column!r} has {len(names)} distinct label(s); need at least 2")
     train_labels = read["train"][1]
@@ -355,6 +356,22 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
         rest, splits["validation"] = split_off(rest, 1 / 9 if "test" in missing else 0.1, stratify=_can_stratify(rest))
     splits["train"] = rest
     return LabelledData({s: splits[s] for s in ("train", "validation", "test")}, names)
+
+
+def check_one_spelling(labels: list[str], path: Path, label_column: str) -> None:
+    """Refuse two spellings of one label ("JOY" and "joy", "very happy" and "very  happy"): each would
+    be trained as a class of its own, splitting the label's rows between them. Names the two and the
+    rows where each first appears. (Surrounding whitespace is already gone: ``label_text`` strips.)"""
+    first: dict[str, int] = {}
+    by_key: dict[str, str] = {}
+    for row, name in enumerate(labels, start=1):
+        first.setdefault(name, row)
+        key = " ".join(name.split()).casefold()
+        other = by_key.setdefault(key, name)
+        if other != name:
+            raise UsageError(f"{path}: labels {other!r} (first in row {first[other]}) and {name!r} (first in row {row}) "
+                             f"differ only in case or spacing and would be trained as two classes; write them the same "
+                             f"way in column {label_column!r}")
 
 
 def same_file(a: Path, b: Path) -> bool:

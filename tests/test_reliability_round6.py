@@ -152,3 +152,24 @@ def test_the_training_readers_split_lines_the_same_way(tmp_path):
                                                                                       "", "five"]
     (tmp_path / "a.jsonl").write_bytes(b'{"text": "a", "label": "x"}\r{"text": "b", "label": "y"}\r')
     assert [r["text"] for r in read_records(tmp_path / "a.jsonl")] == ["a", "b"]
+
+
+# --- 4. one label, two spellings -------------------------------------------------------------------
+
+def test_labels_differing_only_in_case_or_spacing_are_refused(tmp_path):
+    """'JOY' and 'joy' were trained as two classes (label_names ['JOY', 'anger', 'calm', 'joy'], exit 0)."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.datamodules.sources import load_labelled_data
+
+    def load(rows):
+        path = _csv(tmp_path / "d.csv", rows)
+        return load_labelled_data(str(path), data_dir=tmp_path)
+
+    rows = make_texts(60)  # joy, anger, calm, joy, ...: rows 1, 2, 3, 4, ...
+    with pytest.raises(UsageError, match=r"labels 'joy' \(first in row 1\) and 'JOY' \(first in row 4\) differ only "
+                                         r"in case .* write them the same way in column 'label'"):
+        load([(t, "JOY" if i == 3 else label) for i, (t, label) in enumerate(rows)])
+    with pytest.raises(UsageError, match=r"labels 'very happy' \(first in row 1\) and 'very  happy' \(first in row 4\)"):
+        load([(t, {0: "very happy", 3: "very  happy"}.get(i, label)) for i, (t, label) in enumerate(rows)])
+    spaced = load([(t, " joy " if i == 3 else label) for i, (t, label) in enumerate(rows)])
+    assert spaced.label_names == ["anger", "calm", "joy"]  # surrounding spaces were always one label
