@@ -115,12 +115,20 @@ def read_inputs(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
         if path.suffix.lower() == ".txt":
             yield from enumerate(iter_lines(path, args.encoding), start=1)
             return
+        first_row: dict[str, int] = {}  # an id as JSON writes it -> the row it is first in
         for n, row in enumerate(iter_records(path, args.encoding), start=1):
             if args.text_column not in row:
                 where = f"{path}" if n == 1 else f"record {n} of {path}"
                 raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
                                  "pass --text-column" + ("" if n == 1 else " or fix the record"))
             text = row[args.text_column]
+            if args.id_column in row:  # two output rows of one id could not be told apart or joined back
+                row_id = row[args.id_column]
+                first = first_row.setdefault(json.dumps(row_id, sort_keys=True, default=str), n)
+                if first != n:
+                    raise UsageError(f"{path}: rows {first} and {n} share the id {row_id!r} (column "
+                                     f"{args.id_column!r}); make the ids unique, or name a column of unique ids "
+                                     "with --id-column")
             yield row.get(args.id_column, n), text if isinstance(text, str) else ""
         return
     if sys.stdin is None or sys.stdin.isatty():

@@ -173,3 +173,25 @@ def test_labels_differing_only_in_case_or_spacing_are_refused(tmp_path):
         load([(t, {0: "very happy", 3: "very  happy"}.get(i, label)) for i, (t, label) in enumerate(rows)])
     spaced = load([(t, " joy " if i == 3 else label) for i, (t, label) in enumerate(rows)])
     assert spaced.label_names == ["anger", "calm", "joy"]  # surrounding spaces were always one label
+
+
+# --- 5. duplicate ids in predict.py's input --------------------------------------------------------
+
+def test_predict_refuses_two_rows_of_one_id(run_dir, tmp_path, capsys, monkeypatch):
+    """Rows sharing an id came back as output rows that could not be told apart (exit 0)."""
+    from tweetcls.commands import predict
+
+    monkeypatch.setattr(predict, "CHUNK", 2)  # the second copy comes after a chunk was classified and written
+    rows = [("a", "happy"), ("b", "angry"), ("c", "calm"), ("a", "love")]
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}, "text": "t"}}\n' for i in (7, 8, 7)))
+    for source, words in ((_csv(tmp_path / "in.csv", rows, header=("id", "text")), "rows 1 and 4 share the id 'a'"),
+                          (tmp_path / "in.jsonl", "rows 1 and 3 share the id 7")):
+        out = tmp_path / "out.csv"
+        assert predict.main([str(run_dir), "--input", str(source), "--output", str(out), "--no-progress-bar"]) == 2
+        line = _one_line(capsys)
+        assert words in line and "(column 'id'); make the ids unique" in line, line
+        assert not out.exists() and list(tmp_path.glob(".out.csv*")) == []
+    assert predict.main([str(run_dir), "--input", str(tmp_path / "in.csv"), "--id-column", "text",
+                         "--no-progress-bar"]) == 0  # a column of unique ids is fine
+    _csv(tmp_path / "none.csv", [(t,) for _, t in rows], header=("text",))
+    assert predict.main([str(run_dir), "--input", str(tmp_path / "none.csv"), "--no-progress-bar"]) == 0  # row numbers
