@@ -29,6 +29,11 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
     deltas); write the ledger beside ``stem`` and keep each variant in ``save_variants``/NAME."""
     if not any(variant_name(v) == "none" for v in variants):
         variants = [[Step("none")], *variants]
+    names = [variant_name(v) for v in variants]
+    repeated = list(dict.fromkeys(name for name in names if names.count(name) > 1))
+    if repeated:  # one variant, one row: 'int8,int8' or 'prune:0.5,prune:0.50' gave two rows of one variant
+        print(f"  {', '.join(repeated)}: named more than once, measured once (one row each)", file=sys.stderr)
+        variants = list({name: v for name, v in zip(names, variants)}.values())
     torch.set_num_threads(threads)
     batch_size, seq_len = latency_batch
     # warm the process (thread pool, allocator) so the first row is not slower for it

@@ -195,3 +195,23 @@ def test_predict_refuses_two_rows_of_one_id(run_dir, tmp_path, capsys, monkeypat
                          "--no-progress-bar"]) == 0  # a column of unique ids is fine
     _csv(tmp_path / "none.csv", [(t,) for _, t in rows], header=("text",))
     assert predict.main([str(run_dir), "--input", str(tmp_path / "none.csv"), "--no-progress-bar"]) == 0  # row numbers
+
+
+# --- 6. the compression ledger: one row per variant ------------------------------------------------
+
+def test_a_variant_named_twice_is_one_row_of_the_ledger(run_dir, tmp_path, capsys):
+    """evaluate.py --compress none,int8,prune:0.5,prune:0.50,int8 wrote two int8 and two prune:0.5 rows."""
+    import json
+
+    from tweetcls.commands import evaluate
+
+    out = tmp_path / "ledger.json"
+    assert evaluate.main([str(run_dir), "--compress", "int8,none,prune:0.5,prune:0.50,int8,none", "--latency-iters",
+                          "1", "--latency-batch-size", "2", "--latency-seq-len", "8", "--output", str(out),
+                          "--save-variants", str(tmp_path / "variants")]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["int8", "none", "prune:0.5"]
+    assert "int8, none, prune:0.5: named more than once" in capsys.readouterr().err
+    with open(tmp_path / "ledger.csv", newline="") as f:
+        assert [r["variant"] for r in csv.DictReader(f)] == ["int8", "none", "prune:0.5"]
+    assert sorted(p.name for p in (tmp_path / "variants").iterdir()) == ["int8", "none", "prune_0.5"]
