@@ -126,9 +126,9 @@ def read_inputs(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
                 row_id = row[args.id_column]
                 first = first_row.setdefault(json.dumps(row_id, sort_keys=True, default=str), n)
                 if first != n:
-                    raise UsageError(f"{path}: rows {first} and {n} share the id {row_id!r} (column "
-                                     f"{args.id_column!r}); make the ids unique, or name a column of unique ids "
-                                     "with --id-column")
+                    same = "both have a blank id" if row_id in ("", None) else f"share the id {row_id!r}"
+                    raise UsageError(f"{path}: rows {first} and {n} {same} (column {args.id_column!r}); make the ids "
+                                     "unique, or name a column of unique ids with --id-column")
             yield row.get(args.id_column, n), text if isinstance(text, str) else ""
         return
     if sys.stdin is None or sys.stdin.isatty():
