@@ -15,15 +15,15 @@ per epoch. The run directory is train.py's: TensorBoard, checkpoints, --resume, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import time
 from pathlib import Path
 
-from tweetcls.core.errors import REPORTED, Interrupted, UsageError, flags_of, report
-from tweetcls.core.quiet import quiet_libraries
-from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, FRACTION, NAME, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
-                                   OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
-                                   STEPS_OR_ALL, Text)
+from tweetcls.core.errors import UsageError
+from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+                                   OPEN_PROBABILITY, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
+                                   STEPS_OR_ALL, Text, program)
+from tweetcls.training.settings import PretrainSettings
 
 PROGRAM = "pretrain.py"
 
@@ -58,36 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--lora-alpha", type=POSITIVE_FLOAT, default=16)
     lora.add_argument("--lora-dropout", type=FRACTION, default=0.1)
     lora.add_argument("--lora-targets", type=Text("list of layer names"), default="all-linear")
-    out = p.add_argument_group("output")
-    out.add_argument("--output-dir", type=OUTPUT_DIR, default="runs")
-    out.add_argument("--run-name", type=NAME, default=None, help="default: mlm-<data>-<model>-s<seed>-<time>")
-    out.add_argument("--overwrite", action="store_true")
-    out.add_argument("--resume", type=EXISTING_DIR, metavar="RUN_DIR", default=None)
-    out.add_argument("--checkpoint-every-n-steps", type=POSITIVE_INT, default=50)
-    out.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
-    hw = p.add_argument_group("hardware (passed to lightning.Trainer)")
-    hw.add_argument("--accelerator", type=NAME, default="auto")
-    hw.add_argument("--devices", type=NAME, default="auto")
-    hw.add_argument("--strategy", type=NAME, default="auto")
-    hw.add_argument("--num-nodes", type=POSITIVE_INT, default=1)
-    hw.add_argument("--precision", type=NAME, default="auto", help="auto: bf16-mixed where the hardware has native bf16")
-    hw.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0)
+    from tweetcls.training.options import add_run_options
+
+    add_run_options(p, run_name_help="default: mlm-<data>-<model>-s<seed>-<time>")
     return p
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from tweetcls.training import options as train_options
+def parse_args(argv: list[str] | None = None) -> PretrainSettings:
+    """pretrain.py's settings (flags over --config or a resumed run's config.yaml), checked against
+    this machine's hardware, the run named."""
+    from tweetcls.training.hardware import check_hardware
+    from tweetcls.training.options import parse_run_options
 
-    args = train_options.parse_run_options(build_parser(), argv)
+    args = parse_run_options(build_parser(), argv)
     if not args.run_name:
         from tweetcls.core.runs import dataset_slug, timestamp
 
         data = "+".join(dataset_slug(d) for d in args.mlm_data)
         args.run_name = f"mlm-{data}-{Path(str(args.model).rstrip('/')).name}-s{args.seed}-{timestamp()}"
-    return args
+    settings = PretrainSettings.from_namespace(args)
+    check_hardware(settings)
+    return settings
 
 
-def build(args: argparse.Namespace, model_dir: Path):
+def build(args: PretrainSettings, model_dir: Path):
     """(masked-LM model made trainable as asked, info): the head is created where the checkpoint lacks one."""
     from tweetcls.mlm.encoder import masked_lm_for, mlm_head
     from tweetcls.core.parameters import count_parameters
@@ -113,7 +107,7 @@ def build(args: argparse.Namespace, model_dir: Path):
     return model, info
 
 
-def pretrain_and_save(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
+def pretrain_and_save(args: PretrainSettings, extra_callbacks: list | None = None, started: float | None = None) -> dict:
     import lightning as L
 
     from tweetcls.training import pipeline
@@ -154,8 +148,10 @@ def pretrain_and_save(args: argparse.Namespace, extra_callbacks: list | None = N
         "fit_seconds": clock.fit_seconds, "train_step_seconds": clock.step_seconds,
         "train_samples_per_sec": clock.samples_per_second,
         "epochs": trainer.current_epoch, "steps": trainer.global_step, "precision": args.precision,
-        "run_dir": str(run_dir), "config": vars(args),
+        "run_dir": str(run_dir), "config": args.as_dict(),
     }
+    if started is not None:
+        results["wall_seconds"] = time.time() - started  # the whole command, as train.py records it
     if trainer.is_global_zero:
         export(model, tokenizer, model_dir, run_dir, results)
         from tweetcls.review.tensorboard import parameter_counts
@@ -185,21 +181,11 @@ def export(model, tokenizer, model_dir: Path, run_dir: Path, results: dict) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tweetcls.training import pipeline
+    from tweetcls.training.command import run_command
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        args = parse_args(argv)
-        quiet_libraries()
-        results = pipeline.run(args, body=pretrain_and_save)
-    except REPORTED as err:  # bad input, a diverged loss, a full disk, any OSError: one line naming the path
-        return report(PROGRAM, err, flags_of(build_parser(), r="--lora-r", alpha="--lora-alpha", dropout="--lora-dropout"))
-    except Interrupted as err:
-        print(f"{PROGRAM}: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted before training started; nothing to resume", file=sys.stderr)
-        return 130
+    code, results = run_command(program(PROGRAM), argv, parse_args, build_parser, body=pretrain_and_save)
+    if results is None:
+        return code
     before, losses = results["heldout_mlm_loss_before"], results["heldout_mlm_loss_per_epoch"]
     print(f"run directory: {results['run_dir']}\n  corpus: {results['corpus']['texts']:,} texts "
           f"({results['train_texts']:,} train, {results['heldout_texts']:,} held out)\n"

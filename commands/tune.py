@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tweetcls.core.errors import REPORTED, Interrupted, UsageError, flags_of, report
 from tweetcls.core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, SEED, Parser, Text, program
+from tweetcls.training.settings import TrainSettings
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
 DEFAULT_SPACE = {"lora": "lora", "qlora": "lora", "full": "full", "teacher": "full", "distill": "distill",
@@ -205,7 +206,7 @@ class QuietSurplus(logging.Filter):
         return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
 
 
-def objective_for(space: dict, fixed: argparse.Namespace, trials_dir: Path, n_trials: int,
+def objective_for(space: dict, fixed: TrainSettings, trials_dir: Path, n_trials: int,
                   surplus: QuietSurplus | None = None):
     import optuna
 
@@ -277,7 +278,7 @@ def run(argv: list[str] | None) -> dict:
     if not complete:
         raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")
     best = study.best_trial
-    options = {k: v for k, v in vars(fixed).items() if k not in ("resume", "config", "run_name", "output_dir")}
+    options = {k: v for k, v in fixed.as_dict().items() if k not in ("resume", "config", "run_name", "output_dir")}
     best_options = options | best.params
     (study_dir / "best.yaml").write_text(yaml.safe_dump(best_options, sort_keys=False))
     summary = write_study_report(study, study_dir, fixed.max_epochs, pipeline.validations_in(1, fixed.val_check_interval))
@@ -298,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         result = run(argv)
     except REPORTED as err:  # bad input, a diverged trial, any OSError: one line naming the path
-        return report(program("tune.py"), err, flags_of(build_parser()))
+        from tweetcls.training import options as train_options
+
+        flags = flags_of(train_options.build_parser(), **train_options.LORA_FLAGS) | flags_of(build_parser())
+        return report(program("tune.py"), err, flags)
     except Interrupted as err:  # SIGTERM or Ctrl-C in a trial: the study goes on when the command is run again
         print(f"{program('tune.py')}: {err}; run the same tune.py command again to go on with the study", file=sys.stderr)
         return err.exit_code

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tweetcls, not an installed copy
-from tweetcls.commands import train
+from tweetcls.core.quiet import quiet_libraries
 from tweetcls.training import options as train_options
 from tweetcls.training import pipeline
 
@@ -33,5 +33,5 @@ class KillAtStep(L.Callback):
 
 if __name__ == "__main__":
     step, flags = -1 if sys.argv[1] == "end" else int(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
-    train.quiet_libraries()
+    quiet_libraries()
     pipeline.run(train_options.parse_args(flags), extra_callbacks=[KillAtStep(step)])

@@ -13,7 +13,7 @@ import lightning as L
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tweetcls, not an installed copy
-from tweetcls.commands import train
+from tweetcls.core.quiet import quiet_libraries
 from tweetcls.training import options as train_options
 from tweetcls.training import pipeline
 
@@ -30,5 +30,5 @@ class SaveRankWeights(L.Callback):
 
 if __name__ == "__main__":
     weights_dir, flags = Path(sys.argv[1]), sys.argv[sys.argv.index("--") + 1:]
-    train.quiet_libraries()
+    quiet_libraries()
     pipeline.run(train_options.parse_args(flags), extra_callbacks=[SaveRankWeights(weights_dir)])

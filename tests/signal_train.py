@@ -13,6 +13,7 @@ import lightning as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tweetcls, not an installed copy
 from tweetcls.commands import train
+from tweetcls.training import pipeline
 
 
 class SignalAtStep(L.Callback):
@@ -30,6 +31,6 @@ if __name__ == "__main__":
     # a shell's background job (`pytest &`, nohup) starts with SIGINT ignored, and Python then
     # leaves it ignored: give this process the handler a terminal's Ctrl-C would meet
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    original_run = train.run
-    train.run = lambda args: original_run(args, extra_callbacks=[SignalAtStep(getattr(signal, "SIG" + name), step)])
+    original_run = pipeline.run
+    pipeline.run = lambda args, **kw: original_run(args, **kw, extra_callbacks=[SignalAtStep(getattr(signal, "SIG" + name), step)])
     sys.exit(train.main(flags))

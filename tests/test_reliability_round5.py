@@ -69,10 +69,12 @@ def test_a_model_beside_the_student_or_layers_is_refused_not_recorded(tiny_model
 def test_a_distill_trial_is_checked_again_without_refusing_its_own_model_name(tiny_model_dir, tmp_path):
     """tune.py checks each trial's settings again (with_options): the name derived from the teacher passes."""
     from tweetcls.training.options import build_parser, check_args, with_options
+    from tweetcls.training.settings import TrainSettings
 
-    args = build_parser().parse_args(["--method", "distill", "--teacher", str(tmp_path / "teacher"), "--layers", "0",
-                                      "--dataset", "x.csv"])
-    check_args(args)
+    parsed = build_parser().parse_args(["--method", "distill", "--teacher", str(tmp_path / "teacher"), "--layers", "0",
+                                        "--dataset", "x.csv"])
+    check_args(parsed)
+    args = TrainSettings.from_namespace(parsed)
     assert with_options(args, "trial 0", lr=1e-4).model == args.model == "teacher-0"
 
 

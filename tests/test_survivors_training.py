@@ -28,7 +28,7 @@ def saved_run(tmp_path, tiny_model_dir, tiny_csv):
                              "--max-epochs", "2", "--output-dir", str(tmp_path), "--run-name", "r"])
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(vars(args)))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(args.as_dict()))
     return run_dir
 
 

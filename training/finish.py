@@ -5,16 +5,14 @@ and prints the summary."""
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 from tweetcls.training.options import Method
+from tweetcls.training.settings import TrainSettings
 
-COMMAND_STARTED: list[float] = []  # set by train.main(): results.json's wall_seconds of the whole command
 
-
-def score(args: argparse.Namespace, trainer, module, datamodule, data, best: str | None) -> tuple[dict, dict, dict]:
+def score(args: TrainSettings, trainer, module, datamodule, data, best: str | None) -> tuple[dict, dict, dict]:
     """(val, test, threshold tuning) of the best checkpoint; a multi-label threshold is chosen on val first."""
     tuning = {}
     if data.multi_label and args.tune_threshold:
@@ -46,9 +44,11 @@ def calibrate(trainer, module, datamodule, best: str | None) -> dict:
     return calibration_report(logits_and_labels("validation"), logits_and_labels("test"))
 
 
-def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: Path, results: dict) -> None:
-    """adapter/ (LoRA) and model/ (plain fp32, LoRA merged), each whole or not at all, and the
-    CPU latency; results.json follows later (``mark_finished``)."""
+def export(args: TrainSettings, method: Method, model, tokenizer, run_dir: Path, results: dict,
+           started: float | None = None) -> None:
+    """adapter/ (LoRA) and model/ (plain fp32, LoRA merged), each whole or not at all, the CPU
+    latency, and the command's wall time since ``started``; results.json follows later
+    (``mark_finished``)."""
     from tweetcls.core.atomic import atomic_directory
     from tweetcls.review.hub_card import CARD_FILE, model_card
     from tweetcls.core.latency import cpu_latency
@@ -80,8 +80,8 @@ def export(args: argparse.Namespace, method: Method, model, tokenizer, run_dir: 
         (folder / CARD_FILE).write_text(model_card(results, "transformers", str(run_dir / "model")))
     results["inference"] = cpu_latency(model, args.precision)
     results["environment"] = environment()
-    if COMMAND_STARTED:  # the whole command, imports included (a resumed run: since the resume)
-        results["wall_seconds"] = time.time() - COMMAND_STARTED[0]
+    if started is not None:  # the whole command, options and hardware checks included (resumed: since the resume)
+        results["wall_seconds"] = time.time() - started
 
 
 def mark_finished(run_dir: Path, results: dict) -> None:

@@ -10,11 +10,11 @@ and thrown away (milliseconds), and what Lightning allows but this machine canno
 
 from __future__ import annotations
 
-import argparse
 import os
 from datetime import timedelta
 
 from tweetcls.core.errors import UsageError
+from tweetcls.training.settings import RunSettings
 
 RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK")  # what every node of a multi-node run needs
 
@@ -27,7 +27,7 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_hardware(args: argparse.Namespace) -> None:
+def check_hardware(args: RunSettings) -> None:
     """One UsageError line for a hardware option this machine cannot honour; nothing is created."""
     import logging
     import warnings
@@ -51,7 +51,7 @@ def check_hardware(args: argparse.Namespace) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer = L.Trainer(accelerator=args.accelerator, devices=devices, strategy=args.strategy,
-                                num_nodes=getattr(args, "num_nodes", 1), precision=args.precision, logger=False,
+                                num_nodes=args.num_nodes, precision=args.precision, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as err:
         flag = which_flag(str(err))
@@ -65,7 +65,7 @@ def check_hardware(args: argparse.Namespace) -> None:
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cpu_cores():
         raise UsageError(f"--devices {args.devices}: this machine has {cpu_cores()} CPU cores and each device is a "
                          f"training process; use at most --devices {cpu_cores()}")
-    nodes = getattr(args, "num_nodes", 1)
+    nodes = args.num_nodes
     if nodes > 1 and not trainer.strategy.cluster_environment.creates_processes_externally:
         missing = [name for name in RENDEZVOUS if not os.environ.get(name)]
         if missing:
@@ -91,10 +91,10 @@ def first_line(err: Exception) -> str:
     return text[:300]
 
 
-def trainer_strategy(args: argparse.Namespace):
+def trainer_strategy(args: RunSettings):
     """--strategy for the Trainer: a multi-node DDP run waits at most --node-timeout seconds for
     the other nodes (Lightning's default is 30 minutes, then a traceback)."""
-    nodes, timeout = getattr(args, "num_nodes", 1), getattr(args, "node_timeout", None)
+    nodes, timeout = args.num_nodes, args.node_timeout
     if nodes > 1 and timeout and args.strategy in ("auto", "ddp"):
         from lightning.pytorch.strategies import DDPStrategy
 
@@ -102,9 +102,9 @@ def trainer_strategy(args: argparse.Namespace):
     return args.strategy
 
 
-def rendezvous_line(args: argparse.Namespace, program: str = "train.py") -> str | None:
+def rendezvous_line(args: RunSettings, program: str = "train.py") -> str | None:
     """What a multi-node run waits for, said before it waits (None for one node)."""
-    nodes, timeout = getattr(args, "num_nodes", 1), getattr(args, "node_timeout", None)
+    nodes, timeout = args.num_nodes, args.node_timeout
     if nodes <= 1 or not timeout:
         return None
     address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"

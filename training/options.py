@@ -14,6 +14,7 @@ from tweetcls.core.errors import UsageError
 from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
                                    NON_NEGATIVE_INT, Number, OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT,
                                    PROBABILITY, Parser, SEED, STEPS_OR_ALL, Text, check_value)
+from tweetcls.training.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ METHODS = {
                            adapters=True, distill=True),
 }
 POOLINGS = ("auto", "cls", "mean")
+# the LoRA layer's parameter names (lora/, core/errors.ParameterError) -> the flags that fill them
+LORA_FLAGS = {"r": "--lora-r", "alpha": "--lora-alpha", "dropout": "--lora-dropout"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,9 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "name whose train split is used (e.g. tweet_eval/emoji); the task's own texts and "
                          "near-duplicates of its val/test texts are left out")
     kd.add_argument("--transfer-samples", type=POSITIVE_INT, default=None, help="use at most this many transfer texts")
+    add_run_options(p, run_name_help="default: <dataset>-<method>-<model>-s<seed>-<time>")
+    return p
+
+
+def add_run_options(p: argparse.ArgumentParser, run_name_help: str) -> None:
+    """The run-folder and hardware flags every training command has (train.py, pretrain.py):
+    training/settings.py's RunSettings fields, read by pipeline.run, make_trainer and hardware.py."""
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", type=OUTPUT_DIR, default="runs")
-    out.add_argument("--run-name", type=NAME, default=None, help="default: <dataset>-<method>-<model>-s<seed>-<time>")
+    out.add_argument("--run-name", type=NAME, default=None, help=run_name_help)
     out.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same name")
     out.add_argument("--resume", type=EXISTING_DIR, metavar="RUN_DIR", default=None,
                      help="continue an interrupted run from RUN_DIR/checkpoints/last.ckpt with its saved options")
@@ -136,7 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: bf16-mixed where the CPU/GPU multiplies bf16 natively, else 32-true; or any of "
                             "Lightning's values (32-true, bf16-mixed, 16-mixed, ...)")
     scale.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="DataLoader worker processes")
-    return p
 
 
 def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -160,17 +169,19 @@ def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -
     if args.resume:
         args.output_dir, args.run_name = str(Path(args.resume).parent), Path(args.resume).name
     args.precision = resolve_precision(args.precision, args.accelerator)  # what config.yaml and results record
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> TrainSettings:
+    """train.py's settings: flags over --config's values (or a resumed run's), checked together and
+    against this machine's hardware, before anything slow loads or any folder is made."""
     from tweetcls.training.hardware import check_hardware
 
-    check_hardware(args)  # before the run folder exists: a refused start leaves nothing to clean up
-    return args
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Flags, with defaults taken from --config when one is given."""
     args = parse_run_options(build_parser(), argv)
     check_args(args)
-    return args
+    settings = TrainSettings.from_namespace(args)
+    check_hardware(settings)  # before the run folder exists: a refused start leaves nothing to clean up
+    return settings
 
 
 # what may differ when a run is resumed: where the data lives, how it is shown, which hardware
@@ -251,7 +262,7 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
     return {k: coerce_config_value(actions[k], v, f"config file {path}") for k, v in config.items() if k != "config"}
 
 
-def with_options(args: argparse.Namespace, where: str, **values) -> argparse.Namespace:
+def with_options(settings: TrainSettings, where: str, **values) -> TrainSettings:
     """A copy of ``args`` with ``values`` set: typed values (``lr=3e-4``, ``test=False``), each checked
     against its option's domain as its flag would be, then the whole checked again (``check_args``).
     How tune.py makes a trial's settings; ``where`` names the source in an error (``trial 3``)."""
@@ -259,11 +270,11 @@ def with_options(args: argparse.Namespace, where: str, **values) -> argparse.Nam
     unknown = sorted(set(values) - set(actions))
     if unknown:
         raise UsageError(f"{where}: unknown option(s) {', '.join(unknown)}; see python train.py --help")
-    changed = argparse.Namespace(**vars(args))
+    changed = settings.as_namespace()
     for dest, value in values.items():
         setattr(changed, dest, coerce_config_value(actions[dest], value, where))
     check_args(changed)
-    return changed
+    return TrainSettings.from_namespace(changed)
 
 
 def check_args(args: argparse.Namespace) -> None:

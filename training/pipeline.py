@@ -8,8 +8,8 @@ summary) in training/finish.py. The command line around it is commands/train.py.
 
 from __future__ import annotations
 
-import argparse
 import math
+import time
 import os
 import shutil
 import sys
@@ -18,6 +18,7 @@ from pathlib import Path
 from tweetcls.core.errors import Interrupted, TrainingDiverged, UsageError
 from tweetcls.training.finish import calibrate, export, log_run_end, mark_finished, score
 from tweetcls.training.options import METHODS, Method
+from tweetcls.training.settings import RunSettings, TrainSettings
 
 
 RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
@@ -42,9 +43,11 @@ def is_ddp_child() -> bool:
     return bool(os.environ.get(RUN_DIR_ENV)) and int(os.environ.get("LOCAL_RANK", "0")) > 0
 
 
-def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None) -> dict:
+def run(args: RunSettings, extra_callbacks: list | None = None, body=None, started: float | None = None) -> dict:
     """Train, test and save one run, holding its directory's lock; returns what results.json holds.
-    ``body(args, extra_callbacks)`` is the run itself (default: ``train_and_save``; pretrain.py's own).
+    ``body(args, extra_callbacks, started)`` is the run itself (default: ``train_and_save``;
+    pretrain.py's own); ``started`` (time.time() when the command began, default now) gives
+    results.json's ``wall_seconds``.
 
     Under DDP, Lightning starts the other local ranks by re-running this command; they
     find the run directory rank 0 made (and locked) in $TWEETCLS_RUN_DIR instead.
@@ -54,13 +57,15 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None
     from tweetcls.core.runs import check_run_name, dataset_slug, timestamp
 
     body = body or train_and_save
+    started = time.time() if started is None else started
     if is_ddp_child():
-        return body(args, extra_callbacks)
+        return body(args, extra_callbacks, started)
     if args.resume:
         run_dir = Path(args.resume)
     else:
-        model_slug = Path(str(args.model).rstrip("/")).name
-        args.run_name = args.run_name or f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}"
+        if not args.run_name:  # (pretrain.py names its runs itself)
+            model_slug = Path(str(args.model).rstrip("/")).name
+            args = args.replace(run_name=f"{dataset_slug(args.dataset)}-{args.method}-{model_slug}-s{args.seed}-{timestamp()}")
         check_run_name(args.run_name)
         run_dir = Path(args.output_dir) / args.run_name
     created = run_dir  # the outermost folder the lock creates (--output-dir may be new too)
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None
     lock_is_new = not (run_dir / LOCK_FILE).exists()
     lock = RunLock(run_dir).acquire()
     try:
-        return body(args, extra_callbacks)
+        return body(args, extra_callbacks, started)
     finally:
         lock.release()
         if created is not None and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace, extra_callbacks: list | None = None, body=None
             (run_dir / LOCK_FILE).unlink(missing_ok=True)  # a refused folder of the user's keeps no file of ours
 
 
-def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None) -> dict:
+def train_and_save(args: TrainSettings, extra_callbacks: list | None = None, started: float | None = None) -> dict:
     """The run itself, phase by phase (see ``run``)."""
     import lightning as L
 
@@ -125,12 +130,12 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
         "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
         "calibration": calibration,
         "val": val, "test": test, "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
-        "precision": args.precision, "config": vars(args),
+        "precision": args.precision, "config": args.as_dict(),
     }
     if module.test_tensors.get("confusion") is not None:
         results["test"]["confusion_matrix"] = module.test_tensors["confusion"].tolist()  # true label by row
     if trainer.is_global_zero:
-        export(args, method, module.model, tokenizer, run_dir, results)
+        export(args, method, module.model, tokenizer, run_dir, results, started)
         try:
             log_run_end(trainer, results, module.test_tensors, data)  # flushes and closes the event file
         except OSError as err:
@@ -141,7 +146,7 @@ def train_and_save(args: argparse.Namespace, extra_callbacks: list | None = None
     return results
 
 
-def resolve_model_dirs(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+def resolve_model_dirs(args: TrainSettings) -> tuple[Path, list[Path]]:
     """(folder of the model to train, folders of the teachers: none, one, or an ensemble given as
     comma-separated --teacher). A layer-copied student keeps its teacher's tokenizer, so its model
     folder is the teacher's."""
@@ -155,7 +160,7 @@ def resolve_model_dirs(args: argparse.Namespace) -> tuple[Path, list[Path]]:
     return (resolve_model(args.student) if args.student else teacher_dirs[0]), teacher_dirs
 
 
-def load_data(args: argparse.Namespace, model_dir: Path):
+def load_data(args: TrainSettings, model_dir: Path):
     """(tokenizer, datamodule, raw labelled data); the splits are read, not yet tokenized."""
     from tweetcls.datamodules import TextClassificationDataModule
     from tweetcls.core.build import load_tokenizer
@@ -171,7 +176,7 @@ def load_data(args: argparse.Namespace, model_dir: Path):
     return tokenizer, datamodule, datamodule.load()
 
 
-def build_model(args: argparse.Namespace, model_dir: Path, teacher_dir: Path | None, data, tokenizer):
+def build_model(args: TrainSettings, model_dir: Path, teacher_dir: Path | None, data, tokenizer):
     """(model with a head for the data's labels, teacher or None, info). Multi-label heads start
     at the label priors (training/prior_bias.py)."""
     import torch
@@ -198,7 +203,7 @@ def build_model(args: argparse.Namespace, model_dir: Path, teacher_dir: Path | N
     return model, teacher, {"distill": distill_info}
 
 
-def apply_method(args: argparse.Namespace, method: Method, model) -> dict:
+def apply_method(args: TrainSettings, method: Method, model) -> dict:
     """Make only what the method trains trainable (LoRA adapters, an int8 base), swap in the
     fast dropout; returns the method's record and the parameter counts."""
     from tweetcls.core.parameters import count_parameters
@@ -229,7 +234,7 @@ def apply_method(args: argparse.Namespace, method: Method, model) -> dict:
     return {"lora": lora_info, "params_total": total, "params_trainable": trainable}
 
 
-def open_run_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
+def open_run_dir(args: RunSettings) -> tuple[Path, str | None]:
     """(absolute run directory, checkpoint to resume from or None): a new run gets a fresh directory
     with its config.yaml; a DDP rank > 0 finds rank 0's."""
     import yaml
@@ -245,14 +250,14 @@ def open_run_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
         resume_from = checkpoint_to_resume(run_dir)
     else:
         run_dir = new_run_dir(args.output_dir, args.run_name, args.overwrite)
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**vars(args), "run_name": run_dir.name},
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**args.as_dict(), "run_name": run_dir.name},
                                                                   sort_keys=False))
     run_dir = run_dir.resolve()  # Lightning reports checkpoint paths absolute
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir, resume_from
 
 
-def make_module(args: argparse.Namespace, method: Method, model, teacher, data):
+def make_module(args: TrainSettings, method: Method, model, teacher, data):
     """The LightningModule: the classifier, or distillation's subclass with its loss terms."""
     from tweetcls.core.classifier import TextClassifier
 
@@ -269,12 +274,11 @@ def make_module(args: argparse.Namespace, method: Method, model, teacher, data):
                                   hidden_weight=args.hidden_weight, **options)
 
 
-def make_trainer(args: argparse.Namespace, run_dir: Path, extra_callbacks: list | None,
+def make_trainer(args: RunSettings, run_dir: Path, extra_callbacks: list | None,
                  monitor: tuple[str, str] = ("val/task_metric", "max"), val_check_interval: float = 1.0):
     """(Trainer, best-checkpoint callback, last-checkpoint callback, clock): TensorBoard, the best
     checkpoint by ``monitor`` (metric, max|min), validation every ``val_check_interval`` of an
-    epoch, last.ckpt for --resume, early stopping, atomic checkpoint writes. ``args`` holds the
-    options training/options.py's ``add_run_options`` adds (train and pretrain both have them)."""
+    epoch, last.ckpt for --resume, early stopping, atomic checkpoint writes."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from tweetcls.training.checkpoint_io import AtomicCheckpointIO
