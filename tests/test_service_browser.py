@@ -106,7 +106,8 @@ def test_the_page_shows_an_api_error_in_words_in_place_of_the_old_result(server,
     classify(browser, ["fine", "y" * 2001])
     wait_until(lambda: "2,001" in browser.find_element(By.ID, "error").text)
     assert browser.find_element(By.ID, "error").text == ("text 2: a text longer than 2,000 characters is refused; "
-                                                        "the model reads the first 128 tokens (this one has 2,001)")
+                                                        "the model reads the first 128 tokens (this one has 2,001); "
+                                                        "shorten or split it, or start serve.py with a larger --max-chars")
 
 
 def test_the_page_reads_at_420_px_and_has_a_favicon(server, browser):
