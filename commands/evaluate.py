@@ -20,12 +20,14 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
 from tweetcls.core.options import (EXISTING_DIR, Encoding, NAME, OPEN_PROBABILITY, OUTPUT_DIR, OUTPUT_FILE,
                                    POSITIVE_INT, Parser, Text, program)
+from tweetcls.core.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,13 +68,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(args: argparse.Namespace) -> None:
+@dataclass(frozen=True, kw_only=True)
+class EvaluateSettings(Settings):
+    """evaluate.py's settings: one field per flag (its help: python evaluate.py --help)."""
+
+    target: str | None  # run directory or saved classifier; None only with --compare
+    compare: str | None  # instead: the folder of runs to compare
+    latency: bool  # with --compare: time every run again, side by side
+    dataset: str | None  # None: the run's dataset
+    data_dir: str | None
+    split: str  # train, validation, val or test
+    text_column: str | None  # None: the run's, else text
+    label_column: str | None  # None: the run's, else label
+    encoding: str | None  # None: the run's, else utf-8
+    max_length: int | None  # None: the run's, else the model's
+    batch_size: int | None  # None: the run's evaluation batch size, else 128
+    max_eval_samples: int | None
+    threshold: float | None  # multi-label sigmoid threshold; None: the run's, else 0.5
+    output: str | None  # the metrics' JSON file; None: in the run directory
+    accelerator: str
+    precision: str | None  # None: the run's, else 32-true
+    # the compression ledger
+    compress: str | None  # comma-separated variants; None: no ledger
+    threads: int  # CPU threads for latency measurements
+    latency_batch_size: int
+    latency_seq_len: int
+    latency_iters: int
+    save_variants: str | None  # folder to keep each variant's model in
+
+
+def parse_args(argv: list[str] | None = None) -> EvaluateSettings:
+    return EvaluateSettings.from_namespace(build_parser().parse_args(argv))
+
+
+def check_args(args: EvaluateSettings) -> None:
     """What the options' declared domains (build_parser) cannot say alone."""
     if args.save_variants and Path(args.save_variants).exists() and not Path(args.save_variants).is_dir():
         raise UsageError(f"--save-variants {args.save_variants} is a file; give a folder to keep the variants in")
 
 
-def check_outputs(args: argparse.Namespace, dataset: str, config: dict, ledger: bool) -> None:
+def check_outputs(args: EvaluateSettings, dataset: str, config: dict, ledger: bool) -> None:
     """--output never replaces the data scored nor a file evaluate.py did not write (one line, before any work)."""
     from tweetcls.core.outputs import check_output_file, is_evaluation
 
@@ -105,7 +140,7 @@ def check_trained_labels(run, dataset: str, data) -> None:
         raise UsageError(f"{run.path} is a {kind} classifier and {dataset} is not {kind} data")
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: EvaluateSettings) -> dict:
     from tweetcls.datamodules import TextClassificationDataModule
     from tweetcls.loader import load_run
     from tweetcls.core.build import max_model_length
@@ -217,8 +252,7 @@ def print_result(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parse_args(argv)
         if args.compare:
             from tweetcls.review.compare import compare_runs
 
@@ -230,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"TensorBoard: tensorboard --logdir {args.compare}")
             return 0
         if args.latency:
-            parser.error("--latency goes with --compare RUNS_DIR")
+            raise UsageError("--latency goes with --compare RUNS_DIR")
         if not args.target:
-            parser.error("give a run directory or model, or --compare RUNS_DIR")
+            raise UsageError("give a run directory or model, or --compare RUNS_DIR")
         quiet_libraries()
         for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" per variant

@@ -17,17 +17,18 @@ Hugging Face folder (``huggingface_hub.upload_folder`` pushes it as is). Bad inp
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
 from tweetcls.core.options import OUTPUT_DIR, Parser, Text, program
+from tweetcls.core.settings import Settings
 
 FORMATS = ("onnx", "onnx-int8", "onnx-int8-static", "peft", "hf")
 
 
-def run(args: argparse.Namespace) -> Path:
+def run(args: ExportSettings) -> Path:
     from tweetcls.loader import load_run
     from tweetcls.predictor import onnx_dir
     from tweetcls.compress.onnx_export import FP32_FILE, export_onnx, quantize_onnx
@@ -86,9 +87,22 @@ def build_parser() -> Parser:
     return p
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportSettings(Settings):
+    """export.py's settings: one field per flag (its help: python export.py --help)."""
+
+    target: str  # a run directory, or its model/ or adapter/ folder
+    format: str  # one of FORMATS
+    out: str | None  # where to write; None: inside the run directory
+
+
+def parse_args(argv: list[str] | None = None) -> ExportSettings:
+    return ExportSettings.from_namespace(build_parser().parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         from tweetcls.core.quiet import quiet_libraries
 
         quiet_libraries()

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -30,6 +31,7 @@ from tweetcls.core.backends import BACKENDS, backends_help
 from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
 from tweetcls.core.options import (EXISTING_DIR, EXISTING_FILE, Encoding, FREE_TEXT, NAME, OPEN_PROBABILITY,
                                    Number, OUTPUT_FILE, POSITIVE_INT, Parser, Text, program)
+from tweetcls.core.settings import Settings
 
 INPUT_TYPES = (".txt", ".csv", ".tsv", ".json", ".jsonl")
 OUTPUT_TYPES = (".csv", ".jsonl")
@@ -61,7 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(args: argparse.Namespace) -> None:
+@dataclass(frozen=True, kw_only=True)
+class PredictSettings(Settings):
+    """predict.py's settings: one field per flag (its help: python predict.py --help)."""
+
+    target: str  # run directory, adapter, export, model folder or name
+    texts: list[str]  # texts given as arguments; empty: --input, else stdin
+    input: str | None  # a file of texts (INPUT_TYPES)
+    text_column: str
+    id_column: str
+    encoding: str  # of the input file or stdin
+    output: str | None  # a .csv or .jsonl file; None: print the rows
+    backend: str  # one of core/backends.py's BACKENDS
+    batch_size: int
+    top_k: int | None  # None: every label
+    threads: int | None  # None: torch's
+    min_confidence: float | None  # answer 'uncertain' below this
+    abstain_precision: float | None  # choose --min-confidence on val for this precision
+    data_dir: str | None  # for --abstain-precision; None: as trained
+    progress_bar: bool
+
+
+def parse_args(argv: list[str] | None = None) -> PredictSettings:
+    return PredictSettings.from_namespace(build_parser().parse_intermixed_args(argv))
+
+
+def check_args(args: PredictSettings) -> None:
     checks = [
         (not (args.min_confidence is not None and args.abstain_precision is not None),
          "give --min-confidence or --abstain-precision, not both"),
@@ -102,7 +129,7 @@ def looks_like_a_file(text: str) -> bool:
 CHUNK = 4096  # texts read, classified and written at a time: memory stays bounded for any input length
 
 
-def read_inputs(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
+def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
     """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
     (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
     from tweetcls.datamodules.files import iter_lines, iter_records
@@ -143,7 +170,7 @@ def chunks(pairs: Iterator[tuple[object, str]], size: int | None = None) -> Iter
         yield [row_id for row_id, _ in block], [text for _, text in block]
 
 
-def choose_abstain_threshold(predictor, args: argparse.Namespace) -> dict:
+def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
     """--abstain-precision: the lowest confidence threshold reaching that precision on val; saved,
     with what it gives on the test split (held out from the choice) where that has labels."""
     import torch
@@ -197,7 +224,7 @@ def print_rows(ids: list, texts: list[str], results: list[dict]) -> None:
         print(f"{row_id}\t{result['label'] or '(empty)'}\t{probability}\t{text}")
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: PredictSettings) -> dict:
     from tqdm import tqdm
 
     from tweetcls.predictor import Predictor
@@ -251,7 +278,7 @@ def threads_in_use(asked: int | None) -> int | str:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        args = build_parser().parse_intermixed_args(argv)
+        args = parse_args(argv)
         from tweetcls.core.quiet import quiet_libraries
 
         quiet_libraries(load=False)

@@ -31,10 +31,12 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 from tweetcls.core.backends import BACKENDS, BATCH_DEPENDENT, backends_help
 from tweetcls.core.errors import REPORTED, UsageError, flags_of, report  # noqa: F401
 from tweetcls.core.options import EXISTING_DIR, NAME, NON_NEGATIVE_FLOAT, OPEN_PROBABILITY, POSITIVE_INT, Parser, Text, count, program
+from tweetcls.core.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,23 +65,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings(Settings):
+    """serve.py's settings: one field per flag (its help: python serve.py --help). With --workers N
+    they reach each worker process as JSON (WORKER_ARGS_ENV) and are built again from it."""
+
+    target: str  # anything predict.py takes
+    backend: str  # one of core/backends.py's BACKENDS
+    host: str
+    port: int
+    max_texts: int  # texts per request
+    max_chars: int  # characters per text
+    max_body_bytes: int
+    batch_window_ms: float  # how long concurrent requests are collected into one batch
+    min_confidence: float | None  # abstain below this; None: the run's
+    data_dir: str | None  # for the page's example texts; None: as trained
+    workers: int  # server processes on the one port
+    threads: int | None  # intra-op threads per worker; None: the cores // --workers
+    request_timeout: int  # seconds for a request's head and body to arrive
+    keep_alive: int  # seconds an idle connection stays open after an answer
+    max_connections: int  # open connections per worker
+
+
+def parse_args(argv: list[str] | None = None) -> ServeSettings:
+    return ServeSettings.from_namespace(build_parser().parse_args(argv))
+
+
 WORKER_ARGS_ENV = "TWEETCLS_SERVE_ARGS"  # how the parent hands its options to the worker processes
 
 
-def threads_per_worker(args: argparse.Namespace) -> int:
+def threads_per_worker(args: ServeSettings) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return args.threads or max(1, cores // args.workers)
 
 
 def worker_app():
-    """The app of one worker process (uvicorn --workers calls this factory in each)."""
+    """The app of one worker process (uvicorn --workers calls this factory in each), from the parent's
+    settings: a field missing from WORKER_ARGS_ENV, or one unknown there, is a TypeError at the
+    worker's start, not an option silently lost."""
     from tweetcls.core.quiet import quiet_libraries
 
     quiet_libraries()
-    return make_app(argparse.Namespace(**json.loads(os.environ[WORKER_ARGS_ENV])))
+    return make_app(ServeSettings(**json.loads(os.environ[WORKER_ARGS_ENV])))
 
 
-def make_app(args: argparse.Namespace):
+def make_app(args: ServeSettings):
     from tweetcls.model_card import model_card
     from tweetcls.predictor import Predictor
     from tweetcls.service import Limits, create_app
@@ -94,7 +124,7 @@ def make_app(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         from tweetcls.core.quiet import quiet_libraries
 
         quiet_libraries()
@@ -121,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run(app, **hygiene)
         return 0
     del app  # the workers load their own; this one only checked the target and made its exports
-    os.environ[WORKER_ARGS_ENV] = json.dumps(vars(args))
+    os.environ[WORKER_ARGS_ENV] = json.dumps(args.as_dict())
     uvicorn.run("tweetcls.commands.serve:worker_app", factory=True, workers=args.workers, **hygiene)
     return 0
 

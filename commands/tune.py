@@ -23,10 +23,12 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tweetcls.core.errors import REPORTED, Interrupted, UsageError, flags_of, report
 from tweetcls.core.options import EXISTING_FILE, NAME, POSITIVE_FLOAT, POSITIVE_INT, SEED, Parser, Text, program
+from tweetcls.core.settings import Settings
 from tweetcls.training.settings import TrainSettings
 
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -53,11 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv: list[str] | None):
+@dataclass(frozen=True, kw_only=True)
+class TuneSettings(Settings):
+    """tune.py's own settings, one field per flag (its help: python tune.py --help); the rest of its
+    command line is train.py's, fixed for every trial (TrainSettings)."""
+
+    trials: int  # finished (complete or pruned) trials the study needs
+    timeout: float | None  # seconds after which no trial starts; None: no limit
+    space: str | None  # search space YAML; None: configs/search/<method>.yaml
+    storage: str | None  # SQLAlchemy URL of the study; None: SQLite in the study folder
+    study_name: str | None  # None: <dataset>-<method>
+    pruner: str  # one of PRUNERS
+    sampler_seed: int  # trial N draws from (seed, N)
+    heartbeat_seconds: float  # a trial is dead after 3 heartbeats without news
+    retrain: bool  # retrain the best configuration once and score it on test
+
+
+def parse(argv: list[str] | None) -> tuple[TuneSettings, TrainSettings]:
     """(tune's options, train.py's options fixed for every trial, checked once)."""
     from tweetcls.training import options as train_options
 
-    args, train_argv = build_parser().parse_known_args(argv)
+    parsed, train_argv = build_parser().parse_known_args(argv)
+    args = TuneSettings.from_namespace(parsed)
     if any(flag in train_argv for flag in ("--resume", "--run-name", "--overwrite", "--test", "--no-test")):
         raise UsageError("--resume, --run-name, --overwrite and --test are set by tune.py for each trial")
     fixed = train_options.parse_args(train_argv)  # checks the fixed options once, before any trial

@@ -40,12 +40,11 @@ from tweetcls.core.options import INT_MAX, Encoding, Number, PathTo, Text, decla
 COMMANDS = {
     "train.py": (train_options.build_parser, train_options.parse_args, []),
     "pretrain.py": (pretrain.build_parser, pretrain.parse_args, []),
-    "evaluate.py": (evaluate.build_parser, lambda argv: evaluate.build_parser().parse_args(argv), ["runs/x"]),
-    "predict.py": (predict.build_parser, lambda argv: predict.build_parser().parse_intermixed_args(argv), ["runs/x"]),
-    "serve.py": (serve.build_parser, lambda argv: serve.build_parser().parse_args(argv), ["runs/x"]),
+    "evaluate.py": (evaluate.build_parser, evaluate.parse_args, ["runs/x"]),
+    "predict.py": (predict.build_parser, predict.parse_args, ["runs/x"]),
+    "serve.py": (serve.build_parser, serve.parse_args, ["runs/x"]),
     "tune.py": (tune.build_parser, tune.parse, ["--trials", "1"]),
-    "export.py": (export.build_parser, lambda argv: export.build_parser().parse_args(argv),
-                  ["runs/x", "--format", "onnx"]),
+    "export.py": (export.build_parser, export.parse_args, ["runs/x", "--format", "onnx"]),
 }
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,  # the same draws on every run
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -55,7 +55,7 @@ def test_two_workers_answer_concurrent_clients_as_the_model_does_one_text_at_a_t
 def test_threads_per_worker_divide_the_cores():
     from tweetcls.commands import serve
 
-    args = serve.build_parser().parse_args(["x", "--workers", "2"])
+    args = serve.parse_args(["x", "--workers", "2"])
     cores = len(serve.os.sched_getaffinity(0))
     assert serve.threads_per_worker(args) == max(1, cores // 2)
-    assert serve.threads_per_worker(serve.build_parser().parse_args(["x", "--workers", "2", "--threads", "3"])) == 3
+    assert serve.threads_per_worker(serve.parse_args(["x", "--workers", "2", "--threads", "3"])) == 3

@@ -1,22 +1,30 @@
-"""training/settings.py: the typed settings a training command hands to the pipeline stay equal
-to the command's flags, carry each flag's type, and are checked whenever they change."""
+"""Each command's typed settings (training/settings.py for train and pretrain, the dataclass beside
+each other command's parser) stay equal to the command's flags, carry each flag's type and are
+frozen; the training settings are checked whenever they change."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 
 import pytest
 import yaml
 
-from tweetcls.commands import pretrain
+from tweetcls.commands import evaluate, export, predict, pretrain, serve, tune
 from tweetcls.core.errors import UsageError
+from tweetcls.core.settings import Settings
 from tweetcls.training import options as train_options
 from tweetcls.training.settings import PretrainSettings, RunSettings, TrainSettings
 
 COMMANDS = {"train.py": (train_options.build_parser, TrainSettings),
-            "pretrain.py": (pretrain.build_parser, PretrainSettings)}
+            "pretrain.py": (pretrain.build_parser, PretrainSettings),
+            "evaluate.py": (evaluate.build_parser, evaluate.EvaluateSettings),
+            "predict.py": (predict.build_parser, predict.PredictSettings),
+            "export.py": (export.build_parser, export.ExportSettings),
+            "serve.py": (serve.build_parser, serve.ServeSettings),
+            "tune.py": (tune.build_parser, tune.TuneSettings)}  # tune's own flags; the rest are TrainSettings
 
 
 def flag_dests(parser) -> set[str]:
@@ -58,6 +66,78 @@ def test_every_parsed_value_has_its_fields_type(tiny_model_dir, tiny_csv, tmp_pa
                       "max_train_samples: 10\nmethod: qlora\n")
     check_types(train_options.parse_args(["--config", str(config), "--data-dir", str(tmp_path)]))
     check_types(pretrain.parse_args(["--model", str(tiny_model_dir), "--mlm-data", "a.txt", "b.txt"]))
+
+
+def command_lines(tiny_model_dir, tiny_csv, tmp_path) -> dict[str, tuple[object, list[list[str]]]]:
+    """Per command: (its parsing, as its main runs it) and argvs: the defaults, then most flags given."""
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {low: 1.0e-4, high: 1.0e-3, log: true}\n")
+    return {
+        "evaluate.py": (evaluate.parse_args, [["runs/x"], [
+            "runs/x", "--dataset", str(tiny_csv), "--data-dir", str(tmp_path), "--split", "val", "--text-column", "t",
+            "--label-column", "l", "--encoding", "latin-1", "--max-length", "64", "--batch-size", "16",
+            "--max-eval-samples", "100", "--threshold", "0.4", "--output", str(tmp_path / "m.json"),
+            "--accelerator", "cpu", "--precision", "bf16-mixed", "--compress", "none,int8", "--threads", "1",
+            "--latency-batch-size", "8", "--latency-seq-len", "32", "--latency-iters", "5",
+            "--save-variants", str(tmp_path / "variants")], ["--compare", str(tmp_path), "--latency"]]),
+        "predict.py": (predict.parse_args, [["runs/x"], [
+            "runs/x", "what a day", "--backend", "onnx-int8", "so angry", "--text-column", "body", "--id-column", "n",
+            "--encoding", "latin-1", "--output", str(tmp_path / "p.jsonl"), "--batch-size", "8", "--top-k", "2",
+            "--threads", "1", "--min-confidence", "0.7", "--data-dir", str(tmp_path), "--no-progress-bar"],
+            ["runs/x", "--input", str(tiny_csv), "--abstain-precision", "0.9"]]),
+        "export.py": (export.parse_args, [["runs/x", "--format", "peft"],
+                                          ["runs/x", "--format", "onnx-int8", "--out", str(tmp_path / "onnx")]]),
+        "serve.py": (serve.parse_args, [["runs/x"], [
+            "runs/x", "--backend", "onnx", "--host", "0.0.0.0", "--port", "8080", "--max-texts", "8",
+            "--max-chars", "280", "--max-body-bytes", "4096", "--batch-window-ms", "20", "--min-confidence", "0.6",
+            "--data-dir", str(tmp_path), "--workers", "2", "--threads", "1", "--request-timeout", "5",
+            "--keep-alive", "2", "--max-connections", "16"]]),
+        "tune.py": (tune.parse, [["--trials", "1"], [
+            "--trials", "4", "--timeout", "60", "--space", str(space), "--storage", "sqlite:///s.db",
+            "--study-name", "s", "--pruner", "hyperband", "--sampler-seed", "3", "--heartbeat-seconds", "2",
+            "--no-retrain", "--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--lora-r", "4"]]),
+    }
+
+
+OTHERS = ("evaluate.py", "predict.py", "export.py", "serve.py", "tune.py")
+
+
+@pytest.mark.parametrize("command", OTHERS)
+def test_every_command_parses_into_its_typed_frozen_settings(command, tiny_model_dir, tiny_csv, tmp_path):
+    """As each main parses: the dataclass, every value of its field's type (defaults and flags given), frozen."""
+    parse, argvs = command_lines(tiny_model_dir, tiny_csv, tmp_path)[command]
+    for argv in argvs:
+        parsed = parse(argv)
+        if command == "tune.py":  # tune's own settings, and train.py's fixed for every trial
+            parsed, fixed = parsed
+            assert isinstance(fixed, TrainSettings)
+            check_types(fixed)
+        assert type(parsed) is COMMANDS[command][1] and isinstance(parsed, Settings)
+        check_types(parsed)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(parsed, dataclasses.fields(parsed)[0].name, None)
+        assert json.loads(json.dumps(parsed.as_dict())) == parsed.as_dict()  # plain values
+
+
+def test_serve_workers_get_the_parents_settings_or_fail_at_once(monkeypatch):
+    """serve.py --workers N: each worker builds ServeSettings from the parent's JSON; a field missing
+    there (or one it does not know) stops the worker with the field's name, not a value gone quiet."""
+    built = []
+    monkeypatch.setattr("tweetcls.core.quiet.quiet_libraries", lambda *a, **k: None)
+    monkeypatch.setattr(serve, "make_app", built.append)
+    parent = serve.parse_args(["runs/x", "--workers", "2", "--batch-window-ms", "20", "--min-confidence", "0.6"])
+    monkeypatch.setenv(serve.WORKER_ARGS_ENV, json.dumps(parent.as_dict()))
+    serve.worker_app()
+    assert built == [parent] and type(built[0].batch_window_ms) is float
+    values = parent.as_dict()
+    del values["max_chars"]
+    monkeypatch.setenv(serve.WORKER_ARGS_ENV, json.dumps(values))
+    with pytest.raises(TypeError, match="max_chars"):
+        serve.worker_app()
+    monkeypatch.setenv(serve.WORKER_ARGS_ENV, json.dumps(parent.as_dict() | {"max_texts_per_second": 5}))
+    with pytest.raises(TypeError, match="max_texts_per_second"):
+        serve.worker_app()
+    assert len(built) == 1
 
 
 def test_parsed_settings_are_typed_frozen_and_recorded_as_plain_values(tiny_model_dir, tiny_csv, tmp_path):

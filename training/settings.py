@@ -18,11 +18,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tweetcls.core.settings import Settings
+
 S = TypeVar("S", bound="RunSettings")
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSettings:
+class RunSettings(Settings):
     """What every Lightning run has: train.py's and pretrain.py's shared flags."""
 
     config: str | None  # the --config YAML file the values came from, if any
@@ -60,23 +62,8 @@ class RunSettings:
     precision: str  # resolved: never "auto" once parsed
     num_workers: int
 
-    @classmethod
-    def from_namespace(cls: type[S], args: argparse.Namespace) -> S:
-        """The parser's result as settings; a flag without a field (or a field without a flag) is a
-        programming error said at once, not a value lost on the way."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        given = set(vars(args))
-        if fields != given:
-            raise TypeError(f"{cls.__name__} and its parser disagree: only flags {sorted(given - fields)}, "
-                            f"only fields {sorted(fields - given)}")
-        return cls(**vars(args))
-
     def as_namespace(self) -> argparse.Namespace:
         return argparse.Namespace(**self.as_dict())
-
-    def as_dict(self) -> dict:
-        """Plain values, as config.yaml and results.json's ``config`` hold them."""
-        return dataclasses.asdict(self)
 
     def replace(self: S, **values) -> S:
         """A copy with ``values`` set, unchecked: for values the pipeline derives (the run's name);
