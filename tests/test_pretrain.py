@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from tweetcls.commands import pretrain
 from tweetcls.commands import train
-from conftest import FILLER, WORDS, make_texts
+from conftest import FILLER, make_texts
 from tweetcls.mlm.masking import IGNORE, NO_WORD, WholeWordMasking
 from tweetcls.core.build import load_tokenizer
 

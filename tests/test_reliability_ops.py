@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sys
 from pathlib import Path
 
 import lightning  # noqa: F401  imported at collection: its log handlers bind to the real stderr, not a test's capture

@@ -4,7 +4,6 @@ labels differing in case, duplicate ids, duplicate ledger variants): each test w
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
