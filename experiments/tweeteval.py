@@ -77,11 +77,12 @@ def plan(recipe: str, root: Path, tasks: list[str], seeds: list[int], extra: lis
 
 
 def mapping_ids(tweeteval: Path, dataset: str) -> dict[str, str]:
-    """TweetEval's label id of each label name, from the task's mapping.txt."""
+    """TweetEval's label id of each label name, from the task's mapping.txt: ``id<TAB>name`` lines,
+    where emoji's carry a third column (the emoji's description: ``0<TAB>❤<TAB>_red_heart_``)."""
     folder = tweeteval / dataset.removeprefix("tweet_eval/")
     mapping = (folder.parent if "/stance/" in dataset else folder) / "mapping.txt"
     rows = [line.split("\t") for line in mapping.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {name.strip(): ident.strip() for ident, name in rows}
+    return {row[1].strip(): row[0].strip() for row in rows}
 
 
 def write_test_predictions(run: Path, tweeteval: Path) -> Path:

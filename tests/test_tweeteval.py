@@ -149,6 +149,17 @@ def test_tasks_run_smallest_first_with_seeds_inside_and_students_after_their_tea
     assert flags[flags.index("--teacher") + 1].split(",") == [str(tmp_path / "teacher" / f"irony-s{s}") for s in (0, 1, 2)]
 
 
+def test_label_ids_are_read_from_two_and_three_column_mappings(tmp_path):
+    """emoji's mapping.txt has a third column (the emoji's name): the id of the label name (the emoji)
+    is still the first column (a 2-column reader stopped the emoji run with a ValueError)."""
+    (tmp_path / "emoji").mkdir()
+    (tmp_path / "emoji" / "mapping.txt").write_text("0\t❤\t_red_heart_\t\n1\t😍\t_smiling_face_\t\n", encoding="utf-8")
+    (tmp_path / "stance").mkdir()
+    (tmp_path / "stance" / "mapping.txt").write_text("0\tnone\n1\tagainst\n2\tfavor\n", encoding="utf-8")
+    assert tweeteval.mapping_ids(tmp_path, "tweet_eval/emoji") == {"❤": "0", "😍": "1"}
+    assert tweeteval.mapping_ids(tmp_path, "tweet_eval/stance/abortion") == {"none": "0", "against": "1", "favor": "2"}
+
+
 @pytest.fixture
 def tiny_tweeteval(tmp_path) -> Path:
     """A data folder with a tiny irony task (keyword-labelled texts) in TweetEval's file layout."""
