@@ -78,7 +78,9 @@ def test_the_same_command_continues_the_study(tiny_model_dir, tiny_csv, tmp_path
 def test_a_worker_killed_mid_trial_loses_no_finished_trial_and_its_trial_is_retried(
         tiny_model_dir, tiny_csv, tmp_path, space):
     # --patience 0: the tiny task plateaus at once, and early stopping would end each trial within a second
-    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--no-retrain", "--max-epochs", "150",
+    # 40 epochs (120 steps): a trial lasts a minute on a loaded 2-core machine, long enough to be caught
+    # running with a checkpoint, short enough that the first one finishes well within the deadline
+    argv = tune_argv(tiny_model_dir, tiny_csv, tmp_path, space, 3, "--no-retrain", "--max-epochs", "40",
                      "--patience", "0", "--heartbeat-seconds", "1", "--pruner", "none",
                      "--checkpoint-every-n-steps", "5")
     worker = subprocess.Popen([sys.executable, str(REPO / "tune.py"), *argv], env=CHILD_ENV,
