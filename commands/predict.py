@@ -105,7 +105,7 @@ CHUNK = 4096  # texts read, classified and written at a time: memory stays bound
 def read_inputs(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
     """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
     (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
-    from tweetcls.datamodules.files import iter_lines, iter_records
+    from tweetcls.datamodules.files import cell_text, iter_lines, iter_records
 
     if args.texts:
         yield from enumerate(args.texts, start=1)
@@ -120,8 +120,9 @@ def read_inputs(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
                 where = f"{path}" if n == 1 else f"record {n} of {path}"
                 raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
                                  "pass --text-column" + ("" if n == 1 else " or fix the record"))
-            text = row[args.text_column]
-            yield row.get(args.id_column, n), text if isinstance(text, str) else ""
+            # as training reads a text cell: a JSON number is its text ("5" was answered as an empty text),
+            # null is empty, a list or object is refused
+            yield row.get(args.id_column, n), cell_text(row[args.text_column], str(path), n, args.text_column)
         return
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("no texts: give them as arguments, with --input FILE, or one per line on stdin")
