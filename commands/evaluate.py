@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tweetcls.core.errors import REPORTED, UsageError, flags_of, report
+from tweetcls.core.errors import REPORTED, Interrupted, UsageError, flags_of, report
 from tweetcls.core.quiet import quiet_libraries
 from tweetcls.core.options import (EXISTING_DIR, Encoding, NAME, OPEN_PROBABILITY, OUTPUT_DIR, OUTPUT_FILE,
                                    POSITIVE_INT, Parser, Text, program)
@@ -107,19 +107,21 @@ def check_args(args: EvaluateSettings) -> None:
         raise UsageError(f"--save-variants {args.save_variants} is a file; give a folder to keep the variants in")
 
 
-def check_outputs(args: EvaluateSettings, dataset: str, config: dict, ledger: bool) -> None:
-    """--output never replaces the data scored nor a file evaluate.py did not write (one line, before any work)."""
+def check_outputs(output: Path | None, dataset: str, config: dict, ledger: bool, option: str = "--output") -> None:
+    """The file(s) evaluate.py will write never replace the data scored nor a file evaluate.py did not
+    write (one line, before any work): --output, and the default names too, which land in the current
+    folder for a target that is not a run (a user's compression-<data>-test.csv there was replaced)."""
     from tweetcls.core.outputs import check_output_file, is_evaluation
 
-    if not args.output:
+    if output is None:
         return
     inputs = [dataset, config.get("val_file"), config.get("test_file")]
     if not ledger:
-        check_output_file(args.output, "--output", inputs, is_evaluation, "evaluate.py")
+        check_output_file(output, option, inputs, is_evaluation, "evaluate.py")
         return
-    stem = Path(args.output).with_suffix("")
-    check_output_file(stem.with_suffix(".json"), "--output", inputs, is_evaluation, "evaluate.py")
-    check_output_file(stem.with_suffix(".csv"), "--output (its .csv)", inputs,
+    stem = Path(output).with_suffix("")
+    check_output_file(stem.with_suffix(".json"), option, inputs, is_evaluation, "evaluate.py")
+    check_output_file(stem.with_suffix(".csv"), f"{option} (its .csv)", inputs,
                       lambda start: start.startswith("variant,"), "evaluate.py")
 
 
@@ -162,7 +164,17 @@ def run(args: EvaluateSettings) -> dict:
     dataset = args.dataset or loaded.results.get("dataset")
     if not dataset:
         raise UsageError("pass --dataset: a saved model does not say what data it was trained on")
-    check_outputs(args, dataset, config, variants is not None)
+    split = {"val": "validation"}.get(args.split, args.split)
+    target = Path(args.target)
+    out_dir = target if loaded.kind == "run" else Path(".")
+    stem = f"{dataset_slug(dataset)}-{split}"
+    if args.output:
+        output, option = Path(args.output), "--output"
+    elif variants is not None:
+        output, option = out_dir / f"compression-{stem}.json", "the default --output"
+    else:
+        output, option = (target / f"eval-{stem}.json" if loaded.kind == "run" else None), "the default --output"
+    check_outputs(output, dataset, config, variants is not None, option)
     datamodule = TextClassificationDataModule(
         dataset, loaded.tokenizer, data_dir=args.data_dir or config.get("data_dir"),
         max_length=args.max_length if args.max_length is not None else loaded.max_length,
@@ -183,17 +195,13 @@ def run(args: EvaluateSettings) -> dict:
         raise UsageError(f"--max-length {datamodule.max_length} exceeds what the model accepts ({limit})")
     if variants is not None and args.latency_seq_len > limit:
         raise UsageError(f"--latency-seq-len {args.latency_seq_len} exceeds what the model accepts ({limit})")
-    split = {"val": "validation"}.get(args.split, args.split)
     threshold = next(t for t in (args.threshold, loaded.threshold, config.get("threshold"), 0.5) if t is not None)
-    target = Path(args.target)
-    out_dir = target if loaded.kind == "run" else Path(".")
-    stem = f"{dataset_slug(dataset)}-{split}"
     meta = {"target": str(target), "model_path": str(loaded.path), "dataset": dataset, "split": split}
     if variants is not None:
         from tweetcls.compress.ledger_run import run_ledger
 
         return run_ledger(model, variants, datamodule, data, split, threshold,
-                          Path(args.output).with_suffix("") if args.output else out_dir / f"compression-{stem}",
+                          output.with_suffix(""),
                           meta, threads=args.threads, latency_batch=(args.latency_batch_size, args.latency_seq_len),
                           latency_iters=args.latency_iters, save_variants=args.save_variants)
 
@@ -206,7 +214,6 @@ def run(args: EvaluateSettings) -> dict:
         "task_metric": data.metric_name, "examples": len(datamodule.encoded[split]),
         "params_total": total, "eval_seconds": time.perf_counter() - start, "metrics": metrics,
     }
-    output = Path(args.output) if args.output else (target / f"eval-{stem}.json" if loaded.kind == "run" else None)
     if output:
         write_json(output, result)
         result["output"] = str(output)
@@ -273,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args)
     except REPORTED as err:  # bad input, a full disk, any OSError: one line with the path
         return report(program("evaluate.py"), err, flags_of(build_parser()))
+    except Interrupted as err:  # SIGTERM or Ctrl-C while Lightning scored
+        print(f"{program('evaluate.py')}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:  # every file it writes appears whole or not at all
+        print(f"{program('evaluate.py')}: interrupted; nothing half-written was left (saved variants are whole)",
+              file=sys.stderr)
+        return 130
     print_result(result)
     return 0
 

@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         written = run(args)
     except REPORTED as err:  # bad input, a full disk, any OSError: one line with the path
         return report(program("export.py"), err, flags_of(build_parser()))
+    except KeyboardInterrupt:  # the export folder appears whole or not at all
+        print(f"{program('export.py')}: interrupted; nothing was exported", file=sys.stderr)
+        return 130
     print(f"written: {written}")
     return 0
 

@@ -132,7 +132,7 @@ CHUNK = 4096  # texts read, classified and written at a time: memory stays bound
 def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
     """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
     (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
-    from tweetcls.datamodules.files import iter_lines, iter_records
+    from tweetcls.datamodules.files import cell_text, iter_lines, iter_records
 
     if args.texts:
         yield from enumerate(args.texts, start=1)
@@ -148,7 +148,6 @@ def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
                 where = f"{path}" if n == 1 else f"record {n} of {path}"
                 raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
                                  "pass --text-column" + ("" if n == 1 else " or fix the record"))
-            text = row[args.text_column]
             if args.id_column in row:  # two output rows of one id could not be told apart or joined back
                 row_id = row[args.id_column]
                 first = first_row.setdefault(json.dumps(row_id, sort_keys=True, default=str), n)
@@ -156,7 +155,9 @@ def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
                     same = "both have a blank id" if row_id in ("", None) else f"share the id {row_id!r}"
                     raise UsageError(f"{path}: rows {first} and {n} {same} (column {args.id_column!r}); make the ids "
                                      "unique, or name a column of unique ids with --id-column")
-            yield row.get(args.id_column, n), text if isinstance(text, str) else ""
+            # as training reads a text cell: a JSON number is its text ("5" was answered as an empty text),
+            # null is empty, a list or object is refused
+            yield row.get(args.id_column, n), cell_text(row[args.text_column], str(path), n, args.text_column)
         return
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("no texts: give them as arguments, with --input FILE, or one per line on stdin")

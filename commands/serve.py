@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         app = make_app(args)
     except REPORTED as err:  # bad input, any OSError (a read-only disk...): one line with the path
         return report(program("serve.py"), err, flags_of(build_parser()))
+    except KeyboardInterrupt:  # while the model loaded: nothing was served yet
+        print(f"{program('serve.py')}: interrupted before the server started", file=sys.stderr)
+        return 130
     import uvicorn
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -257,6 +257,32 @@ def objective_for(space: dict, fixed: TrainSettings, trials_dir: Path, n_trials:
     return objective
 
 
+def retrained_best(folder: Path, params: dict, options: dict) -> bool:
+    """Whether ``folder`` (the study's best/) is a finished retrain of the trial with ``params``. A study
+    continued with more --trials can find a better trial; its best/ kept the old one's test score beside
+    a best.yaml that named the new one, without a word."""
+    from tweetcls.core.results_file import RESULTS_FILE, read_results
+    from tweetcls.training.options import coerce_config_value
+
+    if not (folder / RESULTS_FILE).exists():
+        return False
+    config = read_results(folder).get("config", {})
+    return all(config.get(name) == coerce_config_value(options[name], value, "the best trial")
+               for name, value in params.items())
+
+
+def check_fixed_and_searched(space: dict, train_argv: list[str], space_file, options: dict) -> None:
+    """An option both fixed (a flag, or its --config) and searched is refused: every trial took the
+    space's value, so ``--max-epochs 1`` beside the default space trained 2 to 5 epochs without a word."""
+    from tweetcls.training.options import fixed_by_user
+
+    both = sorted(set(space) & fixed_by_user(train_argv))
+    if both:
+        flags = ", ".join(options[name].option_strings[-1] for name in both)
+        raise UsageError(f"{flags} fixed for the study but also searched by {space_file}, so every trial would "
+                         "ignore the fixed value; drop the flag, or pass --space with a space that leaves it out")
+
+
 def run(argv: list[str] | None) -> dict:
     import optuna
     import yaml
@@ -266,11 +292,14 @@ def run(argv: list[str] | None) -> dict:
     from tweetcls.training import options as train_options, pipeline
     from tweetcls.search_space import load_space
     from tweetcls.study_report import write_study_report
+    from tweetcls.core.atomic import write_text_atomic
     from tweetcls.core.runs import dataset_slug
 
     args, fixed = parse(argv)
-    options = {a.dest: a for a in train_options.build_parser()._actions}
-    space = load_space(args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml", options)
+    actions = {a.dest: a for a in train_options.build_parser()._actions}
+    space_file = args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml"
+    space = load_space(space_file, actions)
+    check_fixed_and_searched(space, build_parser().parse_known_args(argv)[1], space_file, actions)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -299,10 +328,10 @@ def run(argv: list[str] | None) -> dict:
     best = study.best_trial
     options = {k: v for k, v in fixed.as_dict().items() if k not in ("resume", "config", "run_name", "output_dir")}
     best_options = options | best.params
-    (study_dir / "best.yaml").write_text(yaml.safe_dump(best_options, sort_keys=False))
+    write_text_atomic(study_dir / "best.yaml", yaml.safe_dump(best_options, sort_keys=False))  # never half a file
     summary = write_study_report(study, study_dir, fixed.max_epochs, pipeline.validations_in(1, fixed.val_check_interval))
     retrained = None
-    if args.retrain and finished(study) >= args.trials and not (study_dir / "best" / "results.json").exists():
+    if args.retrain and finished(study) >= args.trials and not retrained_best(study_dir / "best", best.params, actions):
         retrained = pipeline.run(train_options.parse_args(["--config", str(study_dir / "best.yaml"), "--output-dir",
                                                 str(study_dir), "--run-name", "best", "--overwrite",
                                                 "--no-progress-bar"]))
@@ -325,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as err:  # SIGTERM or Ctrl-C in a trial: the study goes on when the command is run again
         print(f"{program('tune.py')}: {err}; run the same tune.py command again to go on with the study", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:  # outside a trial's fit (loading, a trial's start): finished trials are in the study
+        print(f"{program('tune.py')}: interrupted; finished trials are kept in the study: run the same tune.py "
+              "command again to go on with it", file=sys.stderr)
+        return 130
     print(result["summary"]["markdown"])
     print(f"best: trial {result['best_trial']}, val {result['best_value']:.4f}, {result['best_params']}")
     print(f"  {result['study_dir']}/best.yaml: python train.py --config {result['study_dir']}/best.yaml")

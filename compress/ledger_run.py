@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ from tweetcls.compress.ledger import Step, build_variant, save_variant, size_on_
 from tweetcls.compress.weight_counts import parameter_counts
 from tweetcls.compress.ledger_report import ledger_markdown, log_to_tensorboard, write_files
 from tweetcls.core.atomic import atomic_directory
-from tweetcls.core.ownership import check_replaceable, mark
+from tweetcls.core.ownership import check_replaceable
 from tweetcls.core.latency import measure_latency
 from tweetcls.core.scoring import score_model
 
@@ -34,6 +34,11 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
     if repeated:  # one variant, one row: 'int8,int8' or 'prune:0.5,prune:0.50' gave two rows of one variant
         print(f"  {', '.join(repeated)}: named more than once, measured once (one row each)", file=sys.stderr)
         variants = list({name: v for name, v in zip(names, variants)}.values())
+    tb_dir = stem.parent / "compression" / stem.name.removeprefix("compression-")
+    # every folder the ledger will replace is checked before minutes of work, not after them
+    check_replaceable(tb_dir, "compression-log")
+    for steps in variants if save_variants else []:
+        check_replaceable(variant_folder(save_variants, steps), "variant")
     torch.set_num_threads(threads)
     batch_size, seq_len = latency_batch
     # warm the process (thread pool, allocator) so the first row is not slower for it
@@ -46,7 +51,7 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
                                     calibration_texts=list(data.splits["train"]["text"]))
             if save_variants:
                 # the folder appears whole or not at all; with the tokenizer, so train.py --model can fine-tune it
-                with atomic_directory(Path(save_variants) / name.replace(":", "_"), "variant") as folder:
+                with atomic_directory(variant_folder(save_variants, steps), "variant") as folder:
                     size = save_variant(variant, folder)
                     datamodule.tokenizer.save_pretrained(folder)
             else:
@@ -67,19 +72,20 @@ def run_ledger(model: nn.Module, variants: list[list[Step]], datamodule, data, s
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"}
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = write_files(rows, stem, meta)
-    # one TensorBoard folder per ledger, rewritten whole, so a re-run never doubles its rows
-    tb_dir = stem.parent / "compression" / stem.name.removeprefix("compression-")
-    fresh_log_dir(tb_dir)
-    log_to_tensorboard(rows, tb_dir, data.metric_name, meta)
-    mark(tb_dir, "compression-log")  # what it holds now is ours: a re-run may replace it
+    write_log_dir(tb_dir, lambda folder: log_to_tensorboard(rows, folder, data.metric_name, meta))
     return {"ledger": rows, "markdown": ledger_markdown(rows, data.metric_name),
             "files": [str(csv_path), str(json_path)], "tensorboard": str(tb_dir), **meta}
 
 
-def fresh_log_dir(tb_dir: Path) -> None:
-    """An empty ``tb_dir`` marked as ours; an earlier ledger's is replaced, a folder of the user's own
-    by that name never (one line, nothing deleted)."""
-    check_replaceable(tb_dir, "compression-log")
-    shutil.rmtree(tb_dir, ignore_errors=True)
-    tb_dir.mkdir(parents=True)
-    mark(tb_dir, "compression-log", files=[])
+def variant_folder(save_variants: str | Path, steps: list[Step]) -> Path:
+    return Path(save_variants) / variant_name(steps).replace(":", "_")
+
+
+def write_log_dir(tb_dir: Path, write: Callable[[Path], None]) -> None:
+    """The ledger's TensorBoard folder, one per ledger, rewritten whole so a re-run never doubles its
+    rows: ``write`` fills a temporary folder that then replaces an earlier ledger's ``tb_dir``; a
+    folder of the user's own by that name is never touched (one line). Written in place, a ledger
+    stopped mid-write (Ctrl-C, SIGTERM) left event files its marker did not list, and every later
+    run refused the folder as the user's."""
+    with atomic_directory(tb_dir, "compression-log") as folder:
+        write(folder)

@@ -4,6 +4,9 @@ The command-line entry points catch it, print its message as one line and exit w
 code 2, so bad input never surfaces as a traceback from deep inside a library.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class UsageError(ValueError):
     """Bad input from the user: the message names the problem and the fix."""
@@ -35,6 +38,25 @@ class Interrupted(RuntimeError):
         super().__init__(message)
         self.exit_code = exit_code
 
+
+
+@contextmanager
+def lightning_interruptions(trainer, doing: str, way_on: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM during a Lightning ``validate``/``test``/``predict`` call, as ``Interrupted``
+    (exit 130 / 143, one line: ``stopped by SIGTERM while <doing>; <way_on>``).
+
+    Lightning turns Ctrl-C into ``sys.exit(1)`` after its own line; SIGTERM into a bare
+    ``SystemExit`` (exit status 0: a killed evaluate.py looked like a success) in a test loop, and
+    into nothing at all in ``predict``, which only notes it and runs on (a teacher's labelling pass
+    ignored ``kill``)."""
+    try:
+        yield
+    except SystemExit as stop:
+        by_sigterm = type(stop).__name__ == "SIGTERMException" or bool(getattr(trainer, "received_sigterm", False))
+        raise Interrupted(f"{'stopped by SIGTERM' if by_sigterm else 'interrupted'} while {doing}; {way_on}",
+                          143 if by_sigterm else 130) from None
+    if getattr(trainer, "received_sigterm", False):
+        raise Interrupted(f"stopped by SIGTERM while {doing}; {way_on}", 143)
 
 # what each errno means for the user, and the way on; the path comes first in the line
 OS_ERRORS = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import math
+import os
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -239,3 +240,39 @@ def undeclared(parser: argparse.ArgumentParser) -> list[str]:
             loose.append(action.option_strings[-1] if action.option_strings else action.dest)
     return loose
 
+
+def yaml_mapping(text: str, where: str) -> object:
+    """``yaml.safe_load`` of an options file (a --config, best.yaml, a search space), refusing a key
+    written twice, also as ``max-epochs`` beside ``max_epochs``: YAML keeps the last copy without a
+    word (``lr: 1e-3`` then ``lr: 1e-2`` trained at 1e-2), as json does in the service's bodies.
+    Raises ``yaml.YAMLError`` for text that is not YAML, as ``safe_load`` does."""
+    import yaml
+    from tweetcls.core.errors import UsageError
+
+    class UniqueKeys(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        seen: dict[str, object] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            name = str(key).replace("-", "_")
+            if name in seen:
+                raise UsageError(f"{where} names {name!r} twice (line {key_node.start_mark.line + 1}); keep one")
+            seen[name] = key
+        return loader.construct_mapping(node, deep=True)
+
+    UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeys)  # a SafeLoader subclass: no Python objects
+
+
+def path_argument(value: object, parameter: str) -> str | os.PathLike[str]:
+    """``value`` when it can name a folder, file or model (a str or os.PathLike); else a TypeError
+    naming the Python API's ``parameter``, not pathlib's "expected str, bytes or os.PathLike object"
+    from frames below the call (``Predictor.from_run(None)``, ``load_run(3)``, bytes)."""
+    import os
+
+    if isinstance(value, str) or (isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)):
+        return value
+    raise TypeError(f"{parameter} must be a run directory, model folder or name (a str or pathlib.Path), "
+                    f"got {type(value).__name__} ({value!r:.40})")

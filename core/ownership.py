@@ -20,7 +20,7 @@ from tweetcls.core.errors import UsageError
 from tweetcls.core.run_lock import LOCK_FILE
 
 OWNER_FILE = ".tweetcls-owner.json"
-_TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?$")  # what an interrupted atomic write of ours leaves
+TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?$")  # what an interrupted atomic write of ours leaves
 
 
 def _identity(folder: Path) -> str:
@@ -72,7 +72,7 @@ def foreign_entries(folder: str | Path, allowed: "re.Pattern[str] | None" = None
     recorded = set((_read(folder) or {}).get("files", []))
     return sorted(p.name for p in folder.iterdir()
                   if p.name not in recorded and p.name not in (OWNER_FILE, LOCK_FILE)
-                  and not _TEMPORARY.match(p.name) and not (allowed and allowed.match(p.name)))
+                  and not TEMPORARY.match(p.name) and not (allowed and allowed.match(p.name)))
 
 
 def check_replaceable(folder: str | Path, kind: str, allowed: "re.Pattern[str] | None" = None) -> None:

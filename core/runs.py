@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tweetcls.core.errors import UsageError
-from tweetcls.core.ownership import foreign_entries, mark, owner_kind, some
+from tweetcls.core.ownership import TEMPORARY, foreign_entries, mark, owner_kind, some
 from tweetcls.core.run_lock import LOCK_FILE
 
 TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "tokenizers", "safetensors")
@@ -22,7 +22,7 @@ TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetr
 # what train.py, evaluate.py, predict.py, export.py and Lightning's TensorBoard logger write at the
 # top of a run directory: --overwrite deletes these, and refuses a run holding anything else
 RUN_ENTRIES = re.compile(r"^(config\.yaml|results\.json|hparams\.yaml|abstain\.json|checkpoints|model|adapter"
-                         r"|onnx|hf|peft|events\.out\.tfevents\..+|eval-.+\.json|compression-.+)$")
+                         r"|onnx|hf|peft|events\.out\.tfevents\..+|eval-.+\.json|compression-.+|compression)$")
 
 
 def check_run_name(run_name: str) -> None:
@@ -70,12 +70,27 @@ def foreign_inside(run_dir: Path) -> list[str]:
             continue
         if entry.name == "checkpoints":
             inner = foreign_entries(entry, CHECKPOINT_ENTRIES)
+        elif entry.name == "compression":
+            inner = foreign_ledger_logs(entry)
         elif owner_kind(entry) is not None:
             inner = foreign_entries(entry)
         else:  # a folder of ours that carries no marker (TensorBoard's, a ledger's): only our kinds of files
             inner = [str(p.relative_to(entry)) for p in entry.rglob("*")
                      if p.is_file() and not RUN_ENTRIES.match(p.name) and p.suffix not in (".json", ".csv", ".md")]
         found += [f"{entry.name}/{name}" for name in inner]
+    return found
+
+
+def foreign_ledger_logs(folder: Path) -> list[str]:
+    """What RUN/compression/ holds besides evaluate.py's ledger logs (each a marked folder that nobody
+    added to, or an interrupted write's leftover). That folder was not in RUN_ENTRIES: any ledger run on
+    a run made its --overwrite refuse the run for holding files train.py did not write."""
+    found = []
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and not child.is_symlink() and owner_kind(child) == "compression-log":
+            found += [f"{child.name}/{name}" for name in foreign_entries(child)]
+        elif not (child.is_dir() and TEMPORARY.match(child.name)):
+            found.append(child.name)
     return found
 
 

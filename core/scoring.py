@@ -6,6 +6,7 @@ import lightning as L
 from torch import nn
 
 from tweetcls.core.classifier import TextClassifier
+from tweetcls.core.errors import lightning_interruptions
 
 
 def score_model(model: nn.Module, datamodule, data, split: str, threshold: float, accelerator: str = "auto",
@@ -15,5 +16,6 @@ def score_model(model: nn.Module, datamodule, data, split: str, threshold: float
                             metric_classes=data.metric_classes, threshold=threshold)
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
-    scores = trainer.test(module, dataloaders=datamodule.split_dataloader(split), verbose=False)[0]
+    with lightning_interruptions(trainer, f"scoring the {split} split", "no score was written; run the command again"):
+        scores = trainer.test(module, dataloaders=datamodule.split_dataloader(split), verbose=False)[0]
     return {k.removeprefix("test/"): v for k, v in scores.items()}

@@ -17,10 +17,30 @@ from tweetcls.core.errors import UsageError
 DATA_DIR_ENV = "TWEETCLS_DATA_DIR"
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+         (b"\xfe\xff", "utf-16"))
+
+
+def check_byte_order_mark(path: Path, encoding: str) -> None:
+    """A file that opens with a UTF-16/UTF-32 byte-order mark is read only as what the mark says.
+    Read as latin-1 (what the not-utf-8 error used to suggest) every character came with a NUL
+    and was classified as such, without a word."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError:
+        return  # the read that follows reports it
+    found = next((name for mark, name in _BOMS if start.startswith(mark)), None)
+    if found and not encoding.lower().replace("_", "-").startswith(found):
+        raise UsageError(f"data file {path} is {found.upper()} text (it starts with a {found.upper()} byte-order mark), "
+                         f"not {encoding}; pass --encoding {found}, or save it as UTF-8")
+
+
 def read_text(path: Path, encoding: str = "utf-8") -> str:
     """The file's text; a UTF-8 byte-order mark is dropped. Another encoding is one flag away."""
     if not path.is_file():
         raise UsageError(f"data file {path} not found; check the path, --data-dir (or ${DATA_DIR_ENV})")
+    check_byte_order_mark(path, encoding)
     try:
         return path.read_text(encoding="utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8")
                               else encoding)
@@ -79,7 +99,9 @@ def _table_rows(stream: IO[str], path: Path, delimiter: str) -> Iterator[dict[st
     The bad rows are counted to the end of the file before the error."""
     csv.field_size_limit(MAX_CELL)
     kind, separator = ("CSV", "comma") if delimiter == "," else ("TSV", "tab")
-    reader = csv.reader(stream, delimiter=delimiter)
+    # strict: a quote opened and never closed is an error; without it csv read every later row into that
+    # one text (a one-column file of 3 tweets gave 1 prediction)
+    reader = csv.reader(stream, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -98,7 +120,12 @@ def _table_rows(stream: IO[str], path: Path, delimiter: str) -> Iterator[dict[st
             good += 1
             yield dict(zip(header, fields))
     except csv.Error as err:
-        raise UsageError(f"{path} is not a readable {kind} file ({err})") from None
+        where = f"line {reader.line_num}"
+        if "unexpected end of data" in str(err):
+            raise UsageError(f"{path}: a quoted field opened before {where} (the end) is never closed; close its "
+                             f"quote, or double a quote inside a quoted text (\"\")") from None
+        raise UsageError(f"{path} is not a readable {kind} file ({err}, {where}); quote a text that holds a quote "
+                         f"or a {separator} (\"like \"\"this\"\", this\")") from None
     if bad:
         row, line, count = bad[0]
         more = f" ({len(bad) - 1} more rows like it)" if len(bad) > 1 else ""
@@ -113,6 +140,7 @@ def open_text(path: Path, encoding: str = "utf-8", newline: str | None = None) -
     newlines, as in read_lines), ``""`` for the csv module, which finds line ends inside quotes itself."""
     if not path.is_file():
         raise UsageError(f"data file {path} not found; check the path, --data-dir (or ${DATA_DIR_ENV})")
+    check_byte_order_mark(path, encoding)
     try:
         stream = open(path, encoding="utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8")
                       else encoding, newline=newline)

@@ -18,10 +18,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from tqdm.auto import tqdm
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
-from tweetcls.core.errors import UsageError
+from tweetcls.core.errors import UsageError, lightning_interruptions
 from tweetcls.core.build import load_tokenizer
 from tweetcls.core.pooling import apply_checkpoint_pooling
 from tweetcls.core.precision import autocast_for, is_bf16
@@ -169,11 +170,46 @@ class ChunkCacheWriter(BasePredictionWriter):
 
 
 def save_chunk(path: Path, logits: torch.Tensor, labels: list[str]) -> None:
+    """Written beside ``path`` under this process's own name, flushed to disk, then renamed: students of
+    one teacher started together label the same chunks at once, and a shared temporary name let one
+    rename the file another was still writing."""
+    import os
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoded = torch.tensor(list("\x1f".join(labels).encode()), dtype=torch.uint8)
-    save_file({"logits": logits.contiguous(), "labels": encoded}, str(tmp))
-    tmp.replace(path)
+    try:
+        save_file({"logits": logits.contiguous(), "labels": encoded}, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_chunk(path: Path, texts: int) -> tuple[torch.Tensor, list[str]] | None:
+    """(logits, label names) of a cached chunk, or None when the file is not one whole chunk of
+    ``texts`` rows (cut short by a crash before this cache was written atomically, or damaged): it is
+    then labelled again, never trusted, and never a SafetensorError from deep inside the loader."""
+    try:
+        stored = load_file(str(path))
+        logits, labels = stored["logits"], bytes(stored["labels"].tolist()).decode().split("\x1f")
+    except (SafetensorError, OSError, KeyError, UnicodeDecodeError):  # cut short, damaged, not a chunk
+        return None
+    if logits.ndim != 2 or logits.shape != (texts, len(labels)):
+        return None
+    return logits, labels
+
+
+def check_finite(logits: torch.Tensor, teacher_dir: Path, texts: list[str]) -> None:
+    """A teacher whose logits are NaN or infinite gives the student nothing to learn: said as such
+    (a NaN target surfaced as "training loss became nan; lower --lr", which no --lr fixes)."""
+    bad = (~torch.isfinite(logits)).any(dim=-1)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise UsageError(f"teacher {teacher_dir} gives NaN or infinite logits for {int(bad.sum())} training texts "
+                         f"(first: {texts[first][:60]!r}); check the teacher (python evaluate.py on it) or distil "
+                         "from another")
 
 
 def labelling_trainer(device: str = "cpu", devices: int | str = 1, strategy: str = "auto",
@@ -203,7 +239,10 @@ def label_chunk(trainer: L.Trainer, module: TeacherLogitModule, tokenizer, encod
     """One chunk's logits through ``trainer.predict``, written to ``path`` (rank 0) and returned (every rank)."""
     writer = next(c for c in trainer.callbacks if isinstance(c, ChunkCacheWriter))
     writer.path, writer.size, writer.labels = path, len(texts), labels
-    trainer.predict(module, datamodule=_ChunkData(tokenizer, encodings, texts, batch_size), return_predictions=False)
+    writer.logits = None
+    with lightning_interruptions(trainer, "the teacher labelled the training texts",
+                                 "the chunks it finished are cached: the same command goes on from there"):
+        trainer.predict(module, datamodule=_ChunkData(tokenizer, encodings, texts, batch_size), return_predictions=False)
     return writer.logits
 
 
@@ -231,9 +270,9 @@ def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_lab
     with tqdm(total=missing, desc=f"teacher logits ({teacher_dir.parent.name or teacher_dir.name})", unit="text",
               disable=missing < CHUNK, mininterval=10) as progress:
         for chunk, path in zip(chunks, paths):
-            if path.is_file():
-                stored = load_file(str(path))
-                logits, labels = stored["logits"], bytes(stored["labels"].tolist()).decode().split("\x1f")
+            cached = read_chunk(path, len(chunk)) if path.is_file() else None
+            if cached is not None:
+                logits, labels = cached
             else:
                 if loaded is None:
                     tokenizer, model = load_logit_teacher(teacher_dir)
@@ -245,6 +284,7 @@ def cached_teacher_logits(teacher_dir: str | Path, texts: list[str], student_lab
                     encodings[key] = _encode(loaded[0], chunk, max_length)
                 logits = label_chunk(trainer, loaded[1], loaded[0], encodings[key], chunk, path, labels, batch_size)
                 progress.update(len(chunk))
+            check_finite(logits, teacher_dir, chunk)
             parts.append(logits)
     if labels is None:
         raise UsageError("no texts to compute teacher logits for")

@@ -95,13 +95,11 @@ def test_the_compression_ledger_never_deletes_a_user_folder_of_the_same_name(tmp
     mine.mkdir(parents=True)
     (mine / "thesis.tex").write_text("mine")
     with pytest.raises(UsageError, match="did not write"):
-        ledger_run.fresh_log_dir(mine)
+        ledger_run.write_log_dir(mine, lambda folder: None)
     assert (mine / "thesis.tex").read_text() == "mine"
     ours = tmp_path / "compression" / "ours"
-    ledger_run.fresh_log_dir(ours)
-    (ours / "events.out.tfevents.1").write_text("x")
-    ledger_run.mark(ours, "compression-log")
-    ledger_run.fresh_log_dir(ours)  # an earlier ledger's folder is replaced
+    ledger_run.write_log_dir(ours, lambda folder: (folder / "events.out.tfevents.1").write_text("x"))
+    ledger_run.write_log_dir(ours, lambda folder: None)  # an earlier ledger's folder is replaced
     assert not (ours / "events.out.tfevents.1").exists()
 
 

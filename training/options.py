@@ -13,7 +13,7 @@ import yaml
 from tweetcls.core.errors import UsageError
 from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NAME, NON_NEGATIVE_FLOAT,
                                    NON_NEGATIVE_INT, Number, OPEN_PROBABILITY, OUTPUT_DIR, POSITIVE_FLOAT, POSITIVE_INT,
-                                   PROBABILITY, Parser, SEED, STEPS_OR_ALL, Text, check_value)
+                                   PROBABILITY, Parser, SEED, STEPS_OR_ALL, Text, check_value, yaml_mapping)
 from tweetcls.training.settings import TrainSettings
 
 
@@ -189,14 +189,29 @@ CHANGEABLE_ON_RESUME = {"resume", "config", "data_dir", "progress_bar", "num_wor
                         "accelerator", "devices", "strategy", "num_nodes", "node_timeout"}
 
 
-def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | None, saved: dict) -> None:
-    """A resumed run continues the run it was: a flag that would change what its checkpoint was
-    built with (--lora-r, --method, ...) is refused, not half-applied."""
+def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The options ``argv`` sets itself (no defaults, no --config): dest -> value."""
     explicit = Parser(add_help=False)
     for action in parser._actions:
         if action.option_strings and action.dest != "help":
             explicit._add_action(_without_default(action))
-    given, _ = explicit.parse_known_args(argv)
+    return explicit.parse_known_args(argv)[0]
+
+
+def fixed_by_user(argv: list[str] | None) -> set[str]:
+    """The train.py options the user set in ``argv``, by flag or in its --config file."""
+    parser = build_parser()
+    given = set(vars(given_flags(parser, argv)))
+    config = parser.parse_known_args(argv)[0].config
+    if config:
+        given |= set(load_config(config, parser))
+    return given - {"config"}
+
+
+def refuse_changes_on_resume(parser: argparse.ArgumentParser, argv: list[str] | None, saved: dict) -> None:
+    """A resumed run continues the run it was: a flag that would change what its checkpoint was
+    built with (--lora-r, --method, ...) is refused, not half-applied."""
+    given = given_flags(parser, argv)
     for dest, value in vars(given).items():
         if dest == "precision":
             from tweetcls.core.precision import resolve_precision
@@ -222,7 +237,12 @@ def coerce_config_value(action: argparse.Action, value, where: str):
     flag's text; ``where`` starts each error line (``config file x.yaml``)."""
     flag = action.option_strings[-1] if action.option_strings else action.dest
     if value is None:
-        return None
+        if action.default is None or action.default is argparse.SUPPRESS:  # null is what leaving the option out means
+            return None
+        # null for an option with a value by default reached the code as None (batch_size: ~ was a TypeError
+        # from the data module, dataset: null an AttributeError, max_epochs: null trained up to 1000 epochs)
+        raise UsageError(f"{where}: {action.dest} is null; give it a value like {flag} takes, or leave the key out "
+                         f"for the default ({action.default})")
     if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):  # store_true and --x/--no-x
         if not isinstance(value, bool):
             raise UsageError(f"{where}: {action.dest} must be true or false, got {value!r}")
@@ -244,7 +264,7 @@ def coerce_config_value(action: argparse.Action, value, where: str):
 
 def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
     try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        values = yaml_mapping(Path(path).read_text(encoding="utf-8"), f"config file {path}") or {}
     except FileNotFoundError:
         raise UsageError(f"config file {path} not found") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tweetcls.core.errors import Interrupted, TrainingDiverged, UsageError
+from tweetcls.core.errors import Interrupted, TrainingDiverged, UsageError, lightning_interruptions
 from tweetcls.training.finish import calibrate, export, log_run_end, mark_finished, score
 from tweetcls.training.options import METHODS, Method
 from tweetcls.training.settings import RunSettings, TrainSettings
@@ -114,8 +114,9 @@ def train_and_save(args: TrainSettings, extra_callbacks: list | None = None, sta
         log_run_start(trainer.logger, info)
     fit(trainer, module, datamodule, resume_from, run_dir, last_checkpoint.path, args.lr)
     best = best_checkpoint.best_model_path or None
-    val, test, tuning = score(args, trainer, module, datamodule, data, best)
-    calibration = {} if data.multi_label or not args.test else calibrate(trainer, module, datamodule, best)
+    with lightning_interruptions(trainer, "scoring the trained model", f"continue with: python train.py --resume {run_dir}"):
+        val, test, tuning = score(args, trainer, module, datamodule, data, best)
+        calibration = {} if data.multi_label or not args.test else calibrate(trainer, module, datamodule, best)
     results = {
         "method": args.method, "model": args.model, "model_path": str(model_dir),
         "dataset": args.dataset, "seed": args.seed, "task_metric": data.metric_name,

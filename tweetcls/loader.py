@@ -25,6 +25,7 @@ from tweetcls.lora.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapt
 from tweetcls.lora.inject import mark_only_lora_as_trainable, merge_lora
 from tweetcls.core.build import load_classifier, load_tokenizer
 from tweetcls.core.errors import UsageError
+from tweetcls.core.options import path_argument
 from tweetcls.core.resolve import resolve_model
 from tweetcls.core.results_file import RESULTS_FILE, read_results
 from tweetcls.core.surgery import config_label_names
@@ -80,7 +81,7 @@ def load_run(target: str | Path, merged: bool = True) -> LoadedRun:
     apart (W x + s B A x), where it can be loaded. In fp32 that equals the merged model/ to the
     last bits or so; under bf16 autocast the merged weights round differently (issue 46: test
     0.7296 from model/ against 0.7229 in results.json), so evaluate.py scores this form."""
-    path = Path(target)
+    path = Path(path_argument(target, "target"))
     if path.is_dir():
         if (path / RESULTS_FILE).is_file():
             return _from_run_dir(path, merged)

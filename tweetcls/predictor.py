@@ -31,6 +31,7 @@ from tweetcls.text_encoder import TextEncoder
 from tweetcls.core.backends import BACKENDS
 from tweetcls.core.blank_text import is_blank
 from tweetcls.core.errors import UsageError
+from tweetcls.core.options import path_argument
 
 if TYPE_CHECKING:
     from tweetcls.loader import LoadedRun
@@ -62,10 +63,14 @@ class Predictor:
                  min_confidence: float | None = None, threads: int | None = None) -> "Predictor":
         """A predictor for a run directory, adapter, int8 variant, ONNX folder/file or model folder.
         ``threads``: intra-op threads (None: the runtime's default)."""
+        path_argument(target, "target")
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size <= 0:
             raise UsageError(f"batch_size must be an int > 0, got {batch_size!r}")
+        # torch said "set_num_threads expects an int, but got str"; 0 and -1 were ignored or a RuntimeError
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, Integral) or threads < 1):
+            raise UsageError(f"threads must be an int >= 1 (or None for the runtime's default), got {threads!r}")
         check_min_confidence(min_confidence)
         onnx_file = _onnx_file(Path(target), backend)
         if onnx_file is not None:

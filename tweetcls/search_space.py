@@ -17,16 +17,18 @@ from pathlib import Path
 import yaml
 
 from tweetcls.core.errors import UsageError
-from tweetcls.core.options import Number, check_value
+from tweetcls.core.options import Number, check_value, yaml_mapping
 
 TYPES = ("float", "int", "categorical")
+SPEC_KEYS = {"float": ("type", "low", "high", "log"), "int": ("type", "low", "high", "log"),
+             "categorical": ("type", "choices")}  # what ``suggest`` reads; anything else would be ignored
 
 
 def load_space(path: str | Path, options: dict[str, argparse.Action]) -> dict[str, dict]:
     """The space in ``path`` for the options of ``options`` (dest -> argparse action); an unknown
     option or type, an empty range, or a value outside the option's domain is a UsageError."""
     try:
-        space = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        space = yaml_mapping(Path(path).read_text(encoding="utf-8"), f"search space {path}")
     except FileNotFoundError:
         raise UsageError(f"search space {path} not found") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:
@@ -43,6 +45,10 @@ def load_space(path: str | Path, options: dict[str, argparse.Action]) -> dict[st
             raise UsageError(f"search space {path}: {raw_name!r} is fixed for a study; pass it to tune.py instead")
         if not isinstance(spec, dict) or spec.get("type") not in TYPES:
             raise UsageError(f"search space {path}: {raw_name} needs type: {' | '.join(TYPES)}")
+        unknown = sorted(set(map(str, spec)) - set(SPEC_KEYS[spec["type"]]))
+        if unknown:  # a typo such as "lgo: true" searched a log range linearly without a word; "step" was dropped
+            raise UsageError(f"search space {path}: {raw_name} ({spec['type']}) does not take {', '.join(unknown)}; "
+                             f"its keys are {', '.join(SPEC_KEYS[spec['type']])}")
         if spec["type"] == "categorical":
             choices = spec.get("choices")
             if not isinstance(choices, list) or not choices:
