@@ -1,0 +1,122 @@
+"""Issue 46, the leftovers of hostile pass 5 (/root/i46d-patches/hostile5.md: H7, H16, Y12, Y13,
+T11, M3, M5, and two by reading: serve's duplicate upload ids, atomic_directory's temporaries on a
+shared folder): each test was red with its bug put back."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tweetcls.core.errors import ParameterError, UsageError
+from tweetcls.training import options as train_options
+
+# --- 1. --hidden-weight without --hidden-loss (H16) -----------------------------------------------
+
+DISTILL = ["--method", "distill", "--teacher", "runs/teacher", "--layers", "odd"]
+
+
+def test_a_hidden_weight_without_a_hidden_loss_is_refused():
+    with pytest.raises(UsageError, match=r"--hidden-weight 5 weighs the hidden-state loss, which is off; add "
+                                         r"--hidden-loss"):
+        train_options.parse_args([*DISTILL, "--hidden-weight", "5"])
+    with pytest.raises(UsageError, match="--transfer-samples 30 limits the --transfer-data texts"):
+        train_options.parse_args([*DISTILL, "--transfer-samples", "30"])
+    # with the loss on, or at its default, the weight passes
+    assert train_options.parse_args([*DISTILL, "--hidden-weight", "5", "--hidden-loss", "mse"]).hidden_weight == 5
+    assert train_options.parse_args([*DISTILL, "--hidden-weight", "1"]).hidden_weight == 1
+
+
+def test_the_command_says_it_in_one_line_with_exit_2(capsys):
+    from tweetcls.commands import train
+
+    assert train.main([*DISTILL, "--hidden-weight", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train.py: error: --hidden-weight 0.5 weighs"), err
+
+
+# --- 2. another method's options, and config: inside a --config (Y12, Y13) --------------------------
+
+@pytest.mark.parametrize("argv, yaml_text, message", [
+    (["--method", "lora", "--kd-alpha", "0.9"], "method: lora\nkd_alpha: 0.9\n",
+     "--kd-alpha 0.9 belongs to --method distill or distill-lora; --method lora does not read it"),
+    (["--method", "full", "--kd-temperature", "4", "--hidden-weight", "2"], "method: full\nkd-temperature: 4\nhidden_weight: 2\n",
+     "--kd-temperature 4.0, --hidden-weight 2.0 belong to --method distill or distill-lora"),
+    (["--method", "full", "--lora-r", "16"], "method: full\nlora_r: 16\n",
+     "--lora-r 16 belongs to --method lora, qlora or distill-lora; --method full does not read it"),
+    (["--method", "teacher", "--lora-rslora"], "method: teacher\nlora_rslora: true\n", "--lora-rslora belongs to"),
+    ([*DISTILL, "--lora-alpha", "32"], "method: distill\nteacher: t\nlayers: odd\nlora_alpha: 32\n",
+     "--lora-alpha 32.0 belongs to --method lora, qlora or distill-lora"),
+])
+def test_another_methods_option_is_refused_by_flag_and_by_yaml_alike(tmp_path, argv, yaml_text, message):
+    with pytest.raises(UsageError, match="^" + message.replace(".", r"\.")):
+        train_options.parse_args(argv)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text)
+    with pytest.raises(UsageError, match="^" + message.replace(".", r"\.")):
+        train_options.parse_args(["--config", str(config)])
+
+
+def test_another_methods_option_at_its_default_passes(tmp_path):
+    """What a run's config.yaml holds for the options its method does not read: their defaults."""
+    config = tmp_path / "c.yaml"
+    config.write_text("method: full\nkd_alpha: 0.5\nlora_r: 8\nhidden_weight: 1\nteacher: null\n")
+    assert train_options.parse_args(["--config", str(config)]).method == "full"
+
+
+def test_a_config_key_inside_a_config_file_is_refused(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text("max_epochs: 9\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"lr: 0.001\nconfig: {other}\n")
+    with pytest.raises(UsageError, match=f"config file {config}: config: {other} is not read .*pass --config {other}"):
+        train_options.parse_args(["--config", str(config)])
+    for harmless in ("null", str(config)):  # nothing, or the file itself
+        config.write_text(f"lr: 0.001\nconfig: {harmless}\n")
+        assert train_options.parse_args(["--config", str(config)]).lr == 0.001
+
+
+METHOD_ARGV = {
+    "full": ["--method", "full"],
+    "lora": ["--method", "lora", "--lora-r", "4"],
+    "qlora": ["--method", "qlora"],
+    "teacher": ["--method", "teacher"],
+    "distill": [*DISTILL, "--hidden-loss", "cosine", "--hidden-weight", "2", "--kd-alpha", "0.7"],
+    "distill-lora": ["--method", "distill-lora", "--teacher", "runs/teacher", "--student", "minilm-l6",
+                     "--transfer-data", "pool", "--transfer-samples", "100"],
+}
+
+
+@pytest.mark.parametrize("method", train_options.METHODS)
+def test_a_runs_saved_config_reads_back_by_config_and_by_resume(method, tmp_path, monkeypatch):
+    """config.yaml holds every option with its default (the other methods' too) and where its values
+    came from (``config:``): ``--config`` and ``--resume`` accept it as it is, for every method."""
+    from tweetcls.training import pipeline
+
+    assert set(METHOD_ARGV) == set(train_options.METHODS)
+    started_from = tmp_path / "start.yaml"
+    started_from.write_text("max_epochs: 2\n")
+    monkeypatch.setenv(pipeline.RUN_DIR_ENV, "")  # open_run_dir sets it; restored after the test
+    settings = train_options.parse_args([*METHOD_ARGV[method], "--config", str(started_from),
+                                         "--output-dir", str(tmp_path / "runs"), "--run-name", method])
+    run_dir, _ = pipeline.open_run_dir(settings)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["config"] == str(started_from) and saved["method"] == method
+    again = train_options.parse_args(["--config", str(run_dir / "config.yaml"), "--run-name", "again"])
+    resumed = train_options.parse_args(["--resume", str(run_dir)])
+    for read in (again, resumed):
+        assert {k: v for k, v in read.as_dict().items() if k not in ("config", "run_name", "resume")} == \
+               {k: v for k, v in settings.as_dict().items() if k not in ("config", "run_name", "resume")}
+
+
+# --- 4. --layers out of order (H7) ----------------------------------------------------------------
+
+def test_layers_out_of_order_are_refused_naming_the_sorted_list():
+    from tweetcls.distill.layer_copy import select_layers
+
+    assert select_layers([0, 1], 2) == [0, 1]
+    with pytest.raises(ParameterError, match=r"^layers must list the teacher's layers in increasing order .*: 1,0; use 0,1$"):
+        select_layers([1, 0], 2)
+    with pytest.raises(ParameterError, match="use 0,3,6,9$"):
+        select_layers([0, 6, 3, 9], 12)
+    with pytest.raises(ParameterError, match="twice"):  # duplicates keep their own line
+        select_layers([1, 1], 2)
