@@ -120,3 +120,46 @@ def test_layers_out_of_order_are_refused_naming_the_sorted_list():
         select_layers([0, 6, 3, 9], 12)
     with pytest.raises(ParameterError, match="twice"):  # duplicates keep their own line
         select_layers([1, 1], 2)
+
+
+# --- 5. pretrain.py --encoding, and --heldout's range (M3, M5, M13) ---------------------------------
+
+def test_pretrain_reads_its_corpus_in_the_encoding_given(tmp_path):
+    from tweetcls.commands import pretrain
+    from tweetcls.datamodules.corpus import build_corpus
+
+    corpus = tmp_path / "latin.txt"
+    corpus.write_bytes("café olé\nnaïve tweet\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="is not utf-8 .* --encoding"):
+        build_corpus([str(corpus)], tmp_path)
+    assert build_corpus([str(corpus)], tmp_path, encoding="latin-1").texts == ["café olé", "naïve tweet"]
+    settings = pretrain.parse_args(["--mlm-data", str(corpus), "--encoding", "latin-1", "--output-dir", str(tmp_path)])
+    assert settings.encoding == "latin-1" and pretrain.parse_args([]).encoding == "utf-8"
+    with pytest.raises(UsageError, match="--encoding must be a text encoding"):
+        pretrain.parse_args(["--encoding", "utf-9"])
+
+
+@pytest.mark.parametrize("texts, heldout, message", [
+    (40, 40, r"^heldout must be from 1 to 39 \(the corpus has 40 texts and at least one is left to train on\), got 40$"),
+    (3, 2000, r"^heldout must be from 1 to 2 .*, got 2000$"),
+    (1, 1, r"^the corpus has 1 text\(s\); masked-LM training needs at least 2"),
+])
+def test_the_heldout_range_says_what_it_accepts(texts, heldout, message):
+    from transformers import AutoTokenizer
+
+    from tweetcls.mlm.data import MaskedLMDataModule
+
+    with pytest.raises(UsageError, match=message):
+        MaskedLMDataModule([f"text {i}" for i in range(texts)], AutoTokenizer, heldout)
+
+
+def test_train_reads_a_transfer_file_in_its_encoding_too(tmp_path):
+    """train.py's error for a transfer .txt named --encoding, which did not reach that file."""
+    from tweetcls.distill.transfer_set import transfer_set
+
+    texts = tmp_path / "transfer.txt"
+    texts.write_bytes("café olé\nnaïve tweet\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="--encoding"):
+        transfer_set(str(texts), tmp_path, None, {"train": ["x"]})
+    assert sorted(transfer_set(str(texts), tmp_path, None, {"train": ["x"]}, encoding="latin-1").texts) == \
+           ["café olé", "naïve tweet"]

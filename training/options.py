@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
     p.add_argument("--text-column", type=NAME, default="text", help="text column of a local data file")
     p.add_argument("--label-column", type=NAME, default="label", help="label column of a local data file")
-    p.add_argument("--encoding", type=Encoding(), default="utf-8", help="text encoding of a local data file (e.g. latin-1, cp1252)")
+    p.add_argument("--encoding", type=Encoding(), default="utf-8", help="text encoding of a local data file and a --transfer-data file (e.g. latin-1, cp1252)")
     p.add_argument("--max-length", type=POSITIVE_INT, default=128, help="truncate inputs to this many tokens")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
     p.add_argument("--eval-batch-size", type=POSITIVE_INT, default=128)
