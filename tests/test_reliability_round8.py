@@ -163,3 +163,41 @@ def test_train_reads_a_transfer_file_in_its_encoding_too(tmp_path):
         transfer_set(str(texts), tmp_path, None, {"train": ["x"]})
     assert sorted(transfer_set(str(texts), tmp_path, None, {"train": ["x"]}, encoding="latin-1").texts) == \
            ["café olé", "naïve tweet"]
+
+
+# --- 6. serve.py: two rows of one id in an upload (predict.py refused them; the service did not) ------
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tiny_model_dir, tmp_path_factory):
+    from conftest import save_tiny_classifier
+
+    return save_tiny_classifier(tiny_model_dir, tmp_path_factory.mktemp("round8") / "model")
+
+
+@pytest.fixture(scope="module")
+def client(tiny_classifier):
+    from fastapi.testclient import TestClient
+
+    from tweetcls import Predictor
+    from tweetcls.service import Limits, create_app
+
+    with TestClient(create_app(Predictor.from_run(tiny_classifier), {}, Limits())) as c:
+        yield c
+
+
+@pytest.mark.parametrize("name, body, error", [
+    ("a.csv", "id,text\nx,happy\ny,sad\nx,calm\n", "rows 1 and 3 share the id 'x' (column 'id'); make the ids unique"),
+    ("a.tsv", "text\tid\nhappy\t\nsad\t\n", "rows 1 and 2 both have a blank id (column 'id'); make the ids unique"),
+])
+def test_an_upload_with_a_repeated_id_is_refused_as_predict_refuses_it(client, tiny_classifier, tmp_path, capsys,
+                                                                        name, body, error):
+    from tweetcls.commands import predict
+
+    response = client.post("/predict/file", files={"file": (name, body.encode(), "text/plain")})
+    assert response.status_code == 422 and response.json()["error"] == f"{name}: {error}", response.text
+    unique = client.post("/predict/file", files={"file": ("a.csv", b"id,text\nx,happy\ny,sad\n,calm\n", "text/plain")})
+    assert unique.status_code == 200 and unique.text.splitlines()[3].startswith("3,calm,")  # one blank id: its row
+    (tmp_path / name).write_text(body)
+    assert predict.main([str(tiny_classifier), "--input", str(tmp_path / name)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == f"predict.py: error: {tmp_path / name}: {error}, or name a column of unique ids with --id-column"
