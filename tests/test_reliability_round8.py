@@ -4,6 +4,8 @@ shared folder): each test was red with its bug put back."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -201,3 +203,41 @@ def test_an_upload_with_a_repeated_id_is_refused_as_predict_refuses_it(client, t
     assert predict.main([str(tiny_classifier), "--input", str(tmp_path / name)]) == 2
     line = capsys.readouterr().err.strip()
     assert line == f"predict.py: error: {tmp_path / name}: {error}, or name a column of unique ids with --id-column"
+
+
+# --- 7. atomic_directory's temporaries on a folder two machines share (by reading) ------------------
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_only_this_hosts_dead_writers_temporaries_are_removed(tmp_path, monkeypatch):
+    """`.NAME.tmp-PID` named a PID of whichever machine wrote it: on a shared folder a write here
+    removed another machine's live temporary folder when its PID was free here."""
+    import socket
+
+    from tweetcls.core import atomic
+    from tweetcls.core.atomic import atomic_directory, this_host
+
+    target, dead = tmp_path / "onnx", _dead_pid()
+    monkeypatch.setattr(socket, "gethostname", lambda: "node a/1")  # sanitised into a file name
+    assert this_host() == "node_a_1"
+    mine = tmp_path / f".onnx.tmp-node_a_1-{dead}"
+    theirs = [tmp_path / f".onnx.tmp-node-b-{dead}",  # another machine's, PID free here: maybe writing there
+              tmp_path / f".onnx.tmp-node_a_1x-{dead}", tmp_path / f".onnx.tmp-x-node_a_1-{dead}",
+              tmp_path / f".onnx.tmp-{dead}"]  # the old name says no machine: left alone
+    for folder in [mine, *theirs]:
+        folder.mkdir()
+    seen = []
+    monkeypatch.setattr(atomic, "_alive", lambda pid: seen.append(pid) or False)  # every PID dead here
+    with atomic_directory(target, "export") as folder:
+        assert folder.name == f".onnx.tmp-node_a_1-{os.getpid()}"
+        (folder / "model.onnx").write_text("whole")
+    assert not mine.exists() and all(folder.is_dir() for folder in theirs), sorted(p.name for p in tmp_path.iterdir())
+    assert seen == [dead]  # only this host's folder's PID was asked about
+    assert (target / "model.onnx").read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["onnx", *(p.name for p in theirs)])
