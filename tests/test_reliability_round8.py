@@ -241,3 +241,79 @@ def test_only_this_hosts_dead_writers_temporaries_are_removed(tmp_path, monkeypa
     assert seen == [dead]  # only this host's folder's PID was asked about
     assert (target / "model.onnx").read_text() == "whole"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["onnx", *(p.name for p in theirs)])
+
+
+# --- 3. Ctrl-C during tune.py always ends the study (T11) -------------------------------------------
+
+TUNE_DRIVER = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job starts with SIGINT ignored
+from tweetcls.commands import tune
+from tweetcls.training import pipeline
+
+moment, argv, real = sys.argv[1], sys.argv[2:], pipeline.run
+
+
+class Finalizer:
+    def __del__(self):  # Ctrl-C landing here is printed as "Exception ignored" and dropped by Python
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+
+
+def run(args, **options):
+    if moment == "in a finalizer before trial 0" and args.run_name == "trial-0":
+        Finalizer()
+    results = real(args, **options)
+    if moment == "in a finalizer after trial 0" and args.run_name == "trial-0":
+        Finalizer()
+    return results
+
+
+pipeline.run = run
+sys.exit(tune.main(argv))
+"""
+
+
+@pytest.mark.parametrize("moment", ["in a finalizer before trial 0", "in a finalizer after trial 0",
+                                    "while trial 0 trains"])
+def test_ctrl_c_ends_the_study_wherever_it_lands(moment, tiny_model_dir, tiny_csv, tmp_path):
+    """A Ctrl-C that Python dropped inside a finalizer let the study run on to its end (exit 0); each
+    moment now ends it with one line and exit code 130, the trials finished so far kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from conftest import REPO
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    epochs = "30" if moment == "while trial 0 trains" else "1"
+    argv = ["--method", "lora", "--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir",
+            str(tmp_path), "--trials", "3", "--space", str(space), "--batch-size", "16", "--max-epochs", epochs,
+            "--patience", "0", "--study-name", "s", "--no-retrain", "--pruner", "none"]
+    env = {k: v for k, v in os.environ.items() if k != "TWEETCLS_RUN_DIR"}
+    child = subprocess.Popen([sys.executable, "-c", TUNE_DRIVER, moment, *argv], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if moment == "while trial 0 trains":
+        checkpoints = tmp_path / "s" / "trials" / "trial-0" / "checkpoints"
+        deadline = time.monotonic() + 120
+        while not checkpoints.is_dir() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        child.send_signal(signal.SIGINT)
+    try:
+        _, err = child.communicate(timeout=240)
+    finally:
+        child.kill()
+    lines = err.strip().splitlines()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert lines[-1].startswith("tune.py: interrupted") and "run the same tune.py command again" in lines[-1], err
+    ours = [line for line in lines if line.startswith("tune.py: ")]  # (Lightning's own notes besides)
+    assert len(ours) == 2 and ours[0].startswith("tune.py: study s: 0 of 3"), err  # the start, then the one line
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}").trials
+    assert len(trials) == 1  # no trial started after the Ctrl-C
+    assert trials[0].state.name == ("COMPLETE" if moment == "in a finalizer after trial 0" else "FAIL")
