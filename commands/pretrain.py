@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> PretrainSettings:
     from tweetcls.training.options import parse_run_options
 
     args = parse_run_options(build_parser(), argv)
+    # the defaults of a fresh parser: parse_run_options set the --config's values as this one's
+    ignored = [a for a in build_parser()._actions if a.dest.startswith("lora_") and getattr(args, a.dest) != a.default]
+    if ignored and not args.lora:  # read only with --lora: --lora-r 4 alone was ignored without a word
+        given = ", ".join(f"{a.option_strings[-1]} {getattr(args, a.dest)}" for a in ignored)
+        raise UsageError(f"{given} {'set' if len(ignored) > 1 else 'sets'} the LoRA adapters, which only --lora "
+                         "trains; add --lora, or drop " + ("them" if len(ignored) > 1 else "it"))
     if not args.run_name:
         from tweetcls.core.runs import dataset_slug, timestamp
 

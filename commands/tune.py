@@ -357,6 +357,18 @@ def check_fixed_and_searched(space: dict, train_argv: list[str], space_file, opt
                          "ignore the fixed value; drop the flag, or pass --space with a space that leaves it out")
 
 
+def check_searched_by_method(space: dict, method: str, space_file) -> None:
+    """A space that searches an option the method does not read (kd_alpha for lora, lora_r for full)
+    is refused before any trial, as the option itself is (training/options.py)."""
+    from tweetcls.training.options import unread_options
+
+    unread = unread_options(method)
+    searched = [name for name in space if name in unread]
+    if searched:
+        raise UsageError(f"{space_file} searches {', '.join(searched)}, which --method {method} does not read "
+                         f"(it belongs to {unread[searched[0]]}); pass a --space without it, or choose such a method")
+
+
 def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     import optuna
     import yaml
@@ -375,6 +387,7 @@ def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     space_file = args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml"
     space = load_space(space_file, actions)
     check_fixed_and_searched(space, build_parser().parse_known_args(argv)[1], space_file, actions)
+    check_searched_by_method(space, fixed.method, space_file)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
     study_dir.mkdir(parents=True, exist_ok=True)

@@ -317,3 +317,29 @@ def test_ctrl_c_ends_the_study_wherever_it_lands(moment, tiny_model_dir, tiny_cs
     trials = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}").trials
     assert len(trials) == 1  # no trial started after the Ctrl-C
     assert trials[0].state.name == ("COMPLETE" if moment == "in a finalizer after trial 0" else "FAIL")
+
+
+def test_pretrains_lora_options_without_lora_are_refused(tmp_path):
+    from tweetcls.commands import pretrain
+
+    with pytest.raises(UsageError, match=r"^--lora-r 4 sets the LoRA adapters, which only --lora trains"):
+        pretrain.parse_args(["--lora-r", "4"])
+    config = tmp_path / "c.yaml"
+    config.write_text("lora_r: 4\nlora_targets: query\n")
+    with pytest.raises(UsageError, match=r"^--lora-r 4, --lora-targets query set the LoRA adapters"):
+        pretrain.parse_args(["--config", str(config)])
+    assert pretrain.parse_args(["--config", str(config), "--lora"]).lora_r == 4
+
+
+def test_a_search_space_of_another_methods_options_is_refused_before_any_trial(tiny_model_dir, tiny_csv, tmp_path,
+                                                                                capsys):
+    from tweetcls.commands import tune
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2}\nkd_alpha: {type: float, low: 0.1, high: 0.9}\n")
+    assert tune.main(["--method", "lora", "--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--trials", "1",
+                      "--space", str(space), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tune.py: error: {space} searches kd_alpha, which --method lora does not read (it belongs to "
+                   "--method distill or distill-lora); pass a --space without it, or choose such a method"], err
+    assert not (tmp_path / "out").exists()

@@ -370,6 +370,11 @@ def option_defaults() -> dict:
     return {a.dest: a.default for a in build_parser()._actions if a.dest != "help"}
 
 
+def unread_options(method: str) -> dict[str, str]:
+    """The options ``--method method`` does not read -> the methods that do (in words)."""
+    return {dest: owners for reads, owners, dests in METHOD_OPTIONS if not reads(METHODS[method]) for dest in dests}
+
+
 def check_method_options(args: argparse.Namespace, method: Method) -> None:
     """Refuse an option the method does not read, set to anything but its default (by a flag, a
     --config, or a search). Its default passes: a run's config.yaml holds every option, so
