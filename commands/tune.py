@@ -320,9 +320,12 @@ def objective_for(space: dict, fixed: TrainSettings, trials_dir: Path, n_trials:
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise
-        except (Interrupted, KeyboardInterrupt):  # main() says it in one line, without Optuna's traceback
+        except (Interrupted, KeyboardInterrupt) as err:  # main() says it in one line, without Optuna's traceback
             if quiet is not None:
                 quiet.numbers.add(trial.number)
+            if isinstance(err, Interrupted):  # its way on was train.py's ("--resume trials/trial-3"), not the study's
+                how = "stopped by SIGTERM" if err.exit_code == 143 else "interrupted"
+                raise Interrupted(f"{how} during trial {trial.number}", err.exit_code) from None
             raise
         trial.set_user_attr("seconds", time.perf_counter() - start)
         trial.set_user_attr("run_dir", results["run_dir"])
