@@ -133,6 +133,7 @@ def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
     """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
     (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
     from tweetcls.datamodules.files import cell_text, iter_lines, iter_records
+    from tweetcls.prediction_files import UniqueIds
 
     if args.texts:
         yield from enumerate(args.texts, start=1)
@@ -142,19 +143,14 @@ def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
         if path.suffix.lower() == ".txt":
             yield from enumerate(iter_lines(path, args.encoding), start=1)
             return
-        first_row: dict[str, int] = {}  # an id as JSON writes it -> the row it is first in
+        unique = UniqueIds(str(path), args.id_column, "make the ids unique, or name a column of unique ids with --id-column")
         for n, row in enumerate(iter_records(path, args.encoding), start=1):
             if args.text_column not in row:
                 where = f"{path}" if n == 1 else f"record {n} of {path}"
                 raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
                                  "pass --text-column" + ("" if n == 1 else " or fix the record"))
             if args.id_column in row:  # two output rows of one id could not be told apart or joined back
-                row_id = row[args.id_column]
-                first = first_row.setdefault(json.dumps(row_id, sort_keys=True, default=str), n)
-                if first != n:
-                    same = "both have a blank id" if row_id in ("", None) else f"share the id {row_id!r}"
-                    raise UsageError(f"{path}: rows {first} and {n} {same} (column {args.id_column!r}); make the ids "
-                                     "unique, or name a column of unique ids with --id-column")
+                unique.check(row[args.id_column], n)
             # as training reads a text cell: a JSON number is its text ("5" was answered as an empty text),
             # null is empty, a list or object is refused
             yield row.get(args.id_column, n), cell_text(row[args.text_column], str(path), n, args.text_column)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from tweetcls.core.errors import UsageError
-from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+from tweetcls.core.options import (DefaultsHelp, EXISTING_DIR, EXISTING_FILE, Encoding, FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                                    OPEN_PROBABILITY, POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, count,
                                    STEPS_OR_ALL, Text, program)
 from tweetcls.training.settings import PretrainSettings
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unlabelled text: 'tweets' (the tweet corpus), dataset names (their train split) "
                         "and .txt files (one text per line)")
     p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR)")
+    p.add_argument("--encoding", type=Encoding(), default="utf-8",
+                   help="text encoding of the .txt and data files in --mlm-data (e.g. latin-1, cp1252, utf-16)")
     p.add_argument("--heldout", type=POSITIVE_INT, default=2000, help="texts held out (fixed) for the MLM loss per epoch")
     p.add_argument("--mlm-probability", type=OPEN_PROBABILITY, default=0.15, help="share of words masked")
     p.add_argument("--max-length", type=count(3), default=64)
@@ -71,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> PretrainSettings:
     from tweetcls.training.options import parse_run_options
 
     args = parse_run_options(build_parser(), argv)
+    # the defaults of a fresh parser: parse_run_options set the --config's values as this one's
+    ignored = [a for a in build_parser()._actions if a.dest.startswith("lora_") and getattr(args, a.dest) != a.default]
+    if ignored and not args.lora:  # read only with --lora: --lora-r 4 alone was ignored without a word
+        given = ", ".join(f"{a.option_strings[-1]} {getattr(args, a.dest)}" for a in ignored)
+        raise UsageError(f"{given} {'set' if len(ignored) > 1 else 'sets'} the LoRA adapters, which only --lora "
+                         "trains; add --lora, or drop " + ("them" if len(ignored) > 1 else "it"))
     if not args.run_name:
         from tweetcls.core.runs import dataset_slug, timestamp
 
@@ -122,7 +130,7 @@ def pretrain_and_save(args: PretrainSettings, extra_callbacks: list | None = Non
     tokenizer = load_tokenizer(model_dir)
     if tokenizer.mask_token_id is None:
         raise UsageError(f"{args.model}'s tokenizer has no mask token; masked-LM training needs an encoder")
-    corpus = build_corpus(args.mlm_data, args.data_dir)
+    corpus = build_corpus(args.mlm_data, args.data_dir, encoding=args.encoding)
     datamodule = MaskedLMDataModule(corpus.texts, tokenizer, args.heldout, args.mlm_probability,
                                     max_length=args.max_length, batch_size=args.batch_size,
                                     eval_batch_size=args.eval_batch_size, seed=args.seed,

@@ -213,9 +213,10 @@ def beyond_budget(trial, n_trials: int) -> bool:
     return sum(t.number < trial.number for t in ahead) >= n_trials
 
 
-class QuietSurplus(logging.Filter):
-    """Optuna logs a caught exception as a failed trial with its traceback; a surplus trial
-    is no failure, so its two warnings are dropped (tune.py prints one line instead)."""
+class QuietTrials(logging.Filter):
+    """Optuna logs a caught exception as a failed trial with its traceback; a surplus trial is no
+    failure, and a trial stopped by Ctrl-C or SIGTERM is told in tune.py's one line, so their two
+    warnings are dropped."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -225,19 +226,88 @@ class QuietSurplus(logging.Filter):
         return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
 
 
+class CtrlC:
+    """Ctrl-C ends the study, always: the SIGINT handler sets a flag before it raises KeyboardInterrupt,
+    and the flag is checked before each trial, after it, at every batch of its training and
+    validation, and before the retrain. A KeyboardInterrupt alone can land inside a weakref callback or
+    a ``__del__``, where Python prints "Exception ignored" and drops it: the study ran on to its end
+    (hostile pass 5, T11). Such a dropped KeyboardInterrupt is not printed; the flag carries it.
+
+    Installed only over Python's own handler: a tune.py started with SIGINT ignored (a shell's
+    background job) stays so."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "CtrlC":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:  # also undoes Lightning's SIG_IGN after an interrupted fit
+            signal.signal(signal.SIGINT, self._previous)
+            sys.unraisablehook = self._previous_hook
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable) -> None:
+        if not (self.requested and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            self._previous_hook(unraisable)
+
+    def check(self, *_) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C came, wherever its own KeyboardInterrupt went (also an
+        Optuna callback: ``check(study, trial)``)."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def lightning_callback(self):
+        """A Lightning callback that checks at the start of fit and of every training and validation
+        batch: Lightning ends the fit as for a KeyboardInterrupt of its own (exit 130, one line)."""
+        import lightning as L
+
+        check = self.check
+
+        class CheckCtrlC(L.Callback):
+            def on_fit_start(self, *_) -> None:
+                check()
+
+            def on_train_batch_start(self, *_) -> None:
+                check()
+
+            def on_validation_batch_start(self, *_) -> None:
+                check()
+
+        return CheckCtrlC()
+
+
 def objective_for(space: dict, fixed: TrainSettings, trials_dir: Path, n_trials: int,
-                  surplus: QuietSurplus | None = None):
+                  quiet: QuietTrials | None = None, ctrl_c: CtrlC | None = None):
     import optuna
 
     from tweetcls.training import options as train_options, pipeline
     from tweetcls.search_space import suggest
 
+    ctrl_c = ctrl_c or CtrlC()
+
     def objective(trial) -> float:
+        ctrl_c.check()
         if beyond_budget(trial, n_trials):
             trial.set_user_attr("surplus", True)  # no parameters, never trained; the report leaves it out
             trial.study.stop()
-            if surplus is not None:
-                surplus.numbers.add(trial.number)
+            if quiet is not None:
+                quiet.numbers.add(trial.number)
             print(f"{program('tune.py')}: the study already has {n_trials} trials (another worker took the last place); "
                   "this worker stops", file=sys.stderr)
             raise SurplusTrial(f"the study already has {n_trials} trials")
@@ -246,9 +316,16 @@ def objective_for(space: dict, fixed: TrainSettings, trials_dir: Path, n_trials:
                                           overwrite=True, test=False, progress_bar=False)
         start = time.perf_counter()
         try:
-            results = pipeline.run(args, extra_callbacks=[fit_only_pruning(trial)])
+            results = pipeline.run(args, extra_callbacks=[fit_only_pruning(trial), ctrl_c.lightning_callback()])
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
+            raise
+        except (Interrupted, KeyboardInterrupt) as err:  # main() says it in one line, without Optuna's traceback
+            if quiet is not None:
+                quiet.numbers.add(trial.number)
+            if isinstance(err, Interrupted):  # its way on was train.py's ("--resume trials/trial-3"), not the study's
+                how = "stopped by SIGTERM" if err.exit_code == 143 else "interrupted"
+                raise Interrupted(f"{how} during trial {trial.number}", err.exit_code) from None
             raise
         trial.set_user_attr("seconds", time.perf_counter() - start)
         trial.set_user_attr("run_dir", results["run_dir"])
@@ -283,7 +360,19 @@ def check_fixed_and_searched(space: dict, train_argv: list[str], space_file, opt
                          "ignore the fixed value; drop the flag, or pass --space with a space that leaves it out")
 
 
-def run(argv: list[str] | None) -> dict:
+def check_searched_by_method(space: dict, method: str, space_file) -> None:
+    """A space that searches an option the method does not read (kd_alpha for lora, lora_r for full)
+    is refused before any trial, as the option itself is (training/options.py)."""
+    from tweetcls.training.options import unread_options
+
+    unread = unread_options(method)
+    searched = [name for name in space if name in unread]
+    if searched:
+        raise UsageError(f"{space_file} searches {', '.join(searched)}, which --method {method} does not read "
+                         f"(it belongs to {unread[searched[0]]}); pass a --space without it, or choose such a method")
+
+
+def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     import optuna
     import yaml
     from optuna.study import MaxTrialsCallback
@@ -295,11 +384,13 @@ def run(argv: list[str] | None) -> dict:
     from tweetcls.core.atomic import write_text_atomic
     from tweetcls.core.runs import dataset_slug
 
+    ctrl_c = ctrl_c or CtrlC()
     args, fixed = parse(argv)
     actions = {a.dest: a for a in train_options.build_parser()._actions}
     space_file = args.space or SPACES / f"{DEFAULT_SPACE[fixed.method]}.yaml"
     space = load_space(space_file, actions)
     check_fixed_and_searched(space, build_parser().parse_known_args(argv)[1], space_file, actions)
+    check_searched_by_method(space, fixed.method, space_file)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -310,18 +401,19 @@ def run(argv: list[str] | None) -> dict:
     already = finished(study)
     if already < args.trials:
         print(f"{program('tune.py')}: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)
-        surplus = QuietSurplus()
+        quiet = QuietTrials()
         optuna_log = logging.getLogger("optuna.study._optimize")
-        optuna_log.addFilter(surplus)
+        optuna_log.addFilter(quiet)
         try:
-            study.optimize(objective_for(space, fixed, study_dir / "trials", args.trials, surplus),
+            study.optimize(objective_for(space, fixed, study_dir / "trials", args.trials, quiet, ctrl_c),
                            timeout=args.timeout,
                            # running trials count too, so workers sharing the study stop at --trials in all
-                           callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                             TrialState.RUNNING))],
+                           callbacks=[ctrl_c.check, MaxTrialsCallback(args.trials, states=(
+                               TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))],
                            catch=(SurplusTrial,))
         finally:
-            optuna_log.removeFilter(surplus)
+            optuna_log.removeFilter(quiet)
+    ctrl_c.check()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")
@@ -332,9 +424,11 @@ def run(argv: list[str] | None) -> dict:
     summary = write_study_report(study, study_dir, fixed.max_epochs, pipeline.validations_in(1, fixed.val_check_interval))
     retrained = None
     if args.retrain and finished(study) >= args.trials and not retrained_best(study_dir / "best", best.params, actions):
+        ctrl_c.check()
         retrained = pipeline.run(train_options.parse_args(["--config", str(study_dir / "best.yaml"), "--output-dir",
                                                 str(study_dir), "--run-name", "best", "--overwrite",
-                                                "--no-progress-bar"]))
+                                                "--no-progress-bar"]), extra_callbacks=[ctrl_c.lightning_callback()])
+    ctrl_c.check()
     return {"study": name, "study_dir": str(study_dir), "best_trial": best.number, "best_value": best.value,
             "best_params": best.params, "summary": summary, "retrained": retrained}
 
@@ -345,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         from tweetcls.core.quiet import quiet_libraries
 
         quiet_libraries()
-        result = run(argv)
+        with CtrlC() as ctrl_c:
+            result = run(argv, ctrl_c)
     except REPORTED as err:  # bad input, a diverged trial, any OSError: one line naming the path
         from tweetcls.training import options as train_options
 

@@ -68,14 +68,14 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
     path = Path(path)
     check_replaceable(path, kind)
     remove_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         yield tmp
         mark(tmp, kind)  # the marker's identity is the folder's inode, which the rename keeps
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}.old-{this_host()}-{os.getpid()}")
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -92,13 +92,31 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Remove the temporary folders ``.NAME.tmp-PID`` beside ``path`` that a killed writer left
-    (``kill -9`` skips every ``finally``), so they do not pile up; returns what was removed.
+def this_host() -> str:
+    """This machine's name (``socket.gethostname()``) as a part of a file name."""
+    import socket
 
-    Only a folder named exactly so whose process is gone: a live PID's folder is another writer's
-    work in progress, and anything else by a similar name is not ours."""
-    pattern = re.compile(re.escape(f".{path.name}.tmp-") + r"([0-9]+)")
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "unknown-host"
+
+
+def temporary_name(path: Path) -> Path:
+    """``.NAME.tmp-HOST-PID`` beside ``path``: atomic_directory's folder while it writes. The host is
+    in the name because a PID means something only on its own machine (see remove_stale_temporaries)."""
+    return path.with_name(f".{path.name}.tmp-{this_host()}-{os.getpid()}")
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary folders ``.NAME.tmp-HOST-PID`` beside ``path`` that a killed writer of
+    this host left (``kill -9`` skips every ``finally``), so they do not pile up; returns what was
+    removed.
+
+    Only a folder named exactly so, of this host, whose process is gone: a live PID's folder is
+    another writer's work in progress. On a folder two machines share, another host's PID says
+    nothing here (this machine's PID 4242 may be gone while that one's writes), so another host's
+    folder is never removed; nor is one of the old name ``.NAME.tmp-PID``, which does not say
+    which machine wrote it (those are left for a person to remove). Hosts that share a folder need
+    distinct host names."""
+    pattern = re.compile(re.escape(f".{path.name}.tmp-{this_host()}-") + r"([0-9]+)")
     removed = []
     try:
         siblings = list(path.parent.iterdir())

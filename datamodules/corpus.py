@@ -22,23 +22,24 @@ EVALUATION_SOURCES = (*TWEET_SOURCES, "go_emotions", "sst2", "imdb")
 TWEETS = "tweets"  # the name of the default corpus
 
 
-def source_texts(source: str, data_dir: str | Path | None, option: str, loaded: dict | None = None) -> list[str]:
+def source_texts(source: str, data_dir: str | Path | None, option: str, loaded: dict | None = None,
+                 encoding: str = "utf-8") -> list[str]:
     """The texts of a .txt file (one per line), or the training split of a dataset ``--dataset``
     accepts (never its validation or test split). ``option`` names the flag in errors;
-    ``loaded`` caches datasets already read."""
+    ``loaded`` caches datasets already read; ``encoding`` is a file's (--encoding)."""
     if source.endswith(".txt"):
         path = Path(source)
         if not path.is_file():
             raise UsageError(f"{option} {source}: no such file")
-        return read_lines(path)
-    return list(_dataset(source, data_dir, loaded).splits["train"]["text"])
+        return read_lines(path, encoding)
+    return list(_dataset(source, data_dir, loaded, encoding).splits["train"]["text"])
 
 
-def _dataset(name: str, data_dir, loaded: dict | None):
+def _dataset(name: str, data_dir, loaded: dict | None, encoding: str = "utf-8"):
     if loaded is None:
-        return load_labelled_data(name, data_dir)
+        return load_labelled_data(name, data_dir, encoding=encoding)
     if name not in loaded:
-        loaded[name] = load_labelled_data(name, data_dir)
+        loaded[name] = load_labelled_data(name, data_dir, encoding=encoding)
     return loaded[name]
 
 
@@ -74,10 +75,11 @@ class Corpus:
                 "evaluation_texts_dropped": self.evaluation_overlap, "evaluation_splits_of": self.checked_against}
 
 
-def build_corpus(sources: list[str], data_dir: str | Path | None, option: str = "--mlm-data") -> Corpus:
+def build_corpus(sources: list[str], data_dir: str | Path | None, option: str = "--mlm-data",
+                 encoding: str = "utf-8") -> Corpus:
     """The texts of ``sources`` (``tweets`` = every tweet task's training texts), in order,
     deduplicated and without any text of an evaluation split of the datasets in the data
-    directory (all of them, with ../shared/data)."""
+    directory (all of them, with ../shared/data); a .txt or data file is read in ``encoding``."""
     expanded = [s for source in sources for s in (TWEET_SOURCES if source == TWEETS else (source,))]
     loaded: dict = {}
     checked = local_sources(data_dir)
@@ -85,7 +87,7 @@ def build_corpus(sources: list[str], data_dir: str | Path | None, option: str = 
     corpus, seen = Corpus([], checked_against=checked), set()
     for source in expanded:
         added = 0
-        for text in source_texts(source, data_dir, option, loaded):
+        for text in source_texts(source, data_dir, option, loaded, encoding):
             key = normalised(text)
             if not key:
                 continue

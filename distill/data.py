@@ -51,14 +51,17 @@ def prepare_distillation_data(
     hidden_loss: bool = False,
     precision: str = "32-true",
     device: str = "cpu",
+    encoding: str = "utf-8",
 ) -> dict:
     """Put everything the distillation loss reads into the training split; returns what to record.
-    Several teachers: the soft labels are their mean logits (the hidden-state loss needs one)."""
+    Several teachers: the soft labels are their mean logits (the hidden-state loss needs one).
+    ``encoding``: a transfer .txt or data file's (train.py's --encoding)."""
     datamodule.setup()
     info = {}
     if transfer_data:
         task = {name: list(split["text"]) for name, split in datamodule.load().splits.items()}
-        extra = transfer_set(transfer_data, datamodule.data_dir, transfer_samples, task_texts=task)
+        extra = transfer_set(transfer_data, datamodule.data_dir, transfer_samples, task_texts=task,
+                             encoding=encoding)
         add_unlabelled_train_texts(datamodule, extra.texts)
         info["transfer"] = extra.report(transfer_data)
     logits, caches = ensemble_teacher_logits(teacher_dirs, datamodule.texts["train"], datamodule.label_names,

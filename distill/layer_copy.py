@@ -32,6 +32,10 @@ def select_layers(strategy: str | list[int], teacher_layers: int, num_layers: in
             raise UsageError(f"layer index {bad[0]} is out of range: the teacher has layers 0..{teacher_layers - 1}")
         if len(set(chosen)) != len(chosen):
             raise ParameterError("layers", f"name a layer twice: {','.join(map(str, chosen))}")
+        if chosen != sorted(chosen):  # [1, 0] built a student whose blocks ran in reverse, without a word
+            raise ParameterError("layers", f"must list the teacher's layers in increasing order (the student runs "
+                                           f"them in that order): {','.join(map(str, chosen))}; use "
+                                           f"{','.join(map(str, sorted(chosen)))}")
         if not chosen:
             raise ParameterError("layers", "need at least one layer index")
         return chosen

@@ -60,11 +60,11 @@ class TransferSet:
                 "per_source": self.per_source, "dropped": self.dropped}
 
 
-def candidate_texts(source: str, data_dir: str | Path | None) -> dict[str, list[str]]:
+def candidate_texts(source: str, data_dir: str | Path | None, encoding: str = "utf-8") -> dict[str, list[str]]:
     """source -> its texts: for ``pool`` every split of every pool dataset the data directory has,
-    else a .txt file or a dataset's training split."""
+    else a .txt file or a dataset's training split (a file read in ``encoding``)."""
     if source != POOL:
-        return {source: source_texts(source, data_dir, "--transfer-data")}
+        return {source: source_texts(source, data_dir, "--transfer-data", encoding=encoding)}
     found = local_sources(data_dir, POOL_SOURCES)
     if not found:
         raise UsageError("--transfer-data pool: no offline datasets found; pass --data-dir (or set TWEETCLS_DATA_DIR)")
@@ -73,7 +73,7 @@ def candidate_texts(source: str, data_dir: str | Path | None) -> dict[str, list[
 
 
 def transfer_set(source: str, data_dir: str | Path | None, limit: int | None,
-                 task_texts: dict[str, list[str]]) -> TransferSet:
+                 task_texts: dict[str, list[str]], encoding: str = "utf-8") -> TransferSet:
     """Up to ``limit`` texts from ``source`` in one fixed shuffled order (a smaller limit takes a
     prefix of a larger one's), without the task's own texts (``task_texts``: split -> texts) or
     near-duplicates of its validation and test texts."""
@@ -81,7 +81,7 @@ def transfer_set(source: str, data_dir: str | Path | None, limit: int | None,
     held_out = {near_duplicate_key(t) for split in ("validation", "test") for t in task_texts.get(split, [])}
     held_out_runs = set().union(*(shingles(key) for key in held_out))
     result, seen = TransferSet([]), set()
-    for name, texts in candidate_texts(source, data_dir).items():
+    for name, texts in candidate_texts(source, data_dir, encoding).items():
         result.per_source[name] = len(texts)
         result.candidates += len(texts)
         for text in texts:

@@ -13,7 +13,7 @@ import torch
 from tweetcls.datamodules.sources import SPLIT_SEED
 from tweetcls.datamodules.text_classification import TextClassificationDataModule
 from tweetcls.mlm.masking import IGNORE, WholeWordMasking, pad, word_ids_of
-from tweetcls.core.errors import ParameterError
+from tweetcls.core.errors import ParameterError, UsageError
 
 
 def pad_masked(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -27,8 +27,12 @@ class MaskedLMDataModule(TextClassificationDataModule):
     def __init__(self, texts: list[str], tokenizer, heldout: int, mlm_probability: float = 0.15,
                  **loader_options) -> None:
         super().__init__("unlabelled text", tokenizer, **loader_options)
-        if not 0 < heldout < len(texts):
-            raise ParameterError("heldout", f"must be between 1 and the {len(texts)} texts, got {heldout}")
+        if len(texts) < 2:  # one text cannot be both held out and trained on
+            raise UsageError(f"the corpus has {len(texts)} text(s); masked-LM training needs at least 2 (one held "
+                             "out, one to train on): give more --mlm-data")
+        if not 0 < heldout < len(texts):  # "between 1 and the 40 texts, got 40" refused a value in its own range
+            raise ParameterError("heldout", f"must be from 1 to {len(texts) - 1} (the corpus has {len(texts)} texts "
+                                            f"and at least one is left to train on), got {heldout}")
         self.corpus = list(texts)
         self.heldout = heldout
         self.masking = WholeWordMasking(tokenizer, mlm_probability)

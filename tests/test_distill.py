@@ -200,7 +200,7 @@ def test_independent_student_with_its_own_tokenizer(teacher_run, tiny_csv, tmp_p
 @pytest.mark.parametrize("extra, message", [
     (["--method", "distill", "--layers", "odd"], "--method distill needs --teacher"),
     (["--method", "distill", "--teacher", "x"], "exactly one of --layers"),
-    (["--method", "lora", "--layers", "odd"], "--teacher, --layers, --student, --hidden-loss and --transfer-data belong"),
+    (["--method", "lora", "--layers", "odd"], "--layers odd belongs to --method distill or distill-lora; --method lora does not read it"),
     (["--method", "distill", "--teacher", "x", "--layers", "odd", "--transfer-data", "t.txt", "--kd-alpha", "0"],
      "--transfer-data texts have no labels, only the teacher's: use --kd-alpha > 0"),
 ])

@@ -186,7 +186,7 @@ def test_the_same_values_from_a_config_file_are_refused(pair, places, tmp_path):
 def test_valid_values_pass(places):
     """The fuzz is not refusing everything: in-range values of a few options parse."""
     args = train_options.parse_args(["--batch-size", "1", "--lr", "1e-5", "--warmup-ratio", "0", "--max-steps", "-1",
-                             "--kd-alpha", "1", "--seed", str(2**32 - 1), "--output-dir", places["dir"]])
+                             "--lora-dropout", "0", "--seed", str(2**32 - 1), "--output-dir", places["dir"]])
     assert (args.batch_size, args.lr, args.warmup_ratio, args.max_steps, args.seed) == (1, 1e-5, 0.0, -1, 2**32 - 1)
     assert serve.build_parser().parse_args(["runs/x", "--port", "65535"]).port == 65535
     assert Path(predict.build_parser().parse_args(["runs/x", "--input", places["file"]]).input).is_file()

@@ -195,7 +195,7 @@ def test_after_the_head_warmup_the_encoder_learns(tiny_model_dir, corpus_file, t
 @pytest.mark.parametrize("extra, message", [
     (["--mlm-data", "missing.txt"], "--mlm-data missing.txt: no such file"),
     (["--mlm-probability", "1.5"], "--mlm-probability must be a number in"),
-    (["--heldout", "100000"], "--heldout must be between 1 and"),
+    (["--heldout", "100000"], "--heldout must be from 1 to"),
     (["--head-warmup-steps", "-1"], "--head-warmup-steps must be an integer >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, corpus_file, tmp_path, capsys, extra, message):

@@ -39,30 +39,32 @@ with atomic_directory(sys.argv[1], "export") as folder:
 
 
 def test_the_temporary_folder_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
-    """`kill -9` during export.py --out DIR left .DIR.tmp-PID beside DIR forever; the next write removes
-    it, and only it: a live process's folder and folders of other names stay."""
-    from tweetcls.core.atomic import atomic_directory
+    """`kill -9` during export.py --out DIR left .DIR.tmp-HOST-PID beside DIR forever; the next write removes
+    it, and only it: a live process's folder and folders of other names stay (other hosts': round 8)."""
+    from tweetcls.core.atomic import atomic_directory, this_host
+
+    host = this_host()
 
     target = tmp_path / "onnx"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     stale = tmp_path / writer.stdout.readline().strip()
-    assert stale.name == f".onnx.tmp-{writer.pid}" and stale.is_dir()
+    assert stale.name == f".onnx.tmp-{host}-{writer.pid}" and stale.is_dir()
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     assert writer.returncode == -signal.SIGKILL and stale.is_dir()  # kill -9 ran no cleanup
 
-    kept = [tmp_path / ".onnx.tmp-1",  # init: a live process
-            tmp_path / f".onnx.tmp-{writer.pid}x", tmp_path / f".onnx.tmp-{writer.pid}.bak",
-            tmp_path / f".other.tmp-{writer.pid}", tmp_path / f"onnx.tmp-{writer.pid}"]
+    kept = [tmp_path / f".onnx.tmp-{host}-1",  # init: a live process
+            tmp_path / f".onnx.tmp-{host}-{writer.pid}x", tmp_path / f".onnx.tmp-{host}-{writer.pid}.bak",
+            tmp_path / f".other.tmp-{host}-{writer.pid}", tmp_path / f"onnx.tmp-{host}-{writer.pid}"]
     for folder in kept:
         folder.mkdir()
-    (tmp_path / f".onnx.tmp-{writer.pid + 1}").write_text("a file, not a folder")  # pid + 1 may be alive: kept either way
+    (tmp_path / f".onnx.tmp-{host}-{writer.pid + 1}").write_text("a file, not a folder")  # pid + 1 may be alive: kept either way
     with atomic_directory(target, "export") as folder:
         (folder / "model.onnx").write_text("whole")
     assert not stale.exists()
     assert (target / "model.onnx").read_text() == "whole"
     assert all(folder.is_dir() for folder in kept)
-    assert (tmp_path / f".onnx.tmp-{writer.pid + 1}").is_file()
+    assert (tmp_path / f".onnx.tmp-{host}-{writer.pid + 1}").is_file()
 
 
 # --- 2. serve.py --max-chars: one rule for JSON and uploads -----------------------------------------

@@ -165,7 +165,7 @@ def test_a_changed_setting_is_checked_again_and_the_original_is_untouched(tiny_m
     assert (trial.lora_r, trial.lr, fixed.lora_r, fixed.lr) == (16, 1e-3, 8, 5e-4)
     with pytest.raises(UsageError, match="trial 1: lora_dropout"):
         train_options.with_options(fixed, "trial 1", lora_dropout=1.5)
-    with pytest.raises(UsageError, match="belong to --method distill"):
+    with pytest.raises(UsageError, match="belongs to --method distill"):
         train_options.with_options(fixed, "trial 1", teacher="somewhere")  # checked as a whole, not field by field
 
 

@@ -169,9 +169,9 @@ def test_full_fine_tuning_learns_the_tiny_task(tiny_model_dir, tiny_csv, tmp_pat
 
 def test_config_file_sets_defaults_and_flags_win(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("method: full\nlora-r: 4\nmax_epochs: 7\n")
+    config.write_text("method: full\nweight-decay: 0.05\nmax_epochs: 7\n")
     args = train_options.parse_args(["--config", str(config), "--max-epochs", "2"])
-    assert (args.method, args.lora_r, args.max_epochs, args.lr) == ("full", 4, 2, 5e-5)
+    assert (args.method, args.weight_decay, args.max_epochs, args.lr) == ("full", 0.05, 2, 5e-5)
 
 
 def run_main(capsys, module, argv):

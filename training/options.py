@@ -5,6 +5,7 @@ options, and the checks that tie options together. Every option declares its dom
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=EXISTING_DIR, default=None, help="folder with the offline datasets (default: $TWEETCLS_DATA_DIR, else ../shared/data)")
     p.add_argument("--text-column", type=NAME, default="text", help="text column of a local data file")
     p.add_argument("--label-column", type=NAME, default="label", help="label column of a local data file")
-    p.add_argument("--encoding", type=Encoding(), default="utf-8", help="text encoding of a local data file (e.g. latin-1, cp1252)")
+    p.add_argument("--encoding", type=Encoding(), default="utf-8", help="text encoding of a local data file and a --transfer-data file (e.g. latin-1, cp1252)")
     p.add_argument("--max-length", type=POSITIVE_INT, default=128, help="truncate inputs to this many tokens")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
     p.add_argument("--eval-batch-size", type=POSITIVE_INT, default=128)
@@ -278,8 +279,30 @@ def load_config(path: str, parser: argparse.ArgumentParser) -> dict:
     unknown = sorted(set(config) - known - {"config"})
     if unknown:
         raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; see python train.py --help")
+    check_nested_config(path, config)
     actions = {a.dest: a for a in parser._actions}
     return {k: coerce_config_value(actions[k], v, f"config file {path}") for k, v in config.items() if k != "config"}
+
+
+# what every run's saved config.yaml holds (pipeline.open_run_dir writes all of a run's settings)
+RUN_RECORD_KEYS = {"output_dir", "run_name", "resume", "precision"}
+
+
+def check_nested_config(path: str, config: dict) -> None:
+    """A ``config:`` key inside a --config file: a file is not read from another, so ``config:
+    other.yaml`` was ignored without a word. Passed where it changes nothing: null, the file itself,
+    or a run's saved config.yaml, whose ``config`` records where its values first came from (the
+    record holds every value itself)."""
+    nested = config.get("config")
+    if nested is None or RUN_RECORD_KEYS <= set(config):
+        return
+    try:
+        same = Path(str(nested)).resolve() == Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        same = False
+    if not same:
+        raise UsageError(f"config file {path}: config: {nested} is not read (a --config file does not include "
+                         f"another); copy its keys into {path}, or pass --config {nested} on the command line")
 
 
 def with_options(settings: TrainSettings, where: str, **values) -> TrainSettings:
@@ -319,7 +342,50 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--method {args.method} trains " + (f"--student {args.student}" if args.student else
                              "a copy of the teacher's --layers") + f", not --model {args.model}; drop --model")
         args.model = args.model or derived
-    elif args.teacher or args.layers or args.student or args.hidden_loss != "none" or args.transfer_data:
-        raise UsageError("--teacher, --layers, --student, --hidden-loss and --transfer-data belong to "
-                         "--method distill or distill-lora")
+        if args.hidden_loss == "none" and args.hidden_weight != option_defaults()["hidden_weight"]:
+            # the weight of a term that is not computed was ignored without a word
+            raise UsageError(f"--hidden-weight {args.hidden_weight:g} weighs the hidden-state loss, which is off; "
+                             "add --hidden-loss cosine (or mse), or drop --hidden-weight")
+        if not args.transfer_data and args.transfer_samples is not None:
+            raise UsageError(f"--transfer-samples {args.transfer_samples} limits the --transfer-data texts, and "
+                             "none were given; add --transfer-data, or drop --transfer-samples")
+    check_method_options(args, method)
     args.model = args.model or method.model
+
+
+# the options only some methods read, and which: another method's option (--kd-alpha with --method
+# lora, a --config's lora_r with --method full) was ignored without a word, by flag and by YAML alike
+METHOD_OPTIONS = (
+    (lambda m: m.distill, "--method distill or distill-lora",
+     ("teacher", "layers", "student", "kd_temperature", "kd_alpha", "hidden_loss", "hidden_weight", "transfer_data",
+      "transfer_samples")),
+    (lambda m: m.adapters, "--method lora, qlora or distill-lora",
+     ("lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_rslora")),
+)
+
+
+@functools.cache
+def option_defaults() -> dict:
+    """train.py's options -> their defaults (the parser's, before any --config or --resume)."""
+    return {a.dest: a.default for a in build_parser()._actions if a.dest != "help"}
+
+
+def unread_options(method: str) -> dict[str, str]:
+    """The options ``--method method`` does not read -> the methods that do (in words)."""
+    return {dest: owners for reads, owners, dests in METHOD_OPTIONS if not reads(METHODS[method]) for dest in dests}
+
+
+def check_method_options(args: argparse.Namespace, method: Method) -> None:
+    """Refuse an option the method does not read, set to anything but its default (by a flag, a
+    --config, or a search). Its default passes: a run's config.yaml holds every option, so
+    ``--config runs/X/config.yaml`` and ``--resume`` read back the other methods' defaults."""
+    defaults = option_defaults()
+    for reads, owners, dests in METHOD_OPTIONS:
+        unused = [dest for dest in dests if not reads(method) and getattr(args, dest) != defaults[dest]]
+        if unused:
+            given = ", ".join("--" + dest.replace("_", "-") + ("" if getattr(args, dest) is True else
+                                                               f" {getattr(args, dest)}") for dest in unused)
+            many = len(unused) > 1
+            raise UsageError(f"{given} {'belong' if many else 'belongs'} to {owners}; --method {args.method} does "
+                             f"not read {'them' if many else 'it'}: drop {'them' if many else 'it'} (or "
+                             f"{'their keys' if many else 'its key'} in the --config file), or choose such a method")

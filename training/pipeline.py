@@ -105,7 +105,8 @@ def train_and_save(args: TrainSettings, extra_callbacks: list | None = None, sta
 
         info["distill"] |= prepare_distillation_data(datamodule, teacher_dirs, args.transfer_data,
                                                      args.transfer_samples, hidden_loss=args.hidden_loss != "none",
-                                                     precision=args.precision, device=run_device(args.accelerator))
+                                                     precision=args.precision, device=run_device(args.accelerator),
+                                                     encoding=args.encoding)
     run_dir, resume_from = open_run_dir(args)
     module = make_module(args, method, model, teacher, data)
     trainer, best_checkpoint, last_checkpoint, clock = make_trainer(args, run_dir, extra_callbacks,

@@ -30,6 +30,7 @@ class RunSettings(Settings):
     config: str | None  # the --config YAML file the values came from, if any
     model: str  # short name, hub id or folder of the model trained
     data_dir: str | None  # folder of the offline datasets (None: $TWEETCLS_DATA_DIR, else ../shared/data)
+    encoding: str  # of a local data file or .txt corpus
     max_length: int  # tokens per text
     batch_size: int
     eval_batch_size: int
@@ -82,7 +83,6 @@ class TrainSettings(RunSettings):
     test_file: str | None
     text_column: str
     label_column: str
-    encoding: str  # of a local data file
     max_eval_samples: int | None
     val_check_interval: float  # share of an epoch between validations
     threshold: float  # multi-label decision threshold during training

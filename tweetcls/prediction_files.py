@@ -62,3 +62,21 @@ def predictions_csv(ids: list, texts: list[str], results: list[dict], labels: li
 
 def predictions_jsonl(ids: list, texts: list[str], results: list[dict]) -> str:
     return "".join(jsonl_lines(ids, texts, results))
+
+
+class UniqueIds:
+    """Refuses a second row of an id already seen: two output rows of one id could not be told apart
+    or joined back. One rule for predict.py's files and the service's uploads (which let them pass)."""
+
+    def __init__(self, where: str, column: str, fix: str = "make the ids unique") -> None:
+        self.where, self.column, self.fix = where, column, fix
+        self.first_row: dict[str, int] = {}  # an id as JSON writes it -> the row it is first in
+
+    def check(self, row_id, n: int) -> None:
+        """Raise UsageError when row ``n``'s id was in an earlier row, naming both rows."""
+        from tweetcls.core.errors import UsageError
+
+        first = self.first_row.setdefault(json.dumps(row_id, sort_keys=True, default=str), n)
+        if first != n:
+            same = "both have a blank id" if row_id in ("", None) else f"share the id {row_id!r}"
+            raise UsageError(f"{self.where}: rows {first} and {n} {same} (column {self.column!r}); {self.fix}")

@@ -191,6 +191,15 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
             if rows and "text" not in rows[0]:
                 return JSONResponse({"error": f"the table has no 'text' column (columns: {', '.join(rows[0])})"},
                                     status_code=400)
+            if rows and "id" in rows[0]:  # two rows of one id: refused as predict.py refuses them (they passed)
+                from tweetcls.prediction_files import UniqueIds
+
+                unique = UniqueIds(file.filename or "the file", "id")
+                try:
+                    for n, row in enumerate(rows, start=1):
+                        unique.check(row["id"], n)
+                except UsageError as err:
+                    return JSONResponse({"error": str(err)}, status_code=422)
             texts = [r.get("text") or "" for r in rows]
             ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]
         else:  # .txt, or any other name: one text a line
