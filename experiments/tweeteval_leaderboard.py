@@ -6,7 +6,8 @@ out sentiment, whose training text is not offline here, for every row alike, so 
 and project rows compare on the same six tasks. A project cell is the mean ± sd of the
 per-seed official scores (experiments/tweeteval_scoring.py) of the prediction files; a cell
 with fewer seeds than asked says so, a missing one stays empty, and a row with either is
-marked partial and gets no six-task mean.
+marked partial and gets no six-task mean; it shows instead the six-task mean of the seeds that
+have every task (``whole_seeds``), labelled with those seeds, so a first full seed is readable.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def summarise(recipe: str, per_seed: dict[str, dict[int, float]], seconds: dict[
             "six_task_mean_sd": round(statistics.stdev(seed_means), 2) if complete and len(seed_means) > 1 else None,
             "parameters": parameters, "cpu_train_seconds": cpu,
             "cpu_train_seconds_total": round(sum(cpu.values()), 1) if complete else None,
+            "whole_seeds": whole_seeds,
+            "whole_seeds_six_task_mean": round(statistics.mean(seed_means), 2) if seed_means else None,
             "partial": not complete, "missing": missing, "seeds": list(seeds)}
 
 
@@ -117,7 +120,10 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * (len(OFFLINE_TASKS) + 5)]
     for row in rows:
         ours = row["source"] != "published"
-        if row["six_task_mean"] is None:
+        if row["six_task_mean"] is None and row.get("whole_seeds_six_task_mean") is not None:
+            seeds = ", ".join(map(str, row["whole_seeds"]))
+            mean = f"{row['whole_seeds_six_task_mean']:.1f} (seed{'s' if len(row['whole_seeds']) > 1 else ''} {seeds} only)"
+        elif row["six_task_mean"] is None:
             mean = "— (partial)"
         else:
             sd = f" ± {row['six_task_mean_sd']:.1f}" if ours and row.get("six_task_mean_sd") is not None else ""

@@ -136,6 +136,20 @@ def test_the_leaderboard_marks_partial_rows_and_never_fills_a_missing_cell(tmp_p
     assert list((tmp_path / board.TENSORBOARD_DIR).glob("events.out.tfevents.*"))
 
 
+def test_a_partial_row_shows_the_six_task_mean_of_its_whole_seeds_only(tmp_path):
+    # seed 0 has every task, seed 1 only stance and irony: the mean is seed 0's alone, and says so
+    values = {t: [40.0 + 2 * i] for i, t in enumerate(scoring.OFFLINE_TASKS)}
+    values["stance"] += [90.0]
+    values["irony"] += [90.0]
+    partial = fake_row(values)
+    assert partial["partial"] and partial["six_task_mean"] is None and partial["whole_seeds"] == [0]
+    assert partial["whole_seeds_six_task_mean"] == pytest.approx(45.0)
+    row = next(line for line in board.write_leaderboard([partial], tmp_path)["markdown"].splitlines()
+               if "(partial" in line)
+    assert "| 45.0 (seed 0 only) |" in row
+    assert fake_row({"stance": [60.0]})["whole_seeds_six_task_mean"] is None
+
+
 def test_tasks_run_smallest_first_with_seeds_inside_and_students_after_their_teachers(tmp_path):
     runs = tweeteval.plan("lora", tmp_path, list(tweeteval.RUN_ORDER), [0, 1, 2])
     names = [r.name for r, _ in runs]
