@@ -50,16 +50,22 @@ def check_output_file(path: str | Path, option: str, inputs: Iterable[str | Path
                              "written: choose a new path, or remove the file yourself if you mean to replace it")
 
 
+PREDICTION_COLUMNS = ("id", "text", "label", "probability", "empty")  # csv_header's fixed start
+PREDICTION_KEYS = {"id", "text", "label", "probability", "probabilities", "empty"}  # every JSONL row's keys
+
+
 def is_predictions(start: str) -> bool:
-    """The start of a file predict.py wrote: its CSV header or a JSONL row with id, text, label."""
+    """The start of a file predict.py wrote: its CSV header, or a JSONL row with all of a prediction's
+    keys. A labelled data file's own ``id,text,label,...`` header or ``{"id", "text", "label"}`` rows
+    (the columns a user's data often has) are not enough: they were replaced as predictions."""
     line = start.splitlines()[0] if start.splitlines() else ""
-    if line.startswith("id,text,label,"):
+    if line.startswith(",".join(PREDICTION_COLUMNS) + ","):
         return True
     try:
         row = json.loads(line)
     except ValueError:
         return False
-    return isinstance(row, dict) and list(row)[:3] == ["id", "text", "label"]
+    return isinstance(row, dict) and list(row)[:3] == ["id", "text", "label"] and PREDICTION_KEYS <= set(row)
 
 
 def is_evaluation(start: str) -> bool:

@@ -359,19 +359,30 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
 
 
 def check_one_spelling(labels: list[str], path: Path, label_column: str) -> None:
-    """Refuse two spellings of one label ("JOY" and "joy", "very happy" and "very  happy"): each would
+    """Refuse two spellings of one label ("JOY" and "joy", "very happy" and "very  happy", "02" and "2"): each would
     be trained as a class of its own, splitting the label's rows between them. Names the two and the
     rows where each first appears. (Surrounding whitespace is already gone: ``label_text`` strips.)"""
     first: dict[str, int] = {}
     by_key: dict[str, str] = {}
     for row, name in enumerate(labels, start=1):
         first.setdefault(name, row)
-        key = " ".join(name.split()).casefold()
+        number = _as_number(name)
+        key = " ".join(name.split()).casefold() if number is None else f"number {number!r}"
         other = by_key.setdefault(key, name)
         if other != name:
+            how = "differ only in case or spacing" if number is None else "are one number written two ways"
             raise UsageError(f"{path}: labels {other!r} (first in row {first[other]}) and {name!r} (first in row {row}) "
-                             f"differ only in case or spacing and would be trained as two classes; write them the same "
-                             f"way in column {label_column!r}")
+                             f"{how} and would be trained as two classes; write them the same way in column "
+                             f"{label_column!r}")
+
+
+def _as_number(label: str) -> float | None:
+    """The number a label spells ("02", "2", "+2", "2.50"), or None: class codes exported with and
+    without zero padding ("02" beside "2") were trained as two classes."""
+    try:
+        return float(label)
+    except ValueError:
+        return None
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -93,6 +93,12 @@ def train_and_save(args: TrainSettings, extra_callbacks: list | None = None, sta
     method = METHODS[args.method]
     if not args.resume and not is_ddp_child():
         check_run_dir(args.output_dir, args.run_name, args.overwrite)  # before any slow work
+    elif args.resume:
+        from tweetcls.core.data_files import check_data_files
+
+        check_data_files(Path(args.resume), data_file_options(args),
+                         "resuming would go on training on other rows than the run began with (its held-out rows "
+                         "among them)", "restore the file, or start a new run on it (another --run-name)")
     L.seed_everything(args.seed, workers=True, verbose=False)
     model_dir, teacher_dirs = resolve_model_dirs(args)
     teacher_dir = teacher_dirs[0] if teacher_dirs else None
@@ -235,12 +241,19 @@ def apply_method(args: TrainSettings, method: Method, model) -> dict:
     return {"lora": lora_info, "params_total": total, "params_trainable": trainable}
 
 
+def data_file_options(args: RunSettings) -> dict[str, str | None]:
+    """The data files a run reads, by option (what core/data_files.py records and checks)."""
+    return {option: getattr(args, option[2:].replace("-", "_"), None)  # (pretrain.py's runs have none of them)
+            for option in ("--dataset", "--val-file", "--test-file")}
+
+
 def open_run_dir(args: RunSettings) -> tuple[Path, str | None]:
     """(absolute run directory, checkpoint to resume from or None): a new run gets a fresh directory
     with its config.yaml; a DDP rank > 0 finds rank 0's."""
     import yaml
 
     from tweetcls.core.atomic import write_text_atomic
+    from tweetcls.core.data_files import record_data_files
     from tweetcls.core.runs import new_run_dir
 
     resume_from = None
@@ -253,6 +266,7 @@ def open_run_dir(args: RunSettings) -> tuple[Path, str | None]:
         run_dir = new_run_dir(args.output_dir, args.run_name, args.overwrite)
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**args.as_dict(), "run_name": run_dir.name},
                                                                   sort_keys=False))
+        record_data_files(run_dir, data_file_options(args))
     run_dir = run_dir.resolve()  # Lightning reports checkpoint paths absolute
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir, resume_from

@@ -1,0 +1,104 @@
+"""Issue 46, sixth hostile pass (outputs onto users' files, data files changed under a run, label
+spellings, runs moved or shared between commands): each test was red before its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import make_texts, train_tiny_run
+
+
+def _one_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
+    return train_tiny_run(tiny_model_dir, tiny_csv, tmp_path_factory.mktemp("round9"))
+
+
+# --- data loss -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, data", [
+    ("labels.jsonl", '{"id": 0, "text": "so happy", "label": "joy"}\n'),
+    ("labels.csv", "id,text,label,annotator\n0,so happy,joy,ann1\n"),
+])
+def test_predict_never_replaces_a_labelled_file_with_an_id_text_label_header(run_dir, tmp_path, capsys, name, data):
+    """`predict.py RUN --input new.txt --output labels.jsonl` replaced the user's labelled data: rows
+    with id, text and label (or a CSV header starting id,text,label,) were taken for predictions."""
+    from tweetcls.commands import predict
+
+    mine = tmp_path / name
+    mine.write_text(data)
+    assert predict.main([str(run_dir), "love", "--output", str(mine)]) == 2
+    assert "was not written by predict.py" in _one_line(capsys)
+    assert mine.read_text() == data
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_predict_still_replaces_its_own_predictions(run_dir, tmp_path, suffix):
+    from tweetcls.commands import predict
+
+    out = tmp_path / f"out{suffix}"
+    assert predict.main([str(run_dir), "love", "--output", str(out)]) == 0
+    assert predict.main([str(run_dir), "hate", "hate", "--output", str(out)]) == 0
+    assert "hate" in out.read_text()
+
+
+# --- silently wrong results ------------------------------------------------------------------------
+
+def test_a_label_written_with_and_without_zero_padding_is_refused(tmp_path):
+    """Labels "2" and "02" (class codes exported two ways) were trained as two classes without a word."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.datamodules.sources import local_file
+
+    rows = [f"text number {i},{['1', '2', '3'][i % 3]}" for i in range(60)] + ["one more text,02"]
+    data = tmp_path / "codes.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(UsageError, match=r"labels '2' \(first in row 2\) and '02' \(first in row 61\) are one number"):
+        local_file(data, "text", "label")
+
+
+def test_evaluate_naming_the_runs_own_file_keeps_its_own_test_file(tiny_model_dir, tmp_path):
+    """A run trained with --test-file, scored with `--dataset TRAIN.csv` (its own file, named): the test
+    split became 10% of the training file, rows the model trained on, reported as its test score."""
+    from tweetcls.commands import evaluate
+
+    train, test = tmp_path / "train.csv", tmp_path / "own-test.csv"
+    train.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in make_texts(120)))
+    test.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in make_texts(21, seed=5)))
+    run = train_tiny_run(tiny_model_dir, train, tmp_path / "runs", "--test-file", str(test), "--max-steps", "1")
+    out = tmp_path / "named.json"
+    assert evaluate.main([str(run), "--dataset", f"{tmp_path}/./train.csv", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["examples"] == 21
+
+
+@pytest.fixture()
+def run_on_own_copy(tiny_model_dir, tiny_csv, tmp_path) -> tuple[Path, Path]:
+    """(run, its data file): a run trained on a copy of the tiny CSV that the test may change."""
+    data = tmp_path / "data.csv"
+    data.write_bytes(tiny_csv.read_bytes())
+    return train_tiny_run(tiny_model_dir, data, tmp_path / "runs", "--max-steps", "1"), data
+
+
+def test_a_data_file_changed_since_training_is_refused_by_evaluate_and_resume(run_on_own_copy, capsys):
+    """Rows added to the data file moved rows between its 80/10/10 splits: evaluate.py scored the run
+    on rows it had trained on, and --resume went on training on its former test rows, both silently."""
+    from tweetcls.commands import evaluate, train
+
+    run, data = run_on_own_copy
+    original = data.read_bytes()
+    data.write_bytes(original + b"a new text with love,joy\n" * 30)
+    assert evaluate.main([str(run), "--output", str(run.parent / "e.json")]) == 2
+    assert f"--dataset {data} is not the file {run} trained on" in _one_line(capsys)
+    (run / "results.json").rename(run.parent / "results.json")  # the run as if stopped before the end
+    assert train.main(["--resume", str(run)]) == 2
+    assert "resuming would go on training on other rows" in _one_line(capsys)
+    data.write_bytes(original)
+    (run.parent / "results.json").rename(run / "results.json")
+    assert evaluate.main([str(run), "--output", str(run.parent / "e.json")]) == 0
+
