@@ -271,6 +271,30 @@ def retrained_best(folder: Path, params: dict, options: dict) -> bool:
                for name, value in params.items())
 
 
+FIXED_OPTIONS = "fixed_options"  # the study's user attribute: the train.py options its first command fixed
+
+
+def check_same_fixed_options(study, options: dict) -> None:
+    """A study runs on with the train.py options it was started with. Run again with another fixed option
+    (--batch-size 8 after 16), it mixed trials of both without a word, and best.yaml joined the best
+    trial's values to the new option, a configuration no trial had trained (best/ was not retrained).
+    What may differ is what --resume lets differ: where the data lives, hardware, progress output."""
+    from tweetcls.training.options import CHANGEABLE_ON_RESUME
+
+    mine = {k: v for k, v in options.items() if k not in CHANGEABLE_ON_RESUME}
+    saved = study.user_attrs.get(FIXED_OPTIONS)
+    if not isinstance(saved, dict):  # a new study (or one from before this record): these are its options
+        study.set_user_attr(FIXED_OPTIONS, mine)
+        return
+    for key in sorted(set(saved) | set(mine)):
+        if key not in CHANGEABLE_ON_RESUME and saved.get(key) != mine.get(key):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"study {study.study_name} was run with {flag} {saved.get(key)}, not {mine.get(key)}: "
+                             f"new trials would not compare with its trials, and best.yaml would give one trial's "
+                             f"values with this {flag}; run it with the options it was started with, or start "
+                             "another --study-name")
+
+
 def check_fixed_and_searched(space: dict, train_argv: list[str], space_file, options: dict) -> None:
     """An option both fixed (a flag, or its --config) and searched is refused: every trial took the
     space's value, so ``--max-epochs 1`` beside the default space trained 2 to 5 epochs without a word."""
@@ -307,6 +331,8 @@ def run(argv: list[str] | None) -> dict:
     pruner = make_pruner(args.pruner)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                 sampler=make_sampler(args.sampler_seed), pruner=pruner)
+    options = {k: v for k, v in fixed.as_dict().items() if k not in ("resume", "config", "run_name", "output_dir")}
+    check_same_fixed_options(study, options)
     already = finished(study)
     if already < args.trials:
         print(f"{program('tune.py')}: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)
@@ -326,7 +352,6 @@ def run(argv: list[str] | None) -> dict:
     if not complete:
         raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")
     best = study.best_trial
-    options = {k: v for k, v in fixed.as_dict().items() if k not in ("resume", "config", "run_name", "output_dir")}
     best_options = options | best.params
     write_text_atomic(study_dir / "best.yaml", yaml.safe_dump(best_options, sort_keys=False))  # never half a file
     summary = write_study_report(study, study_dir, fixed.max_epochs, pipeline.validations_in(1, fixed.val_check_interval))

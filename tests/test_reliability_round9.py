@@ -102,3 +102,56 @@ def test_a_data_file_changed_since_training_is_refused_by_evaluate_and_resume(ru
     (run.parent / "results.json").rename(run / "results.json")
     assert evaluate.main([str(run), "--output", str(run.parent / "e.json")]) == 0
 
+
+# --- tracebacks --------------------------------------------------------------------------------------
+
+def test_the_library_refuses_more_threads_than_cores(run_dir):
+    """`Predictor.from_run(run, threads=10**6)` set torch's thread count, and every later operation of
+    the process failed with "RuntimeError: can't start new thread" (predict.py's flag was checked)."""
+    import os
+
+    import torch
+    from tweetcls.core.errors import ParameterError
+
+    from tweetcls import Predictor
+
+    before = torch.get_num_threads()
+    with pytest.raises(ParameterError, match=r"threads is \d+: this machine has \d+ CPU cores"):
+        Predictor.from_run(run_dir, threads=(os.cpu_count() or 1) + 1)
+    assert torch.get_num_threads() == before
+
+
+def test_the_service_names_a_body_that_is_not_utf8(run_dir):
+    """A JSON body in Latin-1 (`Content-Type: application/json; charset=latin-1`, "café") got FastAPI's
+    bare 400 `{"detail": "There was an error parsing the body"}`, naming neither the byte nor the fix."""
+    from fastapi.testclient import TestClient
+
+    from tweetcls import Predictor
+    from tweetcls.service import create_app
+
+    with TestClient(create_app(Predictor.from_run(run_dir), {})) as client:
+        response = client.post("/predict", content='{"texts": ["café"]}'.encode("latin-1"),
+                               headers={"Content-Type": "application/json; charset=latin-1"})
+        assert response.status_code == 422
+        assert response.json() == {"error": "body: byte 15 (0xe9) is not UTF-8; send the JSON encoded as UTF-8 "
+                                            "(a Content-Type charset is not read)"}
+        assert client.post("/predict", json={"texts": ["café"]}).status_code == 200
+
+
+def test_tune_refuses_to_go_on_with_other_fixed_options(tiny_model_dir, tiny_csv, tmp_path, monkeypatch, capsys):
+    """A study run again with --batch-size 8 after 16 mixed both kinds of trials without a word, and
+    best.yaml gave the best (batch 16) trial's lr with batch_size 8, a configuration never trained."""
+    import optuna
+    from tweetcls.commands import tune
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    monkeypatch.setattr(optuna.study.Study, "optimize", lambda *a, **k: None)  # no trial: only the checks run
+    argv = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path),
+            "--study-name", "s", "--space", str(space), "--trials", "1"]
+    assert tune.main([*argv, "--batch-size", "16"]) == 2
+    assert "has no complete trial yet" in capsys.readouterr().err.splitlines()[-1]
+    assert tune.main([*argv, "--batch-size", "8"]) == 2
+    assert "study s was run with --batch-size 16, not 8" in _one_line(capsys)  # before any trial
+    assert tune.main([*argv, "--batch-size", "16", "--num-workers", "1"]) == 2  # hardware may differ
+    assert "has no complete trial yet" in capsys.readouterr().err.splitlines()[-1]
