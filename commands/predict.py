@@ -132,7 +132,7 @@ CHUNK = 4096  # texts read, classified and written at a time: memory stays bound
 def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
     """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
     (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
-    from tweetcls.datamodules.files import cell_text, iter_lines, iter_records
+    from tweetcls.datamodules.files import cell_text, header_hint, iter_lines, iter_records
 
     if args.texts:
         yield from enumerate(args.texts, start=1)
@@ -147,7 +147,8 @@ def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
             if args.text_column not in row:
                 where = f"{path}" if n == 1 else f"record {n} of {path}"
                 raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
-                                 "pass --text-column" + ("" if n == 1 else " or fix the record"))
+                                 + (header_hint(list(row), args.text_column)
+                                    or "pass --text-column" + ("" if n == 1 else " or fix the record")))
             if args.id_column in row:  # two output rows of one id could not be told apart or joined back
                 row_id = row[args.id_column]
                 first = first_row.setdefault(json.dumps(row_id, sort_keys=True, default=str), n)

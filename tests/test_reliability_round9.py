@@ -155,3 +155,24 @@ def test_tune_refuses_to_go_on_with_other_fixed_options(tiny_model_dir, tiny_csv
     assert "study s was run with --batch-size 16, not 8" in _one_line(capsys)  # before any trial
     assert tune.main([*argv, "--batch-size", "16", "--num-workers", "1"]) == 2  # hardware may differ
     assert "has no complete trial yet" in capsys.readouterr().err.splitlines()[-1]
+
+
+# --- one-line errors whose fix did not help ----------------------------------------------------------
+
+@pytest.mark.parametrize("header, hint", [
+    ("text;label", "the header is one column holding semicolons"),
+    ("text\tlabel", "the header is one column holding tabs"),
+    (" text , label ", "its header names ' text ', with spaces around the name: remove them from the header"),
+    ("sep=,\ntext,label", "its first line is Excel's 'sep=' line, not the header: delete that line"),
+])
+def test_a_header_the_column_flag_cannot_fix_is_named(tmp_path, header, hint):
+    """A ";"- or tab-separated .csv, Excel's "sep=," line, " text " in the header: each said "pass
+    --text-column", which no value fixes, and the columns it listed looked right."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.datamodules.sources import local_file
+
+    sep = ";" if ";" in header else "\t" if "\t" in header else ","
+    data = tmp_path / "data.csv"
+    data.write_text(header + "\n" + "".join(f"{t}{sep}{lab}\n" for t, lab in make_texts(30)))
+    with pytest.raises(UsageError, match="; " + hint.replace(".", r"\.").replace("(", r"\(")):
+        local_file(data, "text", "label")
