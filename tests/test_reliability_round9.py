@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_texts, train_tiny_run
 
 
@@ -176,3 +177,17 @@ def test_a_header_the_column_flag_cannot_fix_is_named(tmp_path, header, hint):
     data.write_text(header + "\n" + "".join(f"{t}{sep}{lab}\n" for t, lab in make_texts(30)))
     with pytest.raises(UsageError, match="; " + hint.replace(".", r"\.").replace("(", r"\(")):
         local_file(data, "text", "label")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU honours 16-mixed")
+def test_a_precision_lightning_would_swap_is_refused(tiny_model_dir, tiny_csv, tmp_path, capsys):
+    """`--precision 16-mixed` on a CPU trained in bf16-mixed (a Lightning warning in the scroll) while
+    config.yaml and results.json recorded 16-mixed."""
+    from tweetcls.commands import train
+
+    argv = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path),
+            "--run-name", "r", "--precision", "16-mixed"]
+    assert train.main(argv) == 2
+    assert _one_line(capsys).endswith("Lightning would train in bf16-mixed instead: pass --precision bf16-mixed "
+                                      "(or 32-true)")
+    assert not (tmp_path / "r").exists()
