@@ -191,3 +191,21 @@ def test_a_precision_lightning_would_swap_is_refused(tiny_model_dir, tiny_csv, t
     assert _one_line(capsys).endswith("Lightning would train in bf16-mixed instead: pass --precision bf16-mixed "
                                       "(or 32-true)")
     assert not (tmp_path / "r").exists()
+
+
+def test_an_export_finished_meanwhile_into_the_same_folder_is_kept(tmp_path):
+    """`export.py RUN --format hf --out D` and `--format onnx --out D` started together: both exited 0,
+    and D held only the one that finished last (one after the other, the second is refused)."""
+    from tweetcls.core.atomic import atomic_directory
+    from tweetcls.core.errors import UsageError
+    from tweetcls.core.ownership import mark
+
+    folder = tmp_path / "D"
+    with pytest.raises(UsageError, match="was written by another command while this one worked"), \
+            atomic_directory(folder, "onnx") as tmp:
+        (tmp / "model.onnx").write_text("onnx")
+        folder.mkdir()  # the other command's export lands first
+        (folder / "config.json").write_text("hf")
+        mark(folder, "hf")
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["config.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["D"]
