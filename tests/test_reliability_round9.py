@@ -209,3 +209,30 @@ def test_an_export_finished_meanwhile_into_the_same_folder_is_kept(tmp_path):
         mark(folder, "hf")
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["config.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["D"]
+
+
+def test_a_run_still_training_or_stopped_is_named_so(tmp_path):
+    """predict.py, evaluate.py, export.py and serve.py on a run still training (or stopped) said it
+    "holds no run (results.json), adapter ... or saved model": nothing about training or --resume."""
+    from tweetcls.core.errors import UsageError
+
+    from tweetcls.loader import load_run
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("method: lora\n")
+    with pytest.raises(UsageError, match=f"is a run that has not finished .*python train.py --resume {run}$"):
+        load_run(run)
+
+
+def test_a_checkpoint_file_is_not_reported_as_not_found(tmp_path):
+    """`predict.py RUN/checkpoints/last.ckpt` said "tried local directory ...: not found" of a file that is there."""
+    from tweetcls.core.errors import UsageError
+
+    from tweetcls.loader import load_run
+
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    with pytest.raises(UsageError, match=r"last\.ckpt is a file; pass the run directory it belongs to"):
+        load_run(ckpt)
