@@ -180,17 +180,20 @@ def test_a_header_the_column_flag_cannot_fix_is_named(tmp_path, header, hint):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU honours 16-mixed")
-def test_a_precision_lightning_would_swap_is_refused(tiny_model_dir, tiny_csv, tmp_path, capsys):
-    """`--precision 16-mixed` on a CPU trained in bf16-mixed (a Lightning warning in the scroll) while
-    config.yaml and results.json recorded 16-mixed."""
-    from tweetcls.commands import train
+def test_a_precision_lightning_would_swap_is_refused(run_dir, tiny_model_dir, tiny_csv, tmp_path, capsys):
+    """`--precision 16-mixed` on a CPU trained (evaluate.py: scored) in bf16-mixed, a Lightning warning in
+    the scroll, while config.yaml and results.json (evaluate.py's JSON) recorded 16-mixed."""
+    from tweetcls.commands import evaluate, train
 
     argv = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path),
             "--run-name", "r", "--precision", "16-mixed"]
     assert train.main(argv) == 2
-    assert _one_line(capsys).endswith("Lightning would train in bf16-mixed instead: pass --precision bf16-mixed "
+    assert _one_line(capsys).endswith("Lightning would use bf16-mixed instead: pass --precision bf16-mixed "
                                       "(or 32-true)")
     assert not (tmp_path / "r").exists()
+    assert evaluate.main([str(run_dir), "--precision", "16", "--output", str(tmp_path / "e.json")]) == 2
+    assert "--precision 16: this machine cannot run 16-mixed" in _one_line(capsys)
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_an_export_finished_meanwhile_into_the_same_folder_is_kept(tmp_path):

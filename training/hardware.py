@@ -60,6 +60,8 @@ def check_hardware(args: RunSettings) -> None:
     finally:
         for logger in loggers:
             logger.removeFilter(silence)
+    from tweetcls.core.precision import check_precision_honoured
+
     check_precision_honoured(args.precision, str(trainer.precision))
     from lightning.pytorch.accelerators import CPUAccelerator
 
@@ -75,23 +77,6 @@ def check_hardware(args: RunSettings) -> None:
         rank = os.environ["NODE_RANK"]
         if not rank.isdigit() or int(rank) >= nodes:
             raise UsageError(f"NODE_RANK={rank} with --num-nodes {nodes}: it must be an integer 0..{nodes - 1}")
-
-
-def check_precision_honoured(asked: str, used: str) -> None:
-    """Refuse a --precision Lightning would swap for another: `--precision 16-mixed` on a CPU trained in
-    bf16-mixed (Lightning's warning said so once, in the scroll) while config.yaml and results.json
-    recorded 16-mixed."""
-    import warnings
-
-    from lightning.fabric.connector import _convert_precision_to_unified_args
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "precision=16 is supported for historical reasons ..."
-        unified = str(_convert_precision_to_unified_args(asked))
-    if unified != used:
-        why = " (fp16 autocast needs a GPU)" if unified.startswith("16") else ""
-        raise UsageError(f"--precision {asked}: this machine cannot train in {unified}{why}; Lightning would train "
-                         f"in {used} instead: pass --precision {used} (or 32-true)")
 
 
 def which_flag(message: str) -> str:
