@@ -279,9 +279,11 @@ def check_same_fixed_options(study, options: dict) -> None:
     (--batch-size 8 after 16), it mixed trials of both without a word, and best.yaml joined the best
     trial's values to the new option, a configuration no trial had trained (best/ was not retrained).
     What may differ is what --resume lets differ: where the data lives, hardware, progress output."""
+    import json
+
     from tweetcls.training.options import CHANGEABLE_ON_RESUME
 
-    mine = {k: v for k, v in options.items() if k not in CHANGEABLE_ON_RESUME}
+    mine = json.loads(json.dumps({k: v for k, v in options.items() if k not in CHANGEABLE_ON_RESUME}, default=str))
     saved = study.user_attrs.get(FIXED_OPTIONS)
     if not isinstance(saved, dict):  # a new study (or one from before this record): these are its options
         study.set_user_attr(FIXED_OPTIONS, mine)
