@@ -242,13 +242,15 @@ def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
     raise UsageError(f"unsupported data file type {suffix!r} for {path}; use .csv, .tsv, .json or .jsonl")
 
 
-def column(rows: list[dict], name: str, path: Path, option: str) -> list:
+def column(rows: list[dict], name: str, path: Path, option: str, fix: str | None = None) -> list:
+    """The column ``name`` of every record; a record without it is one line naming the fix (``fix``, where
+    the flag ``option`` is not it)."""
     for number, row in enumerate(rows, start=1):
         if name not in row:
             where = f"{path}" if number == 1 else f"record {number} of {path}"
             raise UsageError(f"column {name!r} not in {where} (columns: {', '.join(map(str, row))}); "
-                             + (header_hint(list(row), name) or f"pass {option}" + ("" if number == 1 else
-                                                                                    " or fix the record")))
+                             + (header_hint(list(row), name) or fix or f"pass {option}" + (
+                                 "" if number == 1 else " or fix the record")))
     return [row[name] for row in rows]
 
 

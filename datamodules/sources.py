@@ -294,13 +294,18 @@ def _from_hub(hub_id: str, config: str, metric: str, classes: list[str], name: s
     return LabelledData(splits, names, multi_label=multi, metric=metric, metric_classes=classes)
 
 
-def _file_rows(path: Path, text_column: str, label_column: str, encoding: str) -> tuple[list, list[str]]:
+def _file_rows(path: Path, text_column: str, label_column: str, encoding: str,
+               option: str | None = None) -> tuple[list, list[str]]:
+    """(texts, labels) of a data file; ``option`` names a --val-file/--test-file, whose columns must be the
+    training file's (the line said "pass --text-column", a flag that renames the column of every file)."""
     rows = read_records(path, encoding)
     if not rows:
         raise UsageError(f"{path} holds no rows")
+    fix = (f"{option} needs the training file's columns ({text_column!r}, {label_column!r}): rename them in its "
+           "header") if option else None
     texts = [cell_text(value, str(path), row, text_column)
-             for row, value in enumerate(column(rows, text_column, path, "--text-column"), start=1)]
-    return texts, label_texts(column(rows, label_column, path, "--label-column"), str(path), label_column)
+             for row, value in enumerate(column(rows, text_column, path, "--text-column", fix), start=1)]
+    return texts, label_texts(column(rows, label_column, path, "--label-column", fix), str(path), label_column)
 
 
 def local_file(path: Path, text_column: str, label_column: str, encoding: str = "utf-8",
@@ -323,7 +328,9 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
     if val_file is not None and test_file is not None and same_file(val_file, test_file):
         raise UsageError(f"--val-file and --test-file are the same file ({val_file}): the test score would be on "
                          "the rows that chose the checkpoint; give two different files")
-    read = {split: _file_rows(f, text_column, label_column, encoding) for split, f in files.items() if f is not None}
+    options = {"train": None, "validation": "--val-file", "test": "--test-file"}
+    read = {split: _file_rows(f, text_column, label_column, encoding, options[split])
+            for split, f in files.items() if f is not None}
     names = sorted(set(read["train"][1]), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
     check_one_spelling(read["train"][1], path, label_column)
     if len(names) < 2:

@@ -239,3 +239,16 @@ def test_a_checkpoint_file_is_not_reported_as_not_found(tmp_path):
     ckpt.write_bytes(b"x")
     with pytest.raises(UsageError, match=r"last\.ckpt is a file; pass the run directory it belongs to"):
         load_run(ckpt)
+
+
+def test_a_split_file_with_other_columns_names_the_split_option(tmp_path):
+    """A --test-file headed `tweet,emotion` said "pass --text-column": that flag renames the column of
+    every file, the training file's too, so following it broke the training file instead."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.datamodules.sources import local_file
+
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in make_texts(60)))
+    test.write_text("tweet,emotion\n" + "".join(f"{t},{lab}\n" for t, lab in make_texts(9, seed=3)))
+    with pytest.raises(UsageError, match=r"; --test-file needs the training file's columns \('text', 'label'\)"):
+        local_file(train, "text", "label", test_file=test)
