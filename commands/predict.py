@@ -180,6 +180,7 @@ def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
     from tweetcls.loader import load_run_data
     from tweetcls.core.atomic import write_text_atomic
     from tweetcls.core.calibration import precision_at, threshold_for_precision
+    from tweetcls.core.data_files import check_data_files
     from tweetcls.review.hub_card import rewrite_run_card
     from tweetcls.core.results_file import read_results
     from tweetcls.predictor import ABSTAIN_FILE
@@ -188,7 +189,13 @@ def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
         raise UsageError("--abstain-precision is for single-label runs; a multi-label run uses its tuned threshold")
     if predictor.run_dir is None:
         raise UsageError("--abstain-precision needs a run directory (its validation data); use --min-confidence")
-    data = load_run_data(read_results(predictor.run_dir), args.data_dir)
+    results = read_results(predictor.run_dir)
+    config = results.get("config", {})
+    check_data_files(predictor.run_dir, {"--dataset": results.get("dataset"), "--val-file": config.get("val_file"),
+                                         "--test-file": config.get("test_file")},
+                     "its validation rows are not the ones the run held out, so the threshold would be chosen on "
+                     "rows the model trained on", "restore the file, or give --min-confidence yourself")
+    data = load_run_data(results, args.data_dir)
     if data.label_names != predictor.label_names:
         raise UsageError(f"the run's data now has labels {data.label_names}, the model {predictor.label_names}")
 

@@ -88,8 +88,9 @@ def run_on_own_copy(tiny_model_dir, tiny_csv, tmp_path) -> tuple[Path, Path]:
 
 def test_a_data_file_changed_since_training_is_refused_by_evaluate_and_resume(run_on_own_copy, capsys):
     """Rows added to the data file moved rows between its 80/10/10 splits: evaluate.py scored the run
-    on rows it had trained on, and --resume went on training on its former test rows, both silently."""
-    from tweetcls.commands import evaluate, train
+    on rows it had trained on, --resume went on training on its former test rows, and predict.py
+    --abstain-precision chose its threshold on training rows, all silently."""
+    from tweetcls.commands import evaluate, predict, train
 
     run, data = run_on_own_copy
     original = data.read_bytes()
@@ -99,8 +100,11 @@ def test_a_data_file_changed_since_training_is_refused_by_evaluate_and_resume(ru
     (run / "results.json").rename(run.parent / "results.json")  # the run as if stopped before the end
     assert train.main(["--resume", str(run)]) == 2
     assert "resuming would go on training on other rows" in _one_line(capsys)
-    data.write_bytes(original)
     (run.parent / "results.json").rename(run / "results.json")
+    assert predict.main([str(run), "--abstain-precision", "0.5", "love"]) == 2  # a threshold chosen on its val split
+    assert "the threshold would be chosen on rows the model trained on" in capsys.readouterr().err
+    assert not (run / "abstain.json").exists()
+    data.write_bytes(original)
     assert evaluate.main([str(run), "--output", str(run.parent / "e.json")]) == 0
 
 
