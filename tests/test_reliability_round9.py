@@ -27,10 +27,14 @@ def run_dir(tiny_model_dir, tiny_csv, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name, data", [
     ("labels.jsonl", '{"id": 0, "text": "so happy", "label": "joy"}\n'),
     ("labels.csv", "id,text,label,annotator\n0,so happy,joy,ann1\n"),
+    ("annotated.csv", "id,text,label,probability,empty,p_joy,gold\n1,so happy,joy,0.9,False,0.9,joy\n"),
+    ("annotated.jsonl", ('{"id": 1, "text": "so happy", "label": "joy", "probability": 0.9, "probabilities": '
+                         '{"joy": 0.9}, "empty": false, "gold": "joy"}\n')),
 ])
 def test_predict_never_replaces_a_labelled_file_with_an_id_text_label_header(run_dir, tmp_path, capsys, name, data):
     """`predict.py RUN --input new.txt --output labels.jsonl` replaced the user's labelled data: rows
-    with id, text and label (or a CSV header starting id,text,label,) were taken for predictions."""
+    with id, text and label (or a CSV header starting id,text,label,) were taken for predictions; so
+    was a predictions file the user had added a column (their gold labels) to."""
     from tweetcls.commands import predict
 
     mine = tmp_path / name
