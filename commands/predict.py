@@ -212,7 +212,9 @@ def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
     if "test" in data.splits and len(data.splits["test"]):
         chosen["test"] = precision_at(*confidence_and_correct("test"), chosen["threshold"])
     write_text_atomic(predictor.run_dir / ABSTAIN_FILE, json.dumps(chosen, indent=2) + "\n")
-    rewrite_run_card(predictor.run_dir, chosen)  # the model card states the threshold and how to apply it
+    if not rewrite_run_card(predictor.run_dir, chosen):  # the card states the threshold and how to apply it
+        print(f"{program('predict.py')}: {predictor.run_dir / 'model' / 'README.md'} was edited (or is missing), so it "
+              f"was left as it is; the threshold is in {predictor.run_dir / ABSTAIN_FILE}", file=sys.stderr)
     return chosen
 
 

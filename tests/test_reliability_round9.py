@@ -260,3 +260,23 @@ def test_a_split_file_with_other_columns_names_the_split_option(tmp_path):
     test.write_text("tweet,emotion\n" + "".join(f"{t},{lab}\n" for t, lab in make_texts(9, seed=3)))
     with pytest.raises(UsageError, match=r"; --test-file needs the training file's columns \('text', 'label'\)"):
         local_file(train, "text", "label", test_file=test)
+
+
+def test_abstain_precision_never_replaces_a_model_card_the_user_edited(run_on_own_copy, capsys):
+    """`predict.py RUN --abstain-precision P` rewrote RUN/model/README.md whatever it held: a card the
+    user had written (before pushing the model to a hub) was replaced and their text lost. The card
+    this project wrote is still rewritten, each time a threshold is chosen."""
+    from tweetcls.commands import predict
+
+    run, _ = run_on_own_copy
+    card = run / "model" / "README.md"
+    assert predict.main([str(run), "--abstain-precision", "0.3", "love"]) == 0
+    assert "0.3)" in card.read_text()  # ours: rewritten with the threshold
+    (run / "abstain.json").unlink()
+    assert predict.main([str(run), "--abstain-precision", "0.32", "love"]) == 0
+    assert "0.32)" in card.read_text()  # ours, whatever threshold it states: rewritten again
+    card.write_text("# My model\n\nNotes I wrote.\n")
+    capsys.readouterr()
+    assert predict.main([str(run), "--abstain-precision", "0.3", "love"]) == 0
+    assert card.read_text() == "# My model\n\nNotes I wrote.\n"
+    assert "README.md was edited (or is missing), so it was left as it is" in capsys.readouterr().err
