@@ -271,6 +271,22 @@ def retrained_best(folder: Path, params: dict, options: dict) -> bool:
                for name, value in params.items())
 
 
+def check_study_dir(study_dir: Path) -> None:
+    """Refuse (one line, before any trial) a folder that is no study's yet holds a file tune.py writes there:
+    a user's folder named as the study (--output-dir/--study-name) had its own summary.md and best.yaml
+    replaced by the study's. A study's folder holds its study.db (SQLite) or its trials/ (any storage)."""
+    from tweetcls.core.ownership import some
+    from tweetcls.study_report import PLOTS
+
+    if not study_dir.is_dir() or (study_dir / "study.db").exists() or (study_dir / "trials").is_dir():
+        return
+    ours = ["summary.md", "summary.csv", "best.yaml", "best", "_study", *(f"{name}.png" for name in PLOTS)]
+    found = [name for name in ours if (study_dir / name).exists()]
+    if found:
+        raise UsageError(f"{study_dir} is not a study's folder (no study.db, no trials/) and holds {some(found)}, which "
+                         "tune.py would replace: nothing was changed; choose another --study-name or --output-dir")
+
+
 FIXED_OPTIONS = "fixed_options"  # the study's user attribute: the train.py options its first command fixed
 
 
@@ -328,6 +344,7 @@ def run(argv: list[str] | None) -> dict:
     check_fixed_and_searched(space, build_parser().parse_known_args(argv)[1], space_file, actions)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
+    check_study_dir(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     storage = study_storage(args.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}", args.heartbeat_seconds)
     pruner = make_pruner(args.pruner)

@@ -280,3 +280,19 @@ def test_abstain_precision_never_replaces_a_model_card_the_user_edited(run_on_ow
     assert predict.main([str(run), "--abstain-precision", "0.3", "love"]) == 0
     assert card.read_text() == "# My model\n\nNotes I wrote.\n"
     assert "README.md was edited (or is missing), so it was left as it is" in capsys.readouterr().err
+
+
+def test_tune_never_replaces_a_users_files_in_a_folder_named_as_the_study(tiny_model_dir, tiny_csv, tmp_path, capsys):
+    """`tune.py --output-dir D --study-name notes` on the user's folder D/notes replaced their own
+    summary.md and best.yaml with the study's."""
+    from tweetcls.commands import tune
+
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "summary.md").write_text("my summary")
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    assert tune.main(["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path),
+                      "--study-name", "notes", "--space", str(space), "--trials", "1"]) == 2
+    assert "is not a study's folder (no study.db, no trials/) and holds summary.md" in _one_line(capsys)
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.md"] and (mine / "summary.md").read_text() == "my summary"
