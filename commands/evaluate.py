@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.compare:
-            from tweetcls.review.compare import compare_runs
+            from tweetcls.review.compare import check_comparison_files, compare_runs
+
+            check_comparison_files(args.compare)  # before --latency's minutes of timing
 
             quiet_libraries()
             result = compare_runs(args.compare, latency=remeasure_latency(args.compare, args.threads)

@@ -296,3 +296,22 @@ def test_tune_never_replaces_a_users_files_in_a_folder_named_as_the_study(tiny_m
                       "--study-name", "notes", "--space", str(space), "--trials", "1"]) == 2
     assert "is not a study's folder (no study.db, no trials/) and holds summary.md" in _one_line(capsys)
     assert sorted(p.name for p in mine.iterdir()) == ["summary.md"] and (mine / "summary.md").read_text() == "my summary"
+
+
+def test_compare_never_replaces_a_users_comparison_file(run_dir, capsys):
+    """`evaluate.py --compare RUNS` wrote comparison.md/.csv/.json/.png into RUNS whatever was there: a
+    user's own comparison.md in their runs folder was replaced. Its own files are replaced as before."""
+    from tweetcls.commands import evaluate
+
+    runs = run_dir.parent
+    (runs / "comparison.md").write_text("my notes on the runs\n")
+    try:
+        assert evaluate.main(["--compare", str(runs)]) == 2
+        assert "holds comparison.md that evaluate.py --compare did not write" in _one_line(capsys)
+        assert (runs / "comparison.md").read_text() == "my notes on the runs\n"
+        (runs / "comparison.md").unlink()
+        assert evaluate.main(["--compare", str(runs)]) == 0
+        assert evaluate.main(["--compare", str(runs)]) == 0  # its own table, replaced
+    finally:
+        for name in ("comparison.md", "comparison.csv", "comparison.json", "comparison.png"):
+            (runs / name).unlink(missing_ok=True)
