@@ -315,3 +315,14 @@ def test_compare_never_replaces_a_users_comparison_file(run_dir, capsys):
     finally:
         for name in ("comparison.md", "comparison.csv", "comparison.json", "comparison.png"):
             (runs / name).unlink(missing_ok=True)
+
+
+def test_a_folder_of_another_kind_is_named_with_its_article(tmp_path):
+    """`export.py RUN --format onnx --out RUN` said "is a run folder, not a onnx folder"."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.core.ownership import check_replaceable, mark
+
+    (tmp_path / "config.yaml").write_text("x")
+    mark(tmp_path, "run")
+    with pytest.raises(UsageError, match="is a run folder, not an onnx folder"):
+        check_replaceable(tmp_path, "onnx")
