@@ -326,3 +326,19 @@ def test_a_folder_of_another_kind_is_named_with_its_article(tmp_path):
     mark(tmp_path, "run")
     with pytest.raises(UsageError, match="is a run folder, not an onnx folder"):
         check_replaceable(tmp_path, "onnx")
+
+
+def test_resume_refuses_a_config_yaml_edited_since_the_run_started(run_on_own_copy, capsys):
+    """config.yaml's lr edited by hand (0.005 -> 0.01), then --resume: the optimizer and schedule came
+    back from the checkpoint, so training went on at 0.005 while results.json recorded 0.01."""
+    import yaml
+    from tweetcls.commands import train
+
+    run, _ = run_on_own_copy
+    (run / "results.json").rename(run.parent / "results.json")  # the run as if stopped before the end
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "lr": 0.01}, sort_keys=False))
+    assert train.main(["--resume", str(run)]) == 2
+    assert _one_line(capsys).endswith(f"{run / 'config.yaml'} says --lr 0.01, but the run's checkpoint was trained "
+                                      "with 0.005: config.yaml was changed since the run started; restore it, or "
+                                      "start a new run (another --run-name) with the new value")

@@ -24,8 +24,9 @@ from tweetcls.training.settings import RunSettings, TrainSettings
 RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
 
 
-def checkpoint_to_resume(run_dir: Path) -> str:
-    """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code."""
+def checkpoint_to_resume(run_dir: Path, options: dict | None = None) -> str:
+    """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code, and (``options``: the
+    run's options as config.yaml gives them now) to have been trained with those options."""
     from tweetcls.training.checkpoint_io import load_checkpoint_safely
     from tweetcls.core.results_file import RESULTS_FILE
 
@@ -34,7 +35,15 @@ def checkpoint_to_resume(run_dir: Path) -> str:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         raise UsageError(f"{run_dir} has no checkpoints/last.ckpt yet; start the run again instead")
-    load_checkpoint_safely(last)
+    saved = load_checkpoint_safely(last).get("hyper_parameters") or {}
+    for key in sorted(set(saved) & set(options or {})):
+        # config.yaml edited by hand (lr 0.005 -> 0.01): the optimizer and schedule came back from the checkpoint,
+        # training went on at the old lr, and results.json recorded the new one
+        if isinstance(saved[key], (int, float, str, bool, type(None))) and saved[key] != options[key]:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{run_dir / 'config.yaml'} says {flag} {options[key]}, but the run's checkpoint was "
+                             f"trained with {saved[key]}: config.yaml was changed since the run started; restore it, "
+                             "or start a new run (another --run-name) with the new value")
     return str(last)
 
 
@@ -261,7 +270,7 @@ def open_run_dir(args: RunSettings) -> tuple[Path, str | None]:
         run_dir = Path(os.environ[RUN_DIR_ENV])
     elif args.resume:
         run_dir = Path(args.resume)
-        resume_from = checkpoint_to_resume(run_dir)
+        resume_from = checkpoint_to_resume(run_dir, args.as_dict())
     else:
         run_dir = new_run_dir(args.output_dir, args.run_name, args.overwrite)
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**args.as_dict(), "run_name": run_dir.name},
