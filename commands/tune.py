@@ -294,18 +294,22 @@ def check_same_fixed_options(study, options: dict) -> None:
     """A study runs on with the train.py options it was started with. Run again with another fixed option
     (--batch-size 8 after 16), it mixed trials of both without a word, and best.yaml joined the best
     trial's values to the new option, a configuration no trial had trained (best/ was not retrained).
-    What may differ is what --resume lets differ: where the data lives, hardware, progress output."""
+    What may differ is what --resume lets differ (where the data lives, hardware, progress output) and the
+    precision each machine resolves."""
     import json
 
     from tweetcls.training.options import CHANGEABLE_ON_RESUME
 
-    mine = json.loads(json.dumps({k: v for k, v in options.items() if k not in CHANGEABLE_ON_RESUME}, default=str))
+    # precision is resolved per machine ("auto": bf16-mixed where the CPU has bf16, else 32-true): workers on
+    # other machines share a study (docs/search.md), so it may differ as the hardware options may
+    free = CHANGEABLE_ON_RESUME | {"precision"}
+    mine = json.loads(json.dumps({k: v for k, v in options.items() if k not in free}, default=str))
     saved = study.user_attrs.get(FIXED_OPTIONS)
     if not isinstance(saved, dict):  # a new study (or one from before this record): these are its options
         study.set_user_attr(FIXED_OPTIONS, mine)
         return
     for key in sorted(set(saved) | set(mine)):
-        if key not in CHANGEABLE_ON_RESUME and saved.get(key) != mine.get(key):
+        if key not in free and saved.get(key) != mine.get(key):
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"study {study.study_name} was run with {flag} {saved.get(key)}, not {mine.get(key)}: "
                              f"new trials would not compare with its trials, and best.yaml would give one trial's "

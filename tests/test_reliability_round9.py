@@ -342,3 +342,19 @@ def test_resume_refuses_a_config_yaml_edited_since_the_run_started(run_on_own_co
     assert _one_line(capsys).endswith(f"{run / 'config.yaml'} says --lr 0.01, but the run's checkpoint was trained "
                                       "with 0.005: config.yaml was changed since the run started; restore it, or "
                                       "start a new run (another --run-name) with the new value")
+
+
+def test_tune_lets_workers_resolve_their_own_precision(tiny_model_dir, tiny_csv, tmp_path, monkeypatch, capsys):
+    """Workers on other machines share a study; "auto" precision resolves per machine (bf16-mixed or
+    32-true), so the fixed-options check must not refuse a worker over it."""
+    import optuna
+    from tweetcls.commands import tune
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    monkeypatch.setattr(optuna.study.Study, "optimize", lambda *a, **k: None)
+    argv = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--output-dir", str(tmp_path),
+            "--study-name", "s", "--space", str(space), "--trials", "1"]
+    assert tune.main([*argv, "--precision", "bf16-mixed"]) == 2
+    assert tune.main([*argv, "--precision", "32-true"]) == 2
+    assert "has no complete trial yet" in capsys.readouterr().err.splitlines()[-1]
