@@ -125,6 +125,15 @@ def check_outputs(output: Path | None, dataset: str, config: dict, ledger: bool,
                       lambda start: start.startswith("variant,"), "evaluate.py")
 
 
+def is_run_dataset(given: str, trained: str | None) -> bool:
+    """``--dataset`` names the file the run trained on (by any path): it is then scored with the run's own
+    --val-file/--test-file. Dropping them made the "test" split 10% of the training file, rows the
+    model had trained on, and the score looked like a test score."""
+    from tweetcls.core.outputs import same_file
+
+    return trained is not None and (given == trained or same_file(given, trained))
+
+
 def check_trained_labels(run, dataset: str, data) -> None:
     """Refuse to score a head on labels it was not trained for: its outputs would be read as
     another task's classes (or, loaded for another label set, come from a fresh random head)."""
@@ -162,6 +171,7 @@ def run(args: EvaluateSettings) -> dict:
     config = loaded.results.get("config", {})
     batch_size = args.batch_size or config.get("eval_batch_size") or config.get("batch_size") or 128
     dataset = args.dataset or loaded.results.get("dataset")
+    own_data = args.dataset is None or is_run_dataset(args.dataset, loaded.results.get("dataset"))
     if not dataset:
         raise UsageError("pass --dataset: a saved model does not say what data it was trained on")
     split = {"val": "validation"}.get(args.split, args.split)
@@ -175,6 +185,14 @@ def run(args: EvaluateSettings) -> dict:
     else:
         output, option = (target / f"eval-{stem}.json" if loaded.kind == "run" else None), "the default --output"
     check_outputs(output, dataset, config, variants is not None, option)
+    if own_data:
+        from tweetcls.core.data_files import check_data_files
+
+        check_data_files(loaded.run_dir, {"--dataset": dataset, "--val-file": config.get("val_file"),
+                                          "--test-file": config.get("test_file")},
+                         "its held-out rows are not the ones the run held out, so the score would count rows the "
+                         "model trained on", "restore the file, or score new rows given as a file of their own "
+                         "(--dataset NEW.csv)")
     datamodule = TextClassificationDataModule(
         dataset, loaded.tokenizer, data_dir=args.data_dir or config.get("data_dir"),
         max_length=args.max_length if args.max_length is not None else loaded.max_length,
@@ -185,7 +203,7 @@ def run(args: EvaluateSettings) -> dict:
         label_column=args.label_column or config.get("label_column", "label"),
         encoding=args.encoding or config.get("encoding", "utf-8"),
         # the run's own validation/test files, when it is scored on its own data
-        val_file=None if args.dataset else config.get("val_file"), test_file=None if args.dataset else config.get("test_file"),
+        val_file=config.get("val_file") if own_data else None, test_file=config.get("test_file") if own_data else None,
     )
     data = datamodule.load()
     check_trained_labels(loaded, dataset, data)
@@ -261,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.compare:
-            from tweetcls.review.compare import compare_runs
+            from tweetcls.review.compare import check_comparison_files, compare_runs
+
+            check_comparison_files(args.compare)  # before --latency's minutes of timing
 
             quiet_libraries()
             result = compare_runs(args.compare, latency=remeasure_latency(args.compare, args.threads)

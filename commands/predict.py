@@ -132,7 +132,7 @@ CHUNK = 4096  # texts read, classified and written at a time: memory stays bound
 def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
     """(row id, text) pairs from the arguments, the input file or stdin, in order, read as needed
     (a .json list is read whole; .txt, .csv, .tsv, .jsonl and stdin a line or row at a time)."""
-    from tweetcls.datamodules.files import cell_text, iter_lines, iter_records
+    from tweetcls.datamodules.files import cell_text, header_hint, iter_lines, iter_records
     from tweetcls.prediction_files import UniqueIds
 
     if args.texts:
@@ -148,7 +148,8 @@ def read_inputs(args: PredictSettings) -> Iterator[tuple[object, str]]:
             if args.text_column not in row:
                 where = f"{path}" if n == 1 else f"record {n} of {path}"
                 raise UsageError(f"column {args.text_column!r} not in {where} (columns: {', '.join(map(str, row))}); "
-                                 "pass --text-column" + ("" if n == 1 else " or fix the record"))
+                                 + (header_hint(list(row), args.text_column)
+                                    or "pass --text-column" + ("" if n == 1 else " or fix the record")))
             if args.id_column in row:  # two output rows of one id could not be told apart or joined back
                 unique.check(row[args.id_column], n)
             # as training reads a text cell: a JSON number is its text ("5" was answered as an empty text),
@@ -175,6 +176,7 @@ def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
     from tweetcls.loader import load_run_data
     from tweetcls.core.atomic import write_text_atomic
     from tweetcls.core.calibration import precision_at, threshold_for_precision
+    from tweetcls.core.data_files import check_data_files
     from tweetcls.review.hub_card import rewrite_run_card
     from tweetcls.core.results_file import read_results
     from tweetcls.predictor import ABSTAIN_FILE
@@ -183,7 +185,13 @@ def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
         raise UsageError("--abstain-precision is for single-label runs; a multi-label run uses its tuned threshold")
     if predictor.run_dir is None:
         raise UsageError("--abstain-precision needs a run directory (its validation data); use --min-confidence")
-    data = load_run_data(read_results(predictor.run_dir), args.data_dir)
+    results = read_results(predictor.run_dir)
+    config = results.get("config", {})
+    check_data_files(predictor.run_dir, {"--dataset": results.get("dataset"), "--val-file": config.get("val_file"),
+                                         "--test-file": config.get("test_file")},
+                     "its validation rows are not the ones the run held out, so the threshold would be chosen on "
+                     "rows the model trained on", "restore the file, or give --min-confidence yourself")
+    data = load_run_data(results, args.data_dir)
     if data.label_names != predictor.label_names:
         raise UsageError(f"the run's data now has labels {data.label_names}, the model {predictor.label_names}")
 
@@ -200,7 +208,9 @@ def choose_abstain_threshold(predictor, args: PredictSettings) -> dict:
     if "test" in data.splits and len(data.splits["test"]):
         chosen["test"] = precision_at(*confidence_and_correct("test"), chosen["threshold"])
     write_text_atomic(predictor.run_dir / ABSTAIN_FILE, json.dumps(chosen, indent=2) + "\n")
-    rewrite_run_card(predictor.run_dir, chosen)  # the model card states the threshold and how to apply it
+    if not rewrite_run_card(predictor.run_dir, chosen):  # the card states the threshold and how to apply it
+        print(f"{program('predict.py')}: {predictor.run_dir / 'model' / 'README.md'} was edited (or is missing), so it "
+              f"was left as it is; the threshold is in {predictor.run_dir / ABSTAIN_FILE}", file=sys.stderr)
     return chosen
 
 

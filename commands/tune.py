@@ -348,6 +348,52 @@ def retrained_best(folder: Path, params: dict, options: dict) -> bool:
                for name, value in params.items())
 
 
+def check_study_dir(study_dir: Path) -> None:
+    """Refuse (one line, before any trial) a folder that is no study's yet holds a file tune.py writes there:
+    a user's folder named as the study (--output-dir/--study-name) had its own summary.md and best.yaml
+    replaced by the study's. A study's folder holds its study.db (SQLite) or its trials/ (any storage)."""
+    from tweetcls.core.ownership import some
+    from tweetcls.study_report import PLOTS
+
+    if not study_dir.is_dir() or (study_dir / "study.db").exists() or (study_dir / "trials").is_dir():
+        return
+    ours = ["summary.md", "summary.csv", "best.yaml", "best", "_study", *(f"{name}.png" for name in PLOTS)]
+    found = [name for name in ours if (study_dir / name).exists()]
+    if found:
+        raise UsageError(f"{study_dir} is not a study's folder (no study.db, no trials/) and holds {some(found)}, which "
+                         "tune.py would replace: nothing was changed; choose another --study-name or --output-dir")
+
+
+FIXED_OPTIONS = "fixed_options"  # the study's user attribute: the train.py options its first command fixed
+
+
+def check_same_fixed_options(study, options: dict) -> None:
+    """A study runs on with the train.py options it was started with. Run again with another fixed option
+    (--batch-size 8 after 16), it mixed trials of both without a word, and best.yaml joined the best
+    trial's values to the new option, a configuration no trial had trained (best/ was not retrained).
+    What may differ is what --resume lets differ (where the data lives, hardware, progress output) and the
+    precision each machine resolves."""
+    import json
+
+    from tweetcls.training.options import CHANGEABLE_ON_RESUME
+
+    # precision is resolved per machine ("auto": bf16-mixed where the CPU has bf16, else 32-true): workers on
+    # other machines share a study (docs/search.md), so it may differ as the hardware options may
+    free = CHANGEABLE_ON_RESUME | {"precision"}
+    mine = json.loads(json.dumps({k: v for k, v in options.items() if k not in free}, default=str))
+    saved = study.user_attrs.get(FIXED_OPTIONS)
+    if not isinstance(saved, dict):  # a new study (or one from before this record): these are its options
+        study.set_user_attr(FIXED_OPTIONS, mine)
+        return
+    for key in sorted(set(saved) | set(mine)):
+        if key not in free and saved.get(key) != mine.get(key):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"study {study.study_name} was run with {flag} {saved.get(key)}, not {mine.get(key)}: "
+                             f"new trials would not compare with its trials, and best.yaml would give one trial's "
+                             f"values with this {flag}; run it with the options it was started with, or start "
+                             "another --study-name")
+
+
 def check_fixed_and_searched(space: dict, train_argv: list[str], space_file, options: dict) -> None:
     """An option both fixed (a flag, or its --config) and searched is refused: every trial took the
     space's value, so ``--max-epochs 1`` beside the default space trained 2 to 5 epochs without a word."""
@@ -393,11 +439,14 @@ def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     check_searched_by_method(space, fixed.method, space_file)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
+    check_study_dir(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     storage = study_storage(args.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}", args.heartbeat_seconds)
     pruner = make_pruner(args.pruner)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                 sampler=make_sampler(args.sampler_seed), pruner=pruner)
+    options = {k: v for k, v in fixed.as_dict().items() if k not in ("resume", "config", "run_name", "output_dir")}
+    check_same_fixed_options(study, options)
     already = finished(study)
     if already < args.trials:
         print(f"{program('tune.py')}: study {name}: {already} of {args.trials} trials finished; running the rest", file=sys.stderr)
@@ -418,7 +467,6 @@ def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     if not complete:
         raise UsageError(f"study {name} has no complete trial yet; run the command again (or with more --trials)")
     best = study.best_trial
-    options = {k: v for k, v in fixed.as_dict().items() if k not in ("resume", "config", "run_name", "output_dir")}
     best_options = options | best.params
     write_text_atomic(study_dir / "best.yaml", yaml.safe_dump(best_options, sort_keys=False))  # never half a file
     summary = write_study_report(study, study_dir, fixed.max_epochs, pipeline.validations_in(1, fixed.val_check_interval))

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from tweetcls.core.errors import StorageFull
+from tweetcls.core.errors import StorageFull, UsageError
 
 
 def storage_error(err: OSError, target: str | Path) -> OSError | StorageFull:
@@ -67,12 +67,17 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
 
     path = Path(path)
     check_replaceable(path, kind)
+    checked = _identity_of(path)
     remove_stale_temporaries(path)
     tmp = temporary_name(path)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         yield tmp
+        if _identity_of(path) != checked:  # another command wrote it meanwhile (two exports to one --out at once:
+            # both said done, and the one that finished first was gone, though one after the other is refused)
+            raise UsageError(f"{path} was written by another command while this one worked; nothing was replaced: "
+                             "run this command again when that one has finished, or give another folder")
         mark(tmp, kind)  # the marker's identity is the folder's inode, which the rename keeps
         if path.exists():
             old = path.with_name(f".{path.name}.old-{this_host()}-{os.getpid()}")
@@ -90,6 +95,15 @@ def atomic_directory(path: str | Path, kind: str) -> Iterator[Path]:
         raise storage_error(OSError(code, os.strerror(code)), path) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _identity_of(path: Path) -> str | None:
+    """The device and inode at ``path`` (None where nothing is): a folder replaced by a rename is another."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}"
 
 
 def this_host() -> str:

@@ -9,8 +9,10 @@ object evaluate.py writes. An empty file holds nothing to lose and may be replac
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -50,16 +52,27 @@ def check_output_file(path: str | Path, option: str, inputs: Iterable[str | Path
                              "written: choose a new path, or remove the file yourself if you mean to replace it")
 
 
+PREDICTION_COLUMNS = ("id", "text", "label", "probability", "empty")  # csv_header's fixed start
+PREDICTION_KEYS = {"id", "text", "label", "probability", "probabilities", "empty"}  # every JSONL row's keys
+MULTI_LABEL_KEY = "labels"  # and a multi-label row's
+LABEL_COLUMN = re.compile(r"p_.*|top[0-9]+_(label|probability)")  # csv_header's other columns
+
+
 def is_predictions(start: str) -> bool:
-    """The start of a file predict.py wrote: its CSV header or a JSONL row with id, text, label."""
+    """The start of a file predict.py wrote, as it wrote it: its CSV header, or a JSONL row with exactly
+    a prediction's keys. A labelled data file's own ``id,text,label,...`` header or ``{"id", "text",
+    "label"}`` rows (the columns a user's data often has) were replaced as predictions, and so was a
+    predictions file the user had added a column to (their ``gold`` labels)."""
     line = start.splitlines()[0] if start.splitlines() else ""
-    if line.startswith("id,text,label,"):
-        return True
+    if line.startswith(",".join(PREDICTION_COLUMNS) + ","):
+        rest = next(csv.reader([line]))[len(PREDICTION_COLUMNS):]
+        return all(LABEL_COLUMN.fullmatch(name) for name in rest)
     try:
         row = json.loads(line)
     except ValueError:
         return False
-    return isinstance(row, dict) and list(row)[:3] == ["id", "text", "label"]
+    return (isinstance(row, dict) and list(row)[:3] == ["id", "text", "label"]
+            and PREDICTION_KEYS <= set(row) <= PREDICTION_KEYS | {MULTI_LABEL_KEY})
 
 
 def is_evaluation(start: str) -> bool:

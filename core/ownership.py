@@ -89,12 +89,17 @@ def check_replaceable(folder: str | Path, kind: str, allowed: "re.Pattern[str] |
         raise UsageError(f"{folder} already holds files this project did not write ({some(everything)}); nothing was "
                          "changed: choose a new or empty folder, or remove it yourself")
     if found != kind:
-        raise UsageError(f"{folder} is a {found} folder, not a {kind} folder; nothing was changed: "
+        raise UsageError(f"{folder} is {_a(found)} folder, not {_a(kind)} folder; nothing was changed: "
                          "choose a new or empty folder")
     foreign = foreign_entries(folder, allowed)
     if foreign:
         raise UsageError(f"{folder} holds files this project did not write ({some(foreign)}); nothing was "
                          "changed: move them out or choose a new folder")
+
+
+def _a(kind: str) -> str:
+    """The kind with its article: "a run", "an onnx", "an hf" (said aitch-eff)."""
+    return f"{'an' if kind[:1] in 'aeiou' or kind == 'hf' else 'a'} {kind}"
 
 
 def some(names: list[str]) -> str:

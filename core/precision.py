@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tweetcls.core.errors import UsageError
+
 AUTO = "auto"
 BF16 = "bf16-mixed"
 FP32 = "32-true"
@@ -97,3 +99,20 @@ class Bf16Autocast(nn.Module):
 
     def save_pretrained(self, directory, **kwargs) -> None:
         self.model.save_pretrained(directory, **kwargs)
+
+
+def check_precision_honoured(asked: str, used: str) -> None:
+    """Refuse a --precision Lightning would swap for another: `--precision 16-mixed` on a CPU trained (or
+    scored) in bf16-mixed, Lightning's warning said so once in the scroll, while config.yaml and
+    results.json (evaluate.py's JSON) recorded 16-mixed. For train.py, pretrain.py and evaluate.py."""
+    import warnings
+
+    from lightning.fabric.connector import _convert_precision_to_unified_args
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "precision=16 is supported for historical reasons ..."
+        unified = str(_convert_precision_to_unified_args(asked))
+    if unified != used:
+        why = " (fp16 autocast needs a GPU)" if unified.startswith("16") else ""
+        raise UsageError(f"--precision {asked}: this machine cannot run {unified}{why}; Lightning would use {used} "
+                         f"instead: pass --precision {used} (or 32-true)")

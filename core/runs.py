@@ -22,7 +22,7 @@ TRACKED_PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetr
 # what train.py, evaluate.py, predict.py, export.py and Lightning's TensorBoard logger write at the
 # top of a run directory: --overwrite deletes these, and refuses a run holding anything else
 RUN_ENTRIES = re.compile(r"^(config\.yaml|results\.json|hparams\.yaml|abstain\.json|checkpoints|model|adapter"
-                         r"|onnx|hf|peft|events\.out\.tfevents\..+|eval-.+\.json|compression-.+|compression)$")
+                         r"|data-files\.json|onnx|hf|peft|events\.out\.tfevents\..+|eval-.+\.json|compression-.+|compression)$")
 
 
 def check_run_name(run_name: str) -> None:

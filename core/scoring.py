@@ -7,6 +7,7 @@ from torch import nn
 
 from tweetcls.core.classifier import TextClassifier
 from tweetcls.core.errors import lightning_interruptions
+from tweetcls.core.precision import check_precision_honoured
 
 
 def score_model(model: nn.Module, datamodule, data, split: str, threshold: float, accelerator: str = "auto",
@@ -16,6 +17,7 @@ def score_model(model: nn.Module, datamodule, data, split: str, threshold: float
                             metric_classes=data.metric_classes, threshold=threshold)
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
+    check_precision_honoured(precision, str(trainer.precision))
     with lightning_interruptions(trainer, f"scoring the {split} split", "no score was written; run the command again"):
         scores = trainer.test(module, dataloaders=datamodule.split_dataloader(split), verbose=False)[0]
     return {k.removeprefix("test/"): v for k, v in scores.items()}

@@ -242,13 +242,33 @@ def read_records(path: Path, encoding: str = "utf-8") -> list[dict]:
     raise UsageError(f"unsupported data file type {suffix!r} for {path}; use .csv, .tsv, .json or .jsonl")
 
 
-def column(rows: list[dict], name: str, path: Path, option: str) -> list:
+def column(rows: list[dict], name: str, path: Path, option: str, fix: str | None = None) -> list:
+    """The column ``name`` of every record; a record without it is one line naming the fix (``fix``, where
+    the flag ``option`` is not it)."""
     for number, row in enumerate(rows, start=1):
         if name not in row:
             where = f"{path}" if number == 1 else f"record {number} of {path}"
             raise UsageError(f"column {name!r} not in {where} (columns: {', '.join(map(str, row))}); "
-                             f"pass {option}" + ("" if number == 1 else " or fix the record"))
+                             + (header_hint(list(row), name) or fix or f"pass {option}" + (
+                                 "" if number == 1 else " or fix the record")))
     return [row[name] for row in rows]
+
+
+def header_hint(columns: list, name: str) -> str | None:
+    """What is wrong with a header that lacks ``name`` when the column flag is no fix: a file separated by
+    ";" or tabs read as one column, Excel's "sep=" first line, spaces around a name (the one line said
+    "pass --text-column" for each, and the header it showed looked right)."""
+    names = [str(c) for c in columns]
+    spaced = next((c for c in names if c != c.strip() and c.strip() == name), None)
+    if spaced is not None:
+        return f"its header names {spaced!r}, with spaces around the name: remove them from the header"
+    if names and names[0].lower().startswith("sep="):
+        return "its first line is Excel's 'sep=' line, not the header: delete that line"
+    for sep, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        if len(names) == 1 and sep in names[0]:
+            return (f"the header is one column holding {word}: the file is not separated by commas; save it as "
+                    "CSV with commas" + (", or name it .tsv" if sep == "\t" else ""))
+    return None
 
 
 def cell_text(value, where: str, row: int, name: str) -> str:

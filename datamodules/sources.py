@@ -294,13 +294,18 @@ def _from_hub(hub_id: str, config: str, metric: str, classes: list[str], name: s
     return LabelledData(splits, names, multi_label=multi, metric=metric, metric_classes=classes)
 
 
-def _file_rows(path: Path, text_column: str, label_column: str, encoding: str) -> tuple[list, list[str]]:
+def _file_rows(path: Path, text_column: str, label_column: str, encoding: str,
+               option: str | None = None) -> tuple[list, list[str]]:
+    """(texts, labels) of a data file; ``option`` names a --val-file/--test-file, whose columns must be the
+    training file's (the line said "pass --text-column", a flag that renames the column of every file)."""
     rows = read_records(path, encoding)
     if not rows:
         raise UsageError(f"{path} holds no rows")
+    fix = (f"{option} needs the training file's columns ({text_column!r}, {label_column!r}): rename them in its "
+           "header") if option else None
     texts = [cell_text(value, str(path), row, text_column)
-             for row, value in enumerate(column(rows, text_column, path, "--text-column"), start=1)]
-    return texts, label_texts(column(rows, label_column, path, "--label-column"), str(path), label_column)
+             for row, value in enumerate(column(rows, text_column, path, "--text-column", fix), start=1)]
+    return texts, label_texts(column(rows, label_column, path, "--label-column", fix), str(path), label_column)
 
 
 def local_file(path: Path, text_column: str, label_column: str, encoding: str = "utf-8",
@@ -323,7 +328,9 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
     if val_file is not None and test_file is not None and same_file(val_file, test_file):
         raise UsageError(f"--val-file and --test-file are the same file ({val_file}): the test score would be on "
                          "the rows that chose the checkpoint; give two different files")
-    read = {split: _file_rows(f, text_column, label_column, encoding) for split, f in files.items() if f is not None}
+    options = {"train": None, "validation": "--val-file", "test": "--test-file"}
+    read = {split: _file_rows(f, text_column, label_column, encoding, options[split])
+            for split, f in files.items() if f is not None}
     names = sorted(set(read["train"][1]), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
     check_one_spelling(read["train"][1], path, label_column)
     if len(names) < 2:
@@ -359,19 +366,30 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
 
 
 def check_one_spelling(labels: list[str], path: Path, label_column: str) -> None:
-    """Refuse two spellings of one label ("JOY" and "joy", "very happy" and "very  happy"): each would
+    """Refuse two spellings of one label ("JOY" and "joy", "very happy" and "very  happy", "02" and "2"): each would
     be trained as a class of its own, splitting the label's rows between them. Names the two and the
     rows where each first appears. (Surrounding whitespace is already gone: ``label_text`` strips.)"""
     first: dict[str, int] = {}
     by_key: dict[str, str] = {}
     for row, name in enumerate(labels, start=1):
         first.setdefault(name, row)
-        key = " ".join(name.split()).casefold()
+        number = _as_number(name)
+        key = " ".join(name.split()).casefold() if number is None else f"number {number!r}"
         other = by_key.setdefault(key, name)
         if other != name:
+            how = "differ only in case or spacing" if number is None else "are one number written two ways"
             raise UsageError(f"{path}: labels {other!r} (first in row {first[other]}) and {name!r} (first in row {row}) "
-                             f"differ only in case or spacing and would be trained as two classes; write them the same "
-                             f"way in column {label_column!r}")
+                             f"{how} and would be trained as two classes; write them the same way in column "
+                             f"{label_column!r}")
+
+
+def _as_number(label: str) -> float | None:
+    """The number a label spells ("02", "2", "+2", "2.50"), or None: class codes exported with and
+    without zero padding ("02" beside "2") were trained as two classes."""
+    try:
+        return float(label)
+    except ValueError:
+        return None
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -178,10 +178,31 @@ def seeds_label(row: dict) -> str:
     return seeds if row["runs"] == len(row["seeds"]) else f"{seeds} ({row['runs']} runs)"
 
 
+# the files compare_runs writes into the runs folder, each known by its start (the PNG by the table beside it)
+COMPARISON_STARTS = {"comparison.md": "| run |", "comparison.csv": "run,dataset,method,", "comparison.json": '{\n  "rows":'}
+
+
+def check_comparison_files(folder: str | Path) -> None:
+    """Refuse (one line, before any work) when the runs folder holds a comparison.md/.csv/.json/.png this
+    command did not write: `evaluate.py --compare RUNS` replaced a user's own comparison.md there."""
+    from tweetcls.core.outputs import first_text
+    from tweetcls.core.ownership import some
+
+    folder = Path(folder)
+    theirs = [name for name, start in COMPARISON_STARTS.items()
+              if (folder / name).exists() and not first_text(folder / name).startswith(start)]
+    if (folder / "comparison.png").exists() and "comparison.md" in theirs:  # written with the table, or not by us
+        theirs.append("comparison.png")
+    if theirs:
+        raise UsageError(f"{folder} holds {some(theirs)} that evaluate.py --compare did not write and would replace; "
+                         "nothing was written: move them out of the runs folder, or rename them")
+
+
 def compare_runs(folder: str | Path, also: list[Path] = (), latency: dict[str, dict] | None = None) -> dict:
     """The table for every run under ``folder`` (plus the run directories in ``also``); ``latency``
     (run directory -> a fresh ``cpu_latency`` measurement) replaces what train.py measured."""
     folder = Path(folder)
+    check_comparison_files(folder)
     paths = sorted(folder.rglob(RESULTS_FILE)) + [Path(d) / RESULTS_FILE for d in also]
     if not paths:
         raise UsageError(f"no runs under {folder} (no {RESULTS_FILE} found); pass the --output-dir of train.py")

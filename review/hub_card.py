@@ -9,6 +9,7 @@ this project applies for them.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tweetcls.core.resolve import MODEL_TABLE
@@ -156,10 +157,26 @@ def _decision_rule(results: dict, temperature: float | None, abstain: dict | Non
     return "\n\n".join(lines)
 
 
-def rewrite_run_card(run_dir: str | Path, abstain: dict | None) -> None:
-    """Rewrite a run's ``model/README.md`` (after an abstain threshold was chosen for it)."""
+ABSTAIN_LINE = re.compile(r'No abstain threshold was chosen .*|Abstain: answer "uncertain" when .*')  # _decision_rule's
+
+
+def rewrite_run_card(run_dir: str | Path, abstain: dict | None) -> bool:
+    """Rewrite a run's ``model/README.md`` (after an abstain threshold was chosen for it), only while it is
+    the card this project wrote, whatever threshold it states: a card the user edited (their model card,
+    before pushing it to a hub) was replaced and their text lost. Returns whether it was rewritten."""
     from tweetcls.core.results_file import read_results
 
     folder = Path(run_dir) / "model"
-    if (folder / CARD_FILE).is_file():
-        (folder / CARD_FILE).write_text(model_card(read_results(run_dir), "transformers", str(folder), abstain))
+    card = folder / CARD_FILE
+    if not card.is_file():
+        return False
+    results = read_results(run_dir)
+    current = card.read_text().splitlines()
+    names = dict.fromkeys([str(folder), str(folder.resolve()), str(Path(str(results.get("run_dir", run_dir))) / "model")])
+    for name in names:
+        ours = model_card(results, "transformers", name).splitlines()
+        if len(ours) == len(current) and all(a == b or (ABSTAIN_LINE.fullmatch(a) and ABSTAIN_LINE.fullmatch(b))
+                                             for a, b in zip(ours, current)):
+            card.write_text(model_card(results, "transformers", name, abstain))
+            return True
+    return False

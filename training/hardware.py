@@ -60,6 +60,9 @@ def check_hardware(args: RunSettings) -> None:
     finally:
         for logger in loggers:
             logger.removeFilter(silence)
+    from tweetcls.core.precision import check_precision_honoured
+
+    check_precision_honoured(args.precision, str(trainer.precision))
     from lightning.pytorch.accelerators import CPUAccelerator
 
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cpu_cores():

@@ -24,8 +24,9 @@ from tweetcls.training.settings import RunSettings, TrainSettings
 RUN_DIR_ENV = "TWEETCLS_RUN_DIR"
 
 
-def checkpoint_to_resume(run_dir: Path) -> str:
-    """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code."""
+def checkpoint_to_resume(run_dir: Path, options: dict | None = None) -> str:
+    """RUN_DIR/checkpoints/last.ckpt, checked to be whole and free of pickled code, and (``options``: the
+    run's options as config.yaml gives them now) to have been trained with those options."""
     from tweetcls.training.checkpoint_io import load_checkpoint_safely
     from tweetcls.core.results_file import RESULTS_FILE
 
@@ -34,7 +35,15 @@ def checkpoint_to_resume(run_dir: Path) -> str:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         raise UsageError(f"{run_dir} has no checkpoints/last.ckpt yet; start the run again instead")
-    load_checkpoint_safely(last)
+    saved = load_checkpoint_safely(last).get("hyper_parameters") or {}
+    for key in sorted(set(saved) & set(options or {})):
+        # config.yaml edited by hand (lr 0.005 -> 0.01): the optimizer and schedule came back from the checkpoint,
+        # training went on at the old lr, and results.json recorded the new one
+        if isinstance(saved[key], (int, float, str, bool, type(None))) and saved[key] != options[key]:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{run_dir / 'config.yaml'} says {flag} {options[key]}, but the run's checkpoint was "
+                             f"trained with {saved[key]}: config.yaml was changed since the run started; restore it, "
+                             "or start a new run (another --run-name) with the new value")
     return str(last)
 
 
@@ -93,6 +102,12 @@ def train_and_save(args: TrainSettings, extra_callbacks: list | None = None, sta
     method = METHODS[args.method]
     if not args.resume and not is_ddp_child():
         check_run_dir(args.output_dir, args.run_name, args.overwrite)  # before any slow work
+    elif args.resume:
+        from tweetcls.core.data_files import check_data_files
+
+        check_data_files(Path(args.resume), data_file_options(args),
+                         "resuming would go on training on other rows than the run began with (its held-out rows "
+                         "among them)", "restore the file, or start a new run on it (another --run-name)")
     L.seed_everything(args.seed, workers=True, verbose=False)
     model_dir, teacher_dirs = resolve_model_dirs(args)
     teacher_dir = teacher_dirs[0] if teacher_dirs else None
@@ -236,12 +251,19 @@ def apply_method(args: TrainSettings, method: Method, model) -> dict:
     return {"lora": lora_info, "params_total": total, "params_trainable": trainable}
 
 
+def data_file_options(args: RunSettings) -> dict[str, str | None]:
+    """The data files a run reads, by option (what core/data_files.py records and checks)."""
+    return {option: getattr(args, option[2:].replace("-", "_"), None)  # (pretrain.py's runs have none of them)
+            for option in ("--dataset", "--val-file", "--test-file")}
+
+
 def open_run_dir(args: RunSettings) -> tuple[Path, str | None]:
     """(absolute run directory, checkpoint to resume from or None): a new run gets a fresh directory
     with its config.yaml; a DDP rank > 0 finds rank 0's."""
     import yaml
 
     from tweetcls.core.atomic import write_text_atomic
+    from tweetcls.core.data_files import record_data_files
     from tweetcls.core.runs import new_run_dir
 
     resume_from = None
@@ -249,11 +271,12 @@ def open_run_dir(args: RunSettings) -> tuple[Path, str | None]:
         run_dir = Path(os.environ[RUN_DIR_ENV])
     elif args.resume:
         run_dir = Path(args.resume)
-        resume_from = checkpoint_to_resume(run_dir)
+        resume_from = checkpoint_to_resume(run_dir, args.as_dict())
     else:
         run_dir = new_run_dir(args.output_dir, args.run_name, args.overwrite)
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({**args.as_dict(), "run_name": run_dir.name},
                                                                   sort_keys=False))
+        record_data_files(run_dir, data_file_options(args))
     run_dir = run_dir.resolve()  # Lightning reports checkpoint paths absolute
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir, resume_from

@@ -90,8 +90,15 @@ def load_run(target: str | Path, merged: bool = True) -> LoadedRun:
         if (path / QUANTIZATION_CONFIG).is_file() and (path / QUANTIZED_WEIGHTS).is_file():
             return _from_int8(path)
         if not (path / "config.json").is_file():
+            if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
+                # a run still training, or stopped, was described as holding no run at all
+                raise UsageError(f"{path} is a run that has not finished (no {RESULTS_FILE} yet): wait for its training "
+                                 f"to end, or if it was stopped, finish it with: python train.py --resume {path}")
             raise UsageError(f"{path} holds no run ({RESULTS_FILE}), adapter ({ADAPTER_CONFIG}), int8 variant "
                              f"({QUANTIZATION_CONFIG}) or saved model (config.json)")
+    elif path.is_file() and path.suffix != ".onnx":  # a checkpoint was "not found", though it is there
+        raise UsageError(f"{path} is a file; pass the run directory it belongs to (a .ckpt: the folder above "
+                         "checkpoints/), a model folder or a model name")
     return _from_model_dir(resolve_model(str(target)))
 
 

@@ -19,6 +19,7 @@ arrays; an ONNX backend on an existing export imports neither torch nor transfor
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -30,7 +31,7 @@ from tweetcls.compress.onnx_files import FILE_OF_BACKEND, FP32_FILE, INT8_FILE, 
 from tweetcls.text_encoder import TextEncoder
 from tweetcls.core.backends import BACKENDS
 from tweetcls.core.blank_text import is_blank
-from tweetcls.core.errors import UsageError
+from tweetcls.core.errors import ParameterError, UsageError
 from tweetcls.core.options import path_argument
 
 if TYPE_CHECKING:
@@ -71,6 +72,10 @@ class Predictor:
         # torch said "set_num_threads expects an int, but got str"; 0 and -1 were ignored or a RuntimeError
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, Integral) or threads < 1):
             raise UsageError(f"threads must be an int >= 1 (or None for the runtime's default), got {threads!r}")
+        cores = os.cpu_count() or 1
+        if threads is not None and threads > cores:  # torch.set_num_threads(10**6): every later op of the process
+            # failed with "can't start new thread" (predict.py's --threads had this check, the library not)
+            raise ParameterError("threads", f"is {threads}: this machine has {cores} CPU cores; use at most {cores}")
         check_min_confidence(min_confidence)
         onnx_file = _onnx_file(Path(target), backend)
         if onnx_file is not None:

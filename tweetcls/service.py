@@ -152,6 +152,9 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
             if kind != "application/json":
                 return JSONResponse({"error": f"send the texts as JSON (Content-Type: application/json), "
                                               f"not {kind or 'no content type'}"}, status_code=415)
+            undecodable = _not_unicode(await request.body())
+            if undecodable:  # FastAPI's own answer was a bare 400 "There was an error parsing the body"
+                return JSONResponse({"error": undecodable}, status_code=422)
             repeated = _repeated_key(await request.body())
             if repeated:  # json keeps the last copy without a word: {"texts": [a], "texts": [b, c]} answered b, c
                 return JSONResponse({"error": f"the body names {repeated!r} twice; send each field once"},
@@ -248,6 +251,19 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     return app
+
+
+def _not_unicode(body: bytes) -> str | None:
+    """Why ``body`` cannot be read as JSON text at all (a Latin-1 "café" sent with charset=latin-1), or
+    None: JSON travels as UTF-8 (or UTF-16/32, which json reads too)."""
+    try:
+        json.loads(body)
+    except UnicodeDecodeError as err:
+        return (f"body: byte {err.start} (0x{body[err.start]:02x}) is not UTF-8; send the JSON encoded as UTF-8 "
+                "(a Content-Type charset is not read)")
+    except ValueError:
+        return None
+    return None
 
 
 def _repeated_key(body: bytes) -> str | None:
