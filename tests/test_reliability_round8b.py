@@ -249,3 +249,41 @@ def test_a_blank_id_whose_row_number_another_row_holds_is_refused(client):
            later.json()["error"], later.text
     fine = client.post("/predict/file", files={"file": ("a.csv", b"id,text\n7,happy\n,sad\n", "text/plain")})
     assert fine.status_code == 200 and [line.split(",")[0] for line in fine.text.splitlines()[1:]] == ["7", "2"]
+
+
+# --- tune.py: a space searching an option whose companion is off (a real defect) -------------------------
+
+@pytest.mark.parametrize("searched, words", [
+    ("hidden_weight: {type: float, low: 0.5, high: 2.0}",
+     ("searches hidden_weight, the weight of the hidden-state loss, which is off (--hidden-loss none); add "
+      "--hidden-loss cosine (or mse), or pass a --space without it")),
+    ("transfer_samples: {type: int, low: 10, high: 50}",
+     ("searches transfer_samples, the limit of the --transfer-data texts, and none were given; add --transfer-data, "
+      "or pass a --space without it")),
+])
+def test_a_space_searching_an_option_whose_companion_is_off_is_refused_before_any_trial(
+        tiny_model_dir, tmp_path, capsys, searched, words):
+    """hidden_weight searched with --hidden-loss none: the space passed, trial 0 was refused by its
+    settings (Optuna's 'Trial 0 failed' and traceback, a failed trial in a new study folder, and the
+    advice 'drop --hidden-weight', which the command line does not hold)."""
+    from conftest import WORDS, make_texts, save_tiny_classifier
+    from tweetcls.commands import tune
+
+    names = dict(zip(WORDS, "abc"))
+    dataset = tmp_path / "abc.csv"
+    dataset.write_text("text,label\n" + "".join(f"{t},{names[label]}\n" for t, label in make_texts(30)))
+    teacher = save_tiny_classifier(tiny_model_dir, tmp_path / "teacher")
+    space = tmp_path / "space.yaml"
+    space.write_text(f"kd_alpha: {{type: float, low: 0.1, high: 0.9}}\n{searched}\n")
+    common = ["--method", "distill", "--teacher", str(teacher), "--layers", "0", "--dataset", str(dataset),
+              "--trials", "1", "--space", str(space), "--output-dir", str(tmp_path / "out")]
+    capsys.readouterr()  # the teacher's saving
+    assert tune.main(common) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"tune.py: error: {space} {words}"]
+    assert not (tmp_path / "out").exists()
+    from tweetcls.commands.tune import check_searched_dependents
+    from tweetcls.training import options
+
+    on = options.parse_args(["--method", "distill", "--teacher", str(teacher), "--layers", "0", "--hidden-loss", "mse",
+                             "--transfer-data", "pool"])
+    check_searched_dependents({"hidden_weight": {}, "transfer_samples": {}}, on, space)  # companions on: searched
