@@ -418,6 +418,24 @@ def check_searched_by_method(space: dict, method: str, space_file) -> None:
                          f"(it belongs to {unread[searched[0]]}); pass a --space without it, or choose such a method")
 
 
+# options a method reads only beside another one: searched while that one is off, trial 0 was refused
+# (Optuna's traceback, a failed trial and a study folder left) instead of the space before any trial
+SEARCHED_ONLY_WITH = {
+    "hidden_weight": ("hidden_loss", "none", "the weight of the hidden-state loss, which is off (--hidden-loss none)",
+                      "add --hidden-loss cosine (or mse)"),
+    "transfer_samples": ("transfer_data", None, "the limit of the --transfer-data texts, and none were given",
+                         "add --transfer-data"),
+}
+
+
+def check_searched_dependents(space: dict, fixed: TrainSettings, space_file) -> None:
+    """A space that searches an option whose companion is fixed off (hidden_weight with --hidden-loss
+    none) is refused before any trial, as the flag itself is (training/options.py)."""
+    for name, (companion, off, what, fix) in SEARCHED_ONLY_WITH.items():
+        if name in space and companion not in space and getattr(fixed, companion) == off:
+            raise UsageError(f"{space_file} searches {name}, {what}; {fix}, or pass a --space without it")
+
+
 def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     import optuna
     import yaml
@@ -437,6 +455,7 @@ def run(argv: list[str] | None, ctrl_c: CtrlC | None = None) -> dict:
     space = load_space(space_file, actions)
     check_fixed_and_searched(space, build_parser().parse_known_args(argv)[1], space_file, actions)
     check_searched_by_method(space, fixed.method, space_file)
+    check_searched_dependents(space, fixed, space_file)
     name = args.study_name or f"{dataset_slug(fixed.dataset)}-{fixed.method}"
     study_dir = Path(fixed.output_dir) / name
     check_study_dir(study_dir)

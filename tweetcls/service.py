@@ -197,12 +197,22 @@ def create_app(predictor, card: dict, limits: Limits | None = None) -> FastAPI:
             if rows and "id" in rows[0]:  # two rows of one id: refused as predict.py refuses them (they passed)
                 from tweetcls.prediction_files import UniqueIds
 
-                unique = UniqueIds(file.filename or "the file", "id")
+                where = file.filename or "the file"
+                unique = UniqueIds(where, "id")
                 try:
                     for n, row in enumerate(rows, start=1):
                         unique.check(row["id"], n)
                 except UsageError as err:
                     return JSONResponse({"error": str(err)}, status_code=422)
+                # a blank id is answered as its row number (below): with a row of that very id, two answer
+                # rows had one id again ("2,happy" and ",sad" both came back as id 2)
+                given = {str(row["id"]): n for n, row in enumerate(rows, start=1) if row["id"] not in ("", None)}
+                clash = next((n for n, row in enumerate(rows, start=1) if row["id"] in ("", None) and str(n) in given),
+                             None)
+                if clash is not None:
+                    return JSONResponse({"error": f"{where}: row {clash} has a blank id, answered as its row number "
+                                                  f"{clash}, which row {given[str(clash)]} has as its id (column 'id'); "
+                                                  "make the ids unique"}, status_code=422)
             texts = [r.get("text") or "" for r in rows]
             ids = [r.get("id") or n for n, r in enumerate(rows, start=1)]
         else:  # .txt, or any other name: one text a line
