@@ -193,11 +193,17 @@ def run(args: EvaluateSettings) -> dict:
                          "its held-out rows are not the ones the run held out, so the score would count rows the "
                          "model trained on", "restore the file, or score new rows given as a file of their own "
                          "(--dataset NEW.csv)")
+    max_eval_samples = args.max_eval_samples
+    if max_eval_samples is None and own_data and config.get("max_eval_samples") and split != "train":
+        # the run scored only its first N held-out rows: the same rows give results.json's number
+        max_eval_samples = config["max_eval_samples"]
+        print(f"scoring the first {max_eval_samples} {split} examples, as the run did (its --max-eval-samples); "
+              "pass --max-eval-samples to score another number", file=sys.stderr)
     datamodule = TextClassificationDataModule(
         dataset, loaded.tokenizer, data_dir=args.data_dir or config.get("data_dir"),
         max_length=args.max_length if args.max_length is not None else loaded.max_length,
         batch_size=batch_size, eval_batch_size=batch_size,
-        max_eval_samples=args.max_eval_samples,
+        max_eval_samples=max_eval_samples,
         max_train_samples=args.max_eval_samples if args.split == "train" else None,
         text_column=args.text_column or config.get("text_column", "text"),
         label_column=args.label_column or config.get("label_column", "label"),

@@ -57,6 +57,7 @@ class RunResults(TypedDict, total=False):
     calibration: dict | None  # temperature fitted on validation, NLL/ECE before and after
     val: dict  # split metrics: loss, accuracy, macro_f1, the task metric, ...
     test: dict | None  # None with --no-test
+    eval_examples: dict  # rows scored per held-out split ("validation", "test"): fewer under --max-eval-samples
     distill: dict | None
     inference: dict  # CPU latency: median and spread, batch, length, threads, the machine's load
     wall_seconds: float

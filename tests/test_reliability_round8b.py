@@ -287,3 +287,20 @@ def test_a_space_searching_an_option_whose_companion_is_off_is_refused_before_an
     on = options.parse_args(["--method", "distill", "--teacher", str(teacher), "--layers", "0", "--hidden-loss", "mse",
                              "--transfer-data", "pool"])
     check_searched_dependents({"hidden_weight": {}, "transfer_samples": {}}, on, space)  # companions on: searched
+
+
+def test_a_run_saved_with_another_methods_value_still_resumes(tiny_model_dir, tiny_csv, tmp_path):
+    """A run saved before the method-option check, whose config.yaml holds `lora_r: 16` under
+    `--method full` (ignored as it trained): refusing it on --resume left no way to finish it."""
+    import yaml
+
+    from tweetcls.training.options import parse_args
+
+    run = tmp_path / "runs" / "old"
+    run.mkdir(parents=True)
+    saved = {"method": "full", "model": str(tiny_model_dir), "dataset": str(tiny_csv), "lora_r": 16,
+             "output_dir": str(tmp_path / "runs"), "run_name": "old"}
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert parse_args(["--resume", str(run)]).lora_r == 16
+    with pytest.raises(Exception, match="lora-r 16 belongs to"):  # a new run with it is still refused
+        parse_args(["--method", "full", "--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--lora-r", "16"])

@@ -358,3 +358,20 @@ def test_tune_lets_workers_resolve_their_own_precision(tiny_model_dir, tiny_csv,
     assert tune.main([*argv, "--precision", "bf16-mixed"]) == 2
     assert tune.main([*argv, "--precision", "32-true"]) == 2
     assert "has no complete trial yet" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_evaluate_scores_the_rows_the_run_scored_under_max_eval_samples(tiny_model_dir, tiny_csv, tmp_path, capsys):
+    """A run trained with --max-eval-samples scored its first N test rows; a plain `evaluate.py RUN`
+    scored every row and gave another number than results.json, with nothing saying why."""
+    from tweetcls.commands import evaluate
+
+    run = train_tiny_run(tiny_model_dir, tiny_csv, tmp_path / "runs", "--max-eval-samples", "5")
+    results = json.loads((run / "results.json").read_text())
+    assert results["eval_examples"] == {"validation": 5, "test": 5}
+    out = tmp_path / "eval.json"
+    assert evaluate.main([str(run), "--split", "test", "--output", str(out)]) == 0
+    scored = json.loads(out.read_text())
+    assert scored["examples"] == 5 and "as the run did" in capsys.readouterr().err
+    assert scored["metrics"]["loss"] == pytest.approx(results["test"]["loss"], abs=1e-5)
+    assert evaluate.main([str(run), "--split", "test", "--max-eval-samples", "7", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["examples"] == 7  # asked for: asked wins

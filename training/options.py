@@ -378,7 +378,11 @@ def unread_options(method: str) -> dict[str, str]:
 def check_method_options(args: argparse.Namespace, method: Method) -> None:
     """Refuse an option the method does not read, set to anything but its default (by a flag, a
     --config, or a search). Its default passes: a run's config.yaml holds every option, so
-    ``--config runs/X/config.yaml`` and ``--resume`` read back the other methods' defaults."""
+    ``--config runs/X/config.yaml`` and ``--resume`` read back the other methods' defaults. A resumed
+    run is not checked: its values are its own (refuse_changes_on_resume holds them), and a run
+    saved before this check with another method's value (ignored as it trained) must still finish."""
+    if getattr(args, "resume", None):
+        return
     defaults = option_defaults()
     for reads, owners, dests in METHOD_OPTIONS:
         unused = [dest for dest in dests if not reads(method) and getattr(args, dest) != defaults[dest]]

@@ -146,7 +146,9 @@ def train_and_save(args: TrainSettings, extra_callbacks: list | None = None, sta
         "head_bias": args.head_bias if data.multi_label else None,
         "threshold": module.hparams.threshold if data.multi_label else None, "threshold_tuning": tuning,
         "calibration": calibration,
-        "val": val, "test": test, "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
+        "val": val, "test": test,
+        "eval_examples": {s: len(datamodule.encoded[s]) for s in ("validation", "test") if s in datamodule.encoded},
+        "lora": info["lora"], "distill": info["distill"], "run_dir": str(run_dir),
         "precision": args.precision, "config": args.as_dict(),
     }
     if module.test_tensors.get("confusion") is not None:
