@@ -117,3 +117,10 @@ def save_tiny_classifier(tiny_model_dir: Path, folder: Path) -> Path:
     model.save_pretrained(folder)
     load_tokenizer(tiny_model_dir).save_pretrained(folder)
     return folder
+
+
+def one_error_line(capsys) -> str:
+    """The command's stderr, which must be one line (blank lines aside): the rule for bad input."""
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+    assert len(err) == 1, err
+    return err[0]

@@ -15,6 +15,7 @@ import pytest
 
 from tweetcls.commands import tune
 from tweetcls.search_space import suggest
+from conftest import one_error_line as _one_line
 
 SPACE = {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
          "lora_r": {"type": "categorical", "choices": [2, 4]}}
@@ -67,10 +68,6 @@ def _train_argv(model_dir, csv, out, *extra) -> list[str]:
             "--batch-size", "16", "--max-epochs", "1", "--no-progress-bar", *extra]
 
 
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.mark.parametrize("extra, words", [

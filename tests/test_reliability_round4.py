@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_texts
+from conftest import make_texts, one_error_line as _one_line
 
 
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.fixture(scope="module")

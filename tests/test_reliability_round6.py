@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, make_texts
+from conftest import REPO, make_texts, one_error_line as _one_line
 
 
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
 
 
 def _csv(path: Path, rows, header=("text", "label")) -> Path:

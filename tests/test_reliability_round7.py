@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import save_tiny_classifier, train_tiny_run
+from conftest import save_tiny_classifier, train_tiny_run, one_error_line as _one_line
 
 
-def _one_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.fixture(scope="module")
