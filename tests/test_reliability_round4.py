@@ -143,10 +143,17 @@ def test_a_split_file_is_never_the_training_file(tmp_path):
         _load(path, val_file=other, test_file=other)
 
 
-def test_labels_written_differently_stay_different_classes(tmp_path):
-    """'01' and '1' were merged into one class '1' (3 labels written, 2 trained); 1, 1.0 and '1.0' are one."""
-    rows = [(t, {"joy": "01", "anger": "1", "calm": "2.0"}[label]) for t, label in make_texts(60)]
-    assert _load(_csv(tmp_path / "d.csv", rows)).label_names == ["01", "1", "2"]
+def test_labels_written_differently_are_never_merged_silently(tmp_path):
+    """'01' and '1' were merged into one class '1' (3 labels written, 2 trained, no word). Pass 6 found
+    the opposite too ('2' and '02' trained as two classes, no word): both are refused now, in one
+    line naming both spellings, and the user chooses. 2 and '2.0' are one number, one class."""
+    from tweetcls.core.errors import UsageError
+
+    rows = [(t, {"joy": "01", "anger": "1", "calm": "2"}[label]) for t, label in make_texts(60)]
+    with pytest.raises(UsageError, match="'01' .* and '1' .* are one number written two ways"):
+        _load(_csv(tmp_path / "d.csv", rows))
+    rows = [(t, {"joy": "0", "anger": "1", "calm": "2.0"}[label]) for t, label in make_texts(60)]
+    assert _load(_csv(tmp_path / "e.csv", rows)).label_names == ["0", "1", "2"]
 
 
 def test_comma_joined_labels_are_refused_not_trained_as_classes(tmp_path):
