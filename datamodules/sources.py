@@ -331,6 +331,13 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
     options = {"train": None, "validation": "--val-file", "test": "--test-file"}
     read = {split: _file_rows(f, text_column, label_column, encoding, options[split])
             for split, f in files.items() if f is not None}
+    seen = set(read["train"][0])
+    for split, option in (("validation", "--val-file"), ("test", "--test-file")):
+        if split in read and read[split][0] and all(text in seen for text in read[split][0]):
+            # a copy of the training file by another name passed the check by path above
+            raise UsageError(f"{option} {files[split]}: every one of its texts is in the training file {path}, so "
+                             f"its scores would be on rows the model trained on; give a held-out file, or leave "
+                             f"{option} out to split one off")
     names = sorted(set(read["train"][1]), key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
     check_one_spelling(read["train"][1], path, label_column)
     if len(names) < 2:

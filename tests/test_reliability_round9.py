@@ -371,3 +371,21 @@ def test_evaluate_scores_the_rows_the_run_scored_under_max_eval_samples(tiny_mod
     assert scored["metrics"]["loss"] == pytest.approx(results["test"]["loss"], abs=1e-5)
     assert evaluate.main([str(run), "--split", "test", "--max-eval-samples", "7", "--output", str(out)]) == 0
     assert json.loads(out.read_text())["examples"] == 7  # asked for: asked wins
+
+
+@pytest.mark.parametrize("option", ["--test-file", "--val-file"])
+def test_a_held_out_file_that_copies_the_training_rows_is_refused(tmp_path, option):
+    """Pass 7's D8: `--test-file copy.csv`, a copy of the training file by another name, trained and
+    reported a test score on rows the model trained on (only the same path was refused)."""
+    from tweetcls.core.errors import UsageError
+    from tweetcls.datamodules.sources import local_file
+
+    rows = "text,label\n" + "".join(f"{t},{l}\n" for t, l in make_texts(60))
+    train, copy, held_out = tmp_path / "train.csv", tmp_path / "copy.csv", tmp_path / "held.csv"
+    train.write_text(rows)
+    copy.write_text(rows.replace("\n", "\r\n"))  # other bytes, the same rows
+    held_out.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in make_texts(12, seed=7)))
+    key = "test_file" if option == "--test-file" else "val_file"
+    with pytest.raises(UsageError, match=f"{option} {copy}: every one of its texts is in the training file"):
+        local_file(train, "text", "label", **{key: copy})
+    local_file(train, "text", "label", **{key: held_out})  # a held-out file of new texts is used
