@@ -331,7 +331,7 @@ def local_file(path: Path, text_column: str, label_column: str, encoding: str = 
     options = {"train": None, "validation": "--val-file", "test": "--test-file"}
     read = {split: _file_rows(f, text_column, label_column, encoding, options[split])
             for split, f in files.items() if f is not None}
-    seen = set(read["train"][0])
+    seen = set(read["train"][0]) if len(read) > 1 else set()  # only a held-out file is checked against it
     for split, option in (("validation", "--val-file"), ("test", "--test-file")):
         if split in read and read[split][0] and all(text in seen for text in read[split][0]):
             # a copy of the training file by another name passed the check by path above
